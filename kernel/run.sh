@@ -1,0 +1,25 @@
+#!/bin/sh
+# Cargo runner for the demo kernel: boots the ELF given as $1 in QEMU (TCG), serial on
+# stdout, and turns the isa-debug-exit status into a conventional exit status:
+# 33 (the kernel wrote 0x10) -> 0, anything else -> 1.
+set -u
+kernel="$1"
+shift
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+    echo "qemu-system-x86_64 not found; install with: apt-get install -y qemu-system-x86" >&2
+    exit 127
+fi
+# -accel tcg: KVM is not usable on the CI machines. -no-reboot: a triple fault exits (with
+# status 0, which is why only 33 counts). timeout: a hang must not hang CI.
+timeout "${FILAMENT_QEMU_TIMEOUT:-60}" qemu-system-x86_64 \
+    -accel tcg -machine pc -m 128M -nodefaults -no-reboot \
+    -display none -serial stdio \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -kernel "$kernel" "$@" </dev/null
+status=$?
+if [ "$status" -eq 33 ]; then
+    echo "[kernel/run.sh] success: isa-debug-exit 0x10 (QEMU status 33)" >&2
+    exit 0
+fi
+echo "[kernel/run.sh] FAILURE: QEMU exit status $status (35 check failed, 37 panic, 39 CPU exception, 0 triple fault, 124 timeout)" >&2
+exit 1
