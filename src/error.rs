@@ -1,0 +1,248 @@
+//! Typed errors. Every error that rejects a value gives it back.
+
+use core::fmt;
+
+use crate::fiber::{FiberId, WaitReason};
+use crate::runtime::JoinHandle;
+use crate::stack::Stack;
+
+/// Why a spawn failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnErrorKind {
+    /// Every slot holds a fiber (running, blocked, or finished and not yet taken).
+    Full {
+        /// The runtime's capacity.
+        capacity: usize,
+    },
+    /// The closure and its result, the header and the initial frame do not fit.
+    StackTooSmall {
+        /// Bytes the fiber needs at least (before its own frames).
+        needed: usize,
+        /// The stack's usable size.
+        size: usize,
+    },
+    /// Another thread runs the runtime, or a fiber called the runtime directly
+    /// (use the [`Fiber`](crate::Fiber) handle inside fibers).
+    Busy,
+    /// A deadlock left fibers that can never run; the runtime takes no new work.
+    Poisoned,
+}
+
+impl fmt::Display for SpawnErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SpawnErrorKind::Full { capacity } => write!(f, "runtime full ({capacity} fibers)"),
+            SpawnErrorKind::StackTooSmall { needed, size } => {
+                write!(f, "stack too small: {size} bytes, fiber needs at least {needed}")
+            }
+            SpawnErrorKind::Busy => f.write_str("runtime busy (running on another context)"),
+            SpawnErrorKind::Poisoned => f.write_str("runtime poisoned by a deadlock"),
+        }
+    }
+}
+
+/// A failed spawn. Holds the stack and the closure so nothing is lost.
+pub struct SpawnError<'s, F> {
+    kind: SpawnErrorKind,
+    stack: Stack<'s>,
+    closure: F,
+}
+
+impl<'s, F> SpawnError<'s, F> {
+    pub(crate) fn new(kind: SpawnErrorKind, stack: Stack<'s>, closure: F) -> Self {
+        SpawnError { kind, stack, closure }
+    }
+
+    /// Why it failed.
+    pub fn kind(&self) -> SpawnErrorKind {
+        self.kind
+    }
+
+    /// The stack and the closure, back in the caller's hands.
+    pub fn into_parts(self) -> (Stack<'s>, F) {
+        (self.stack, self.closure)
+    }
+}
+
+impl<F> fmt::Debug for SpawnError<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnError").field("kind", &self.kind).field("stack", &self.stack).finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SpawnError<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "spawn failed: {}", self.kind)
+    }
+}
+
+impl<F> core::error::Error for SpawnError<'_, F> {}
+
+/// The message of a fiber's panic (captured under `std`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PanicMessage {
+    #[cfg(feature = "std")]
+    pub(crate) text: std::string::String,
+}
+
+impl PanicMessage {
+    /// The panic message ("" without `std`, where panics are not caught).
+    pub fn as_str(&self) -> &str {
+        #[cfg(feature = "std")]
+        {
+            &self.text
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            ""
+        }
+    }
+}
+
+impl fmt::Debug for PanicMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for PanicMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a join or take did not produce the value. Variants that refuse the
+/// request give the handle back.
+pub enum JoinError<T> {
+    /// The fiber panicked (`std`); the other fibers kept running.
+    Panicked(PanicMessage),
+    /// The runtime cancelled the fiber after a deadlock (`std`).
+    Cancelled,
+    /// The fiber has not finished yet (`take` only).
+    NotFinished(JoinHandle<T>),
+    /// The handle belongs to another runtime.
+    WrongRuntime(JoinHandle<T>),
+    /// A fiber tried to join itself.
+    SelfJoin(JoinHandle<T>),
+    /// The runtime is running on another context (`take` only).
+    Busy(JoinHandle<T>),
+}
+
+impl JoinError<()> {
+    pub(crate) fn cast<T>(self) -> JoinError<T> {
+        match self {
+            JoinError::Panicked(m) => JoinError::Panicked(m),
+            JoinError::Cancelled => JoinError::Cancelled,
+            _ => unreachable!("outcomes carry no handle"),
+        }
+    }
+}
+
+impl<T> JoinError<T> {
+    /// The handle, if this error gave it back.
+    pub fn into_handle(self) -> Option<JoinHandle<T>> {
+        match self {
+            JoinError::NotFinished(h) | JoinError::WrongRuntime(h) | JoinError::SelfJoin(h) | JoinError::Busy(h) => {
+                Some(h)
+            }
+            JoinError::Panicked(_) | JoinError::Cancelled => None,
+        }
+    }
+
+    /// The panic message, if the fiber panicked.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked(m) => Some(m.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
+            JoinError::Cancelled => f.write_str("Cancelled"),
+            JoinError::NotFinished(h) => f.debug_tuple("NotFinished").field(h).finish(),
+            JoinError::WrongRuntime(h) => f.debug_tuple("WrongRuntime").field(h).finish(),
+            JoinError::SelfJoin(h) => f.debug_tuple("SelfJoin").field(h).finish(),
+            JoinError::Busy(h) => f.debug_tuple("Busy").field(h).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for JoinError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(m) => write!(f, "fiber panicked: {m}"),
+            JoinError::Cancelled => f.write_str("fiber cancelled after a deadlock"),
+            JoinError::NotFinished(h) => write!(f, "fiber {} has not finished", h.id()),
+            JoinError::WrongRuntime(h) => write!(f, "handle {} belongs to another runtime", h.id()),
+            JoinError::SelfJoin(h) => write!(f, "fiber {} cannot join itself", h.id()),
+            JoinError::Busy(h) => write!(f, "runtime busy; fiber {} not taken", h.id()),
+        }
+    }
+}
+
+impl<T> core::error::Error for JoinError<T> {}
+
+/// One blocked fiber in a deadlock report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockedFiber {
+    /// The fiber.
+    pub id: FiberId,
+    /// Its name ("" if none).
+    pub name: &'static str,
+    /// What it waits on.
+    pub reason: WaitReason,
+}
+
+/// The fibers found blocked when nothing could wake them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadlockReport {
+    /// The first blocked fibers, in slot order.
+    pub fibers: heapless::Vec<BlockedFiber, 16>,
+    /// How many fibers were blocked in all (may exceed `fibers.len()`).
+    pub count: usize,
+}
+
+impl DeadlockReport {
+    pub(crate) fn push(&mut self, id: FiberId, name: &'static str, reason: WaitReason) {
+        self.count += 1;
+        let _ = self.fibers.push(BlockedFiber { id, name, reason });
+    }
+}
+
+impl fmt::Display for DeadlockReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadlock: {} fiber(s) blocked:", self.count)?;
+        for b in &self.fibers {
+            write!(f, " {} \"{}\" on {:?};", b.id, b.name, b.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why `run` returned early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// Fibers were blocked with nothing left to wake them (no ready fiber, no
+    /// timer, no armed interrupt source). Under `std` they were cancelled.
+    Deadlock(DeadlockReport),
+    /// The runtime is already running (another thread, or a nested call).
+    Busy,
+    /// An earlier deadlock left fibers that can never run.
+    Poisoned,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Deadlock(r) => fmt::Display::fmt(r, f),
+            RunError::Busy => f.write_str("runtime already running"),
+            RunError::Poisoned => f.write_str("runtime poisoned by an earlier deadlock"),
+        }
+    }
+}
+
+impl core::error::Error for RunError {}

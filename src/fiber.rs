@@ -1,0 +1,231 @@
+//! The fiber control block, the fiber header kept on the fiber's own stack, and
+//! the entry glue that runs a closure there.
+//!
+//! # Where things live
+//!
+//! ```text
+//!  Runtime (inline array)          the fiber's stack (top part)
+//!  ┌──────────────┐               ┌────────────────────────────────┐ top
+//!  │ Slot (≤64 B) │──header──────►│ Header: stack token, joiners,   │
+//!  │  sp ─────────┼──┐            │   payload ptr, drop fns, name   │
+//!  │  next        │  │            ├────────────────────────────────┤
+//!  │  canary ─────┼─┐│            │ payload: closure F, later the   │
+//!  │  gen, state  │ ││            │   outcome Result<T, JoinError>  │
+//!  └──────────────┘ ││            ├────────────────────────────────┤ 16-aligned
+//!                   │└───────────►│ frames ... saved context        │
+//!                   │             │ ... paint ...                   │
+//!                   └────────────►│ canary words                    │ lo
+//!                                 └────────────────────────────────┘
+//! ```
+//!
+//! The closure is moved onto the fiber's stack at spawn and read out (moved onto
+//! the fiber's first frame) when the fiber first runs. The outcome is written
+//! into the same payload bytes when the closure returns. Whoever takes the
+//! outcome (a joiner, [`Runtime::take`](crate::Runtime::take)) moves it out; if
+//! nobody does, the runtime drops it when the fiber is detached or the runtime
+//! is dropped. The stack token is dropped only after the payload is gone.
+
+use core::fmt;
+use core::mem::ManuallyDrop;
+use core::ptr;
+
+use crate::stack::Stack;
+use crate::wait::WaitQueue;
+
+/// Identifies a fiber within its runtime: slot index plus a generation that
+/// changes every time the slot is reused, so a stale id is detected.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiberId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl FiberId {
+    /// The slot index (0-based) in the runtime's fiber table.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// How many fibers used this slot before this one.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+impl fmt::Debug for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+impl fmt::Display for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What a blocked fiber waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Waiting for another fiber to finish.
+    Join(FiberId),
+    /// Waiting for a [`Mutex`](crate::sync::Mutex) at this address.
+    Mutex(usize),
+    /// Waiting for a [`Semaphore`](crate::sync::Semaphore) permit.
+    Semaphore(usize),
+    /// Waiting for room in a [`Channel`](crate::sync::Channel).
+    Send(usize),
+    /// Waiting for a value from a [`Channel`](crate::sync::Channel).
+    Recv(usize),
+    /// Waiting for an [`Event`](crate::sync::Event).
+    Event(usize),
+    /// Waiting at a [`Barrier`](crate::sync::Barrier).
+    Barrier(usize),
+    /// Waiting for an interrupt-side signal.
+    Irq(usize),
+    /// Sleeping until this tick.
+    Sleep(u64),
+}
+
+/// A fiber's state as reported by the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FiberState {
+    /// Waiting in the ready queue (or never run yet).
+    Ready,
+    /// The fiber that is running now.
+    Running,
+    /// Off the ready queue until woken.
+    Blocked(WaitReason),
+    /// Returned (or panicked); its outcome waits to be taken.
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum State {
+    Free,
+    Ready,
+    Blocked,
+    Finished,
+}
+
+/// The kind of thing a blocked fiber waits on (the report's vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum WaitKind {
+    Join,
+    Mutex,
+    Semaphore,
+    Send,
+    Recv,
+    Event,
+    Barrier,
+    Irq,
+    /// Not in any wait queue; `wait_obj` is the deadline tick.
+    Sleep,
+}
+
+/// How a blocked fiber was woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Wake {
+    /// The thing it waited for happened (or may have: re-check).
+    Signaled,
+    /// Its deadline passed first.
+    TimedOut,
+    /// The runtime gave up on it (deadlock); it must unwind or exit.
+    Cancelled,
+}
+
+/// The fiber control block. Hot fields first; kept within one cache line.
+#[repr(C)]
+pub(crate) struct Slot {
+    /// Saved stack pointer while not running.
+    pub sp: *mut u8,
+    /// Link in the ready ring, a wait queue or the free list.
+    pub next: *mut Slot,
+    /// Low end of the fiber's stack (the canary words).
+    pub lo: *mut u8,
+    /// The header at the top of the fiber's stack.
+    pub header: *mut Header,
+    /// While blocked: the address of the wait queue it is linked in (or the
+    /// deadline tick for a plain sleep). See `wait_kind`.
+    pub wait_obj: usize,
+    pub generation: u32,
+    /// Times this fiber was switched in.
+    pub runs: u32,
+    pub state: State,
+    pub started: bool,
+    pub wake: Wake,
+    /// What kind of object `wait_obj` names, while blocked.
+    pub wait_kind: WaitKind,
+    /// Position in the timer heap, `u32::MAX` when it has no deadline.
+    pub timer_pos: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Slot>() <= 64);
+
+impl Slot {
+    pub(crate) const EMPTY: Slot = Slot {
+        sp: ptr::null_mut(),
+        next: ptr::null_mut(),
+        lo: ptr::null_mut(),
+        header: ptr::null_mut(),
+        wait_obj: 0,
+        generation: 0,
+        runs: 0,
+        state: State::Free,
+        started: false,
+        wake: Wake::Signaled,
+        wait_kind: WaitKind::Sleep,
+        timer_pos: u32::MAX,
+    };
+}
+
+/// Per-fiber data kept at the top of the fiber's own stack.
+#[repr(C)]
+pub(crate) struct Header {
+    /// The token for the memory this header lives in; dropped last.
+    pub stack: ManuallyDrop<Stack<'static>>,
+    /// Fibers blocked in `join` on this one.
+    pub joiners: WaitQueue,
+    /// Closure, later outcome.
+    pub payload: *mut u8,
+    /// Drops the closure in place (fiber never started).
+    pub drop_closure: unsafe fn(*mut u8),
+    /// Drops the outcome in place (finished, never taken).
+    pub drop_outcome: unsafe fn(*mut u8),
+    /// A `&'static str` given at spawn.
+    pub name: &'static str,
+    /// Stack size in bytes (for reports).
+    pub stack_size: usize,
+    /// The outcome is dropped at finish and the slot freed at once.
+    pub detached: bool,
+    /// The payload currently holds the outcome (not the closure).
+    pub has_outcome: bool,
+}
+
+/// Frees the stack token stored in `header`, after the payload is gone.
+///
+/// # Safety
+/// `header` must be a live header whose payload was dropped or moved out, and
+/// no frame may remain on its stack (the fiber finished or never started), and
+/// the caller must not run on that stack.
+pub(crate) unsafe fn release_stack(header: *mut Header) {
+    // SAFETY: per the contract the token is still in place and nothing else
+    // will read the header again; dropping the token may unmap the memory, so
+    // read it out first.
+    unsafe {
+        let stack = ManuallyDrop::take(&mut (*header).stack);
+        drop(stack);
+    }
+}
+
+/// Drops a value of type `X` in place (type-erased payload destructor).
+///
+/// # Safety
+/// `p` must point to a valid, owned `X` that is not used afterwards.
+pub(crate) unsafe fn drop_erased<X>(p: *mut u8) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ptr::drop_in_place(p.cast::<X>()) }
+}

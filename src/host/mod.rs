@@ -1,0 +1,92 @@
+//! The host layer (feature `std`): guard-paged `mmap` stacks, panic capture,
+//! a wall-clock idle hook, and a child-process runner for tests that must
+//! watch the process die (stack overflow, broken canary).
+
+mod child;
+mod clock;
+
+pub use child::{ChildOutput, run_in_child};
+pub use clock::HostClock;
+
+use std::any::Any;
+use std::boxed::Box;
+use std::string::String;
+
+use core::ptr::NonNull;
+
+use crate::error::{JoinError, PanicMessage};
+use crate::stack::{MIN_STACK_SIZE, Owner, Stack, StackError};
+
+/// The unwind payload that cancels a deadlocked fiber.
+pub(crate) struct Cancelled;
+
+pub(crate) fn outcome_of_panic(payload: Box<dyn Any + Send>) -> JoinError<()> {
+    if payload.is::<Cancelled>() {
+        return JoinError::Cancelled;
+    }
+    let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        String::from(*s)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("<non-string panic payload>")
+    };
+    JoinError::Panicked(PanicMessage { text })
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as usize } else { 4096 }
+}
+
+pub(crate) fn unmap(base: *mut u8, len: usize) {
+    // SAFETY: (base, len) is exactly a mapping made by `Stack::host`, unmapped once.
+    let rc = unsafe { libc::munmap(base.cast(), len) };
+    debug_assert_eq!(rc, 0);
+}
+
+impl Stack<'static> {
+    /// Maps a host stack of at least `size` bytes (rounded up to pages) with a
+    /// `PROT_NONE` guard page below it: an overflow faults at once (SIGSEGV)
+    /// instead of corrupting memory. Unmapped when released.
+    pub fn host(size: usize) -> Result<Stack<'static>, StackError> {
+        let page = page_size();
+        if size < MIN_STACK_SIZE {
+            return Err(StackError::TooSmall { min: MIN_STACK_SIZE, given: size, usable: size });
+        }
+        let usable = size.next_multiple_of(page);
+        let len = usable + page;
+        // SAFETY: an anonymous private mapping; arguments are valid.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(StackError::MapFailed { size, errno });
+        }
+        let base = base.cast::<u8>();
+        // SAFETY: the first page is part of the mapping we own.
+        if unsafe { libc::mprotect(base.cast(), page, libc::PROT_NONE) } != 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            unmap(base, len);
+            return Err(StackError::MapFailed { size, errno });
+        }
+        // SAFETY: [base+page, base+len) is mapped read/write, page-aligned, owned
+        // by the token until it unmaps it; usable >= MIN_STACK_SIZE.
+        Ok(unsafe {
+            Stack::from_raw_parts(
+                NonNull::new(base.add(page)).expect("mmap never returns null on success"),
+                usable,
+                Owner::Mapped { base, len },
+            )
+        })
+    }
+}

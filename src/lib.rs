@@ -1,0 +1,111 @@
+//! # filament — a `no_std` fiber kernel for x86_64
+//!
+//! Stackful cooperative threads (fibers) on stacks you provide, in a fixed-size
+//! table, switched by a hand-written x86_64 context switch, scheduled
+//! round-robin. No heap, no global state; the same code runs on bare metal and,
+//! with the `std` feature, inside ordinary host processes and `cargo test`.
+//!
+//! ```
+//! use filament::{Runtime, StaticStack};
+//!
+//! static STACKS: [StaticStack<16384>; 3] = [const { StaticStack::new() }; 3];
+//! static RT: Runtime<'static, 8> = Runtime::new();
+//!
+//! let mut handles = heapless::Vec::<_, 3>::new();
+//! for (i, stack) in STACKS.iter().enumerate() {
+//!     let h = RT
+//!         .spawn(stack.claim().unwrap(), move |fib| {
+//!             let mut sum = 0;
+//!             for step in 0..3 {
+//!                 sum += i * 10 + step; // interleaves with the other fibers
+//!                 fib.yield_now();
+//!             }
+//!             sum
+//!         })
+//!         .ok()
+//!         .unwrap();
+//!     handles.push(h).unwrap();
+//! }
+//! RT.run().unwrap();
+//! let sums: heapless::Vec<usize, 3> = handles.into_iter().map(|h| RT.take(h).unwrap()).collect();
+//! assert_eq!(sums, [3, 33, 63]);
+//! ```
+//!
+//! # Pieces
+//!
+//! * [`StaticStack`] / [`Stack`] — stack memory from `static`s, borrowed
+//!   buffers, or (`std`) guard-paged `mmap`. Canary words at the low end are
+//!   checked at every switch-out; stacks are painted to measure high-water marks.
+//! * [`Runtime`] — the fiber table (capacity `N` in the type), `const fn new()`.
+//!   [`Runtime::spawn`] moves a closure onto the fiber's own stack; a full table
+//!   hands the closure and stack back. [`Runtime::run`] runs until all finish.
+//! * [`Fiber`] — the handle a fiber's closure receives: yield, spawn, join,
+//!   sleep, and the argument every blocking primitive takes.
+//! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
+//!   wait-queue mechanism; [`IrqSignal`] for interrupt handlers.
+//! * [`host`] (`std`) — mmap stacks, [`host::HostClock`], child-process runner.
+//!
+//! # A fiber's life
+//!
+//! ```text
+//!          spawn                 yield / woken
+//!  Free ─────────► Ready ◄───────────────────────┐
+//!                    │ head of the ready ring      │
+//!                    ▼                             │
+//!                 Running ── wait on a queue ──► Blocked (join, primitive,
+//!                    │                             sleep, IrqSignal)
+//!                    │ closure returns (or panics under std)
+//!                    ▼
+//!                 Finished ── outcome taken / detached ──► Free
+//! ```
+//!
+//! *Spawn* (`Runtime::spawn`, `Fiber::spawn`) writes the fiber header and the
+//! closure at the top of the stack, paints the rest, writes the canary and an
+//! initial frame, and links the slot into the ready ring. *Running* begins in
+//! `fiber_entry`, which moves the closure off the stack header area and calls
+//! it. *Blocked* fibers sit in exactly one intrusive wait queue and maybe the
+//! timer heap. *Finished*: the outcome is stored where the closure was; joiners
+//! are woken. *Free*: the outcome was taken (join/take) or dropped (detached),
+//! the stack token dropped (a static stack can be claimed again), and the slot's
+//! generation bumped so stale [`FiberId`]s are recognised.
+//!
+//! # Panics
+//!
+//! Under `std` a panic inside a fiber is caught at the fiber's entry and becomes
+//! its outcome ([`JoinError::Panicked`] with the message); the other fibers keep
+//! running. Without `std` your `#[panic_handler]` runs; the fiber entry is
+//! `extern "C"`, so an unwind can never cross the assembly frames (it aborts).
+//!
+//! # Features
+//!
+//! * `std` — the [`host`] layer.
+//! * `no-fp-control` — do not keep MXCSR / the x87 control word per fiber
+//!   (for kernels built without SSE and x87).
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod arch;
+mod error;
+mod fiber;
+mod irq;
+mod raw;
+mod report;
+mod runtime;
+mod stack;
+mod time;
+mod wait;
+
+#[cfg(feature = "std")]
+pub mod host;
+
+pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
+pub use fiber::{FiberId, FiberState, WaitReason};
+pub use irq::{IrqError, IrqSignal};
+pub use runtime::{Fiber, FiberInfo, JoinHandle, Runtime, Stats};
+pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
+pub use time::{Idle, NoIdle, Ticks};

@@ -1,0 +1,405 @@
+//! The unsafe mechanics of the scheduler: the ready ring, switching, blocking,
+//! waking, exit and slot recycling. The safe layer is [`crate::runtime`].
+//!
+//! # The ready ring
+//!
+//! Ready fibers form a circular singly linked list through `Slot::next`.
+//! `current` is the head of the ready queue (the running fiber while one runs)
+//! and `prev` its tail, the fiber before it in the ring:
+//!
+//! ```text
+//!   prev ──► current ──► a ──► b ──► prev        (ring order = run order)
+//! ```
+//!
+//! * yield: `prev = current; current = current.next` — one step, then one switch
+//!   from the old fiber straight to the new one (no scheduler context between);
+//! * make ready (spawn, wake): link the fiber between `prev` and `current`, so it
+//!   runs after every fiber already queued — strict FIFO;
+//! * block or exit: unlink `current`; its successor runs next.
+//!
+//! All O(1). When the ring is empty the host context (the caller of `run`) is
+//! resumed: it reclaims finished fibers, runs timers and the idle hook, and
+//! detects deadlock.
+
+use core::ptr;
+
+use crate::arch;
+use crate::fiber::{FiberId, Header, Slot, State, WaitKind, WaitReason, Wake};
+use crate::stack;
+use crate::wait::WaitQueue;
+
+/// Scheduler state shared by the runtime and its fibers' handles. Not generic,
+/// so fiber code is not monomorphised per capacity.
+pub(crate) struct Core {
+    /// Running fiber / head of the ready ring; null when the ring is empty.
+    pub current: *mut Slot,
+    /// Tail of the ready ring.
+    pub prev: *mut Slot,
+    /// The host context's saved stack pointer while fibers run.
+    pub host_sp: *mut u8,
+    /// Free slots, linked through `next`.
+    pub free: *mut Slot,
+    /// Finished detached fibers whose stacks await release, linked through `next`.
+    pub zombies: *mut Slot,
+    /// The slot array and its length.
+    pub slots: *mut Slot,
+    pub cap: usize,
+    /// Fibers spawned and not yet finished.
+    pub unfinished: usize,
+    /// Slots in use (not free).
+    pub used: usize,
+    /// A deadlock left fibers that can never run again.
+    pub poisoned: bool,
+    /// `run` is on the host's stack right now.
+    pub in_run: bool,
+    /// The runtime's clock, in ticks.
+    pub now: u64,
+    /// The timer min-heap (one entry per slot at most) and its length.
+    pub timers: *mut crate::time::TimerEntry,
+    pub ntimers: usize,
+    /// Tie-breaker so equal deadlines wake in arming order.
+    pub timer_seq: u64,
+    /// Interrupt-side signals registered with this runtime.
+    pub irq: crate::irq::IrqList,
+    /// Counters for reports.
+    pub spawns: u64,
+    pub idles: u64,
+    pub deadlocks: u64,
+}
+
+impl Core {
+    pub(crate) const fn new() -> Self {
+        Core {
+            current: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            host_sp: ptr::null_mut(),
+            free: ptr::null_mut(),
+            zombies: ptr::null_mut(),
+            slots: ptr::null_mut(),
+            cap: 0,
+            unfinished: 0,
+            used: 0,
+            poisoned: false,
+            in_run: false,
+            now: 0,
+            timers: ptr::null_mut(),
+            ntimers: 0,
+            timer_seq: 0,
+            irq: crate::irq::IrqList::new(),
+            spawns: 0,
+            idles: 0,
+            deadlocks: 0,
+        }
+    }
+}
+
+/// Stops the program with a message. Used where continuing would be unsound
+/// (a broken canary, a runtime dropped with live frames on borrowed stacks).
+///
+/// Under `std` this prints and aborts. Without it, it panics with a guard that
+/// panics again while unwinding, which aborts if the panic strategy unwinds; with
+/// `panic = "abort"` the user's panic handler runs and never returns.
+#[cold]
+#[inline(never)]
+pub(crate) fn fatal(args: core::fmt::Arguments<'_>) -> ! {
+    #[cfg(feature = "std")]
+    {
+        extern crate std;
+        std::eprintln!("filament: fatal: {args}");
+        std::process::abort();
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                panic!("filament: fatal error while unwinding");
+            }
+        }
+        let _guard = AbortOnUnwind;
+        panic!("filament: fatal: {args}");
+    }
+}
+
+/// Index of `s` in the slot table.
+///
+/// # Safety
+/// `s` must point into `core`'s slot array.
+#[inline]
+pub(crate) unsafe fn index_of(core: *const Core, s: *const Slot) -> u32 {
+    // SAFETY: both pointers are in the same array allocation.
+    unsafe { s.offset_from((*core).slots) as u32 }
+}
+
+/// The id of the fiber in slot `s`.
+///
+/// # Safety
+/// `s` must point into `core`'s slot array.
+#[inline]
+pub(crate) unsafe fn id_of(core: *const Core, s: *const Slot) -> FiberId {
+    // SAFETY: forwarded contract.
+    unsafe { FiberId { index: index_of(core, s), generation: (*s).generation } }
+}
+
+/// Checks the canary of a fiber being switched out; stops the program if broken.
+///
+/// # Safety
+/// `s` must be a live fiber's slot in `core`.
+#[inline(always)]
+pub(crate) unsafe fn check_canary(core: *const Core, s: *mut Slot) {
+    // Hot path: the topmost canary word is the first one an overflow reaches.
+    // SAFETY: `lo` is the start of the fiber's owned, prepared stack.
+    let top_word = unsafe { (*s).lo.cast::<u64>().add(stack::CANARY_WORDS - 1).read_volatile() };
+    if top_word != stack::CANARY {
+        // SAFETY: forwarded contract.
+        unsafe { canary_broken(core, s) }
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn canary_broken(core: *const Core, s: *mut Slot) -> ! {
+    // SAFETY: s is a live slot whose header is intact (the header is at the
+    // *top* of the stack; an overflow smashes the bottom first).
+    let (id, name, size) = unsafe { (id_of(core, s), (*(*s).header).name, (*(*s).header).stack_size) };
+    fatal(format_args!("stack overflow: canary of fiber {id} \"{name}\" ({size}-byte stack) is broken"))
+}
+
+/// Links `s` at the tail of the ready ring (runs after everything queued).
+///
+/// # Safety
+/// `s` must be a valid slot of `core` that is not in the ring or any queue.
+#[inline(always)]
+pub(crate) unsafe fn make_ready(core: *mut Core, s: *mut Slot) {
+    // SAFETY: ring pointers are valid slots of core; s is not linked anywhere.
+    unsafe {
+        (*s).state = State::Ready;
+        let cur = (*core).current;
+        if cur.is_null() {
+            (*s).next = s;
+            (*core).current = s;
+        } else {
+            (*s).next = cur;
+            (*(*core).prev).next = s;
+        }
+        (*core).prev = s;
+    }
+}
+
+/// Gives the CPU to the next ready fiber, if any; returns when this fiber is
+/// scheduled again.
+///
+/// # Safety
+/// Must be called by the running fiber of `core`, on its own stack.
+#[inline(always)]
+pub(crate) unsafe fn yield_now(core: *mut Core) {
+    // SAFETY: the caller is `current`, so the ring is non-empty and valid.
+    unsafe {
+        crate::irq::drain(core);
+        let c = (*core).current;
+        let n = (*c).next;
+        if n == c {
+            return; // alone in the ring: keep running
+        }
+        check_canary(core, c);
+        (*core).prev = c;
+        (*core).current = n;
+        arch::switch(&raw mut (*c).sp, (*n).sp, core.cast());
+    }
+}
+
+/// Takes the running fiber off the ready ring and switches to the next ready
+/// fiber (or the host). Returns how it was woken.
+///
+/// # Safety
+/// Must be called by the running fiber of `core` on its own stack, after linking
+/// itself into whatever will wake it (a wait queue, the timer heap).
+pub(crate) unsafe fn block_current(core: *mut Core, kind: WaitKind, obj: usize) -> Wake {
+    // SAFETY: the caller is `current`; ring pointers are valid.
+    unsafe {
+        crate::irq::drain(core);
+        let c = (*core).current;
+        check_canary(core, c);
+        (*c).state = State::Blocked;
+        (*c).wait_kind = kind;
+        (*c).wait_obj = obj;
+        (*c).wake = Wake::Signaled;
+        let to = unlink_current(core);
+        arch::switch(&raw mut (*c).sp, to, core.cast());
+        (*c).wake
+    }
+}
+
+/// Unlinks `current` from the ring and returns the stack pointer to resume:
+/// the next ready fiber's, or the host's when the ring became empty.
+///
+/// # Safety
+/// The ring must be non-empty.
+#[inline(always)]
+unsafe fn unlink_current(core: *mut Core) -> *mut u8 {
+    // SAFETY: current is non-null; ring pointers are valid.
+    unsafe {
+        let c = (*core).current;
+        let n = (*c).next;
+        if n == c {
+            (*core).current = ptr::null_mut();
+            (*core).prev = ptr::null_mut();
+            (*core).host_sp
+        } else {
+            (*(*core).prev).next = n;
+            (*core).current = n;
+            (*n).sp
+        }
+    }
+}
+
+/// Makes a blocked fiber ready again, recording how it was woken. The caller
+/// has already unlinked it from the queue it waited in.
+///
+/// # Safety
+/// `s` must be a blocked slot of `core`, in no queue.
+#[inline]
+pub(crate) unsafe fn wake(core: *mut Core, s: *mut Slot, how: Wake) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        debug_assert!((*s).state == State::Blocked);
+        (*s).wake = how;
+        crate::time::cancel_deadline(core, s);
+        make_ready(core, s);
+    }
+}
+
+/// Wakes the first fiber of `q`, if any. Returns whether one was woken.
+///
+/// # Safety
+/// `q` must hold only blocked slots of `core`.
+pub(crate) unsafe fn wake_one(core: *mut Core, q: &WaitQueue) -> bool {
+    match q.pop_front() {
+        // SAFETY: queue members are blocked slots of core.
+        Some(s) => unsafe {
+            wake(core, s, Wake::Signaled);
+            true
+        },
+        None => false,
+    }
+}
+
+/// Wakes every fiber of `q` in FIFO order.
+///
+/// # Safety
+/// `q` must hold only blocked slots of `core`.
+pub(crate) unsafe fn wake_all(core: *mut Core, q: &WaitQueue) {
+    // SAFETY: forwarded contract.
+    while unsafe { wake_one(core, q) } {}
+}
+
+/// Finishes the running fiber: wakes its joiners, parks it as finished (or as a
+/// zombie to reclaim if detached) and switches away for good.
+///
+/// # Safety
+/// Must be called by the running fiber on its own stack, after its closure's
+/// frame is gone and its outcome is stored (or dropped, if detached).
+pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
+    // SAFETY: the caller is `current`; its header is live.
+    unsafe {
+        let c = (*core).current;
+        if !stack::canary_intact((*c).lo) {
+            canary_broken(core, c);
+        }
+        let h = (*c).header;
+        (*c).state = State::Finished;
+        (*core).unfinished -= 1;
+        wake_all(core, &(*h).joiners);
+        let to = unlink_current(core);
+        if (*h).detached {
+            (*c).next = (*core).zombies;
+            (*core).zombies = c;
+        }
+        let mut discard: *mut u8 = ptr::null_mut();
+        arch::switch(&raw mut discard, to, core.cast());
+        fatal(format_args!("a finished fiber was resumed"))
+    }
+}
+
+/// Returns a slot to the free list, releasing its stack.
+///
+/// # Safety
+/// `s` must be finished (its outcome gone) or never started (its closure gone),
+/// and not the running fiber.
+pub(crate) unsafe fn free_slot(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract no frame lives on the stack and nobody runs on it.
+    unsafe {
+        let h = (*s).header;
+        if !stack::canary_intact((*s).lo) {
+            canary_broken(core, s);
+        }
+        crate::fiber::release_stack(h);
+        (*s).state = State::Free;
+        (*s).header = ptr::null_mut();
+        (*s).lo = ptr::null_mut();
+        (*s).started = false;
+        (*s).generation = (*s).generation.wrapping_add(1);
+        (*s).next = (*core).free;
+        (*core).free = s;
+        (*core).used -= 1;
+    }
+}
+
+/// Releases every zombie (finished detached fiber).
+///
+/// # Safety
+/// Must not be called from a zombie's stack (zombies never run again, so any
+/// running context qualifies).
+pub(crate) unsafe fn reclaim_zombies(core: *mut Core) {
+    // SAFETY: zombies are finished, detached, their outcome already dropped.
+    unsafe {
+        while !(*core).zombies.is_null() {
+            let z = (*core).zombies;
+            (*core).zombies = (*z).next;
+            free_slot(core, z);
+        }
+    }
+}
+
+/// Describes what a blocked fiber waits on, for reports.
+///
+/// # Safety
+/// `s` must be a blocked slot of `core`.
+pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReason {
+    // SAFETY: forwarded contract.
+    let (kind, obj) = unsafe { ((*s).wait_kind, (*s).wait_obj) };
+    match kind {
+        WaitKind::Join => {
+            // obj is the address of the target header's joiner queue.
+            // SAFETY: slots array is valid for cap entries.
+            let target = unsafe {
+                (0..(*core).cap)
+                    .map(|i| (*core).slots.add(i))
+                    .find(|&t| !(*t).header.is_null() && ptr::addr_of!((*(*t).header).joiners) as usize == obj)
+            };
+            match target {
+                // SAFETY: t is a slot of core.
+                Some(t) => WaitReason::Join(unsafe { id_of(core, t) }),
+                None => WaitReason::Join(FiberId { index: u32::MAX, generation: 0 }),
+            }
+        }
+        WaitKind::Mutex => WaitReason::Mutex(obj),
+        WaitKind::Semaphore => WaitReason::Semaphore(obj),
+        WaitKind::Send => WaitReason::Send(obj),
+        WaitKind::Recv => WaitReason::Recv(obj),
+        WaitKind::Event => WaitReason::Event(obj),
+        WaitKind::Barrier => WaitReason::Barrier(obj),
+        WaitKind::Irq => WaitReason::Irq(obj),
+        WaitKind::Sleep => WaitReason::Sleep(obj as u64),
+    }
+}
+
+/// The header of the fiber in slot `s`.
+///
+/// # Safety
+/// `s` must be a non-free slot.
+#[inline]
+pub(crate) unsafe fn header(s: *mut Slot) -> *mut Header {
+    // SAFETY: forwarded contract.
+    unsafe { (*s).header }
+}

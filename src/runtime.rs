@@ -1,0 +1,946 @@
+//! The safe layer: [`Runtime`], the [`Fiber`] handle and [`JoinHandle`].
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{self, ManuallyDrop};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::arch;
+use crate::error::{DeadlockReport, JoinError, RunError, SpawnError, SpawnErrorKind};
+use crate::fiber::{self, FiberId, FiberState, Header, Slot, State, WaitKind, Wake};
+use crate::raw::{self, Core};
+use crate::stack::{self, Stack};
+use crate::time::{self, Ticks, TimerEntry};
+use crate::wait::WaitQueue;
+
+/// Bytes a fiber needs below its initial frame for the entry glue to run.
+const ENTRY_HEADROOM: usize = 256;
+
+const IDLE: u8 = 0;
+const BUSY: u8 = 1;
+const RUNNING: u8 = 2;
+
+/// A fiber runtime with room for `N` fibers, no heap.
+///
+/// `'s` is how long the stacks it runs on live. [`Runtime::new`] makes a runtime
+/// for `'static` stacks ([`StaticStack`](crate::StaticStack) claims, leaked
+/// buffers, host stacks); [`Runtime::scope`] makes one for stacks borrowed from
+/// shorter-lived buffers.
+///
+/// ```
+/// use filament::{Runtime, StaticStack};
+/// static STACKS: [StaticStack<16384>; 2] = [StaticStack::new(), StaticStack::new()];
+/// static RT: Runtime<'static, 4> = Runtime::new();
+///
+/// let a = RT.spawn(STACKS[0].claim().unwrap(), |fib| { fib.yield_now(); 1 }).ok().unwrap();
+/// let b = RT.spawn(STACKS[1].claim().unwrap(), |_| 2).ok().unwrap();
+/// RT.run().unwrap();
+/// assert_eq!(RT.take(a).unwrap() + RT.take(b).unwrap(), 3);
+/// ```
+///
+/// # Scheduling
+///
+/// Round-robin, strict FIFO: fibers first run in spawn order; a fiber that
+/// yields goes behind every fiber already ready; a woken fiber goes behind every
+/// fiber already ready. Yield switches directly from one fiber's stack to the
+/// next one's; picking the next fiber is O(1).
+///
+/// # Threads
+///
+/// A runtime is `Send + Sync`: it may live in a `static` and be used from any
+/// thread, one thread at a time. [`Runtime::run`] takes an internal lock; while
+/// one thread runs it, calls from other threads (or through the runtime itself
+/// from inside a fiber — use the [`Fiber`] handle there) get
+/// [`SpawnErrorKind::Busy`] / [`RunError::Busy`]. Closures and results must be
+/// `Send` because the thread that spawns may differ from the one that runs.
+/// Fibers never outlive a `run` call in a suspended state except after a
+/// deadlock without `std` (see [`RunError::Deadlock`]); such fibers are never
+/// resumed, so a runtime never moves a suspended fiber to another thread.
+///
+/// # Dropping
+///
+/// Dropping a runtime drops the closures of fibers that never ran and the
+/// outcomes nobody took, and releases their stacks. If fibers were left
+/// suspended by a deadlock (only possible without `std`, or when a fiber
+/// swallowed its cancellation), their stacks still hold live frames: a runtime
+/// from [`Runtime::new`] then leaks those `'static` stacks (never reused, so
+/// sound), and a [`Runtime::scope`] runtime stops the program, because the
+/// borrowed memory would become reusable under live frames.
+#[repr(C)]
+pub struct Runtime<'s, const N: usize> {
+    core: UnsafeCell<Core>,
+    slots: UnsafeCell<[Slot; N]>,
+    timers: UnsafeCell<[TimerEntry; N]>,
+    lock: AtomicU8,
+    scoped: bool,
+    _stacks: PhantomData<Stack<'s>>,
+}
+
+// SAFETY: all interior state is reached only by the holder of `lock` (outer calls)
+// or by code running inside `run` on the thread that holds it (fiber handles are
+// neither Send nor Sync). Closures and outcomes crossing threads are `Send`.
+unsafe impl<const N: usize> Sync for Runtime<'_, N> {}
+// SAFETY: as above; suspended fibers are never resumed after `run` returns, so
+// moving the runtime never carries a live frame to another thread.
+unsafe impl<const N: usize> Send for Runtime<'_, N> {}
+
+struct LockGuard<'a>(&'a AtomicU8);
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(IDLE, Ordering::Release);
+    }
+}
+
+impl<const N: usize> Runtime<'static, N> {
+    /// An empty runtime for `'static` stacks. `const`, so it can be a `static`.
+    pub const fn new() -> Self {
+        Self::with_scope(false)
+    }
+}
+
+impl<const N: usize> Default for Runtime<'static, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'s, const N: usize> Runtime<'s, N> {
+    const fn with_scope(scoped: bool) -> Self {
+        const {
+            assert!(N > 0 && N < u32::MAX as usize, "capacity out of range");
+        }
+        Runtime {
+            core: UnsafeCell::new(Core::new()),
+            slots: UnsafeCell::new([const { Slot::EMPTY }; N]),
+            timers: UnsafeCell::new([const { TimerEntry::EMPTY }; N]),
+            lock: AtomicU8::new(IDLE),
+            scoped,
+            _stacks: PhantomData,
+        }
+    }
+
+    /// Runs `f` with a runtime for stacks borrowed from buffers that live at
+    /// least `'s`. The runtime is dropped when `f` returns, and cannot be leaked,
+    /// so no fiber frame can outlive the buffers.
+    ///
+    /// ```
+    /// use filament::{Runtime, Stack};
+    /// let mut buf = [0u8; 16384];
+    /// let out = Runtime::<4>::scope(|rt| {
+    ///     let h = rt.spawn(Stack::from_slice(&mut buf).unwrap(), |_| 7).ok().unwrap();
+    ///     rt.run().unwrap();
+    ///     rt.take(h).unwrap()
+    /// });
+    /// assert_eq!(out, 7);
+    /// ```
+    pub fn scope<R>(f: impl FnOnce(&Runtime<'s, N>) -> R) -> R {
+        let rt = Self::with_scope(true);
+        f(&rt)
+    }
+
+    /// Capacity: how many fibers can exist at once.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    fn try_lock(&self, as_state: u8) -> Option<LockGuard<'_>> {
+        self.lock.compare_exchange(IDLE, as_state, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        Some(LockGuard(&self.lock))
+    }
+
+    /// Binds the core to where the runtime is now (it may have moved since the
+    /// last call) and returns it. Must hold the lock.
+    fn core(&self) -> *mut Core {
+        let core = self.core.get();
+        let base = self.slots.get().cast::<Slot>();
+        // SAFETY: we hold the lock (or run inside `run`), so nobody else touches
+        // the core or the slots. No fiber has a live frame outside `run` except
+        // poisoned ones, which are in no queue and never resumed, so rebasing
+        // the ring/free-list pointers is all a move requires.
+        unsafe {
+            let old = (*core).slots;
+            if old.is_null() {
+                (*core).slots = base;
+                (*core).cap = N;
+                (*core).timers = self.timers.get().cast::<TimerEntry>();
+                for i in (0..N).rev() {
+                    let s = base.add(i);
+                    (*s).next = (*core).free;
+                    (*core).free = s;
+                }
+            } else if old != base {
+                let fix = |p: *mut Slot| if p.is_null() { p } else { base.offset(p.offset_from(old)) };
+                (*core).slots = base;
+                (*core).timers = self.timers.get().cast::<TimerEntry>();
+                (*core).current = fix((*core).current);
+                (*core).prev = fix((*core).prev);
+                (*core).free = fix((*core).free);
+                (*core).zombies = fix((*core).zombies);
+                for i in 0..N {
+                    let s = base.add(i);
+                    (*s).next = fix((*s).next);
+                }
+                time::rebase(core, old, base);
+            }
+        }
+        core
+    }
+
+    /// Spawns a fiber running `f` on `stack`. It first runs when [`run`](Self::run)
+    /// reaches it (FIFO after the fibers already ready).
+    ///
+    /// On failure nothing is lost: the error hands back the stack and the closure.
+    pub fn spawn<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        self.spawn_with(stack, "", false, f).map(|(id, header)| JoinHandle::new(id, header))
+    }
+
+    /// Like [`spawn`](Self::spawn) with a name shown in reports and traces.
+    pub fn spawn_named<F, T>(
+        &self,
+        name: &'static str,
+        stack: Stack<'s>,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        self.spawn_with(stack, name, false, f).map(|(id, header)| JoinHandle::new(id, header))
+    }
+
+    /// Spawns a fiber nobody will join: its result is dropped when it finishes
+    /// and its slot and stack are released right away.
+    pub fn spawn_detached<F, T>(&self, stack: Stack<'s>, f: F) -> Result<FiberId, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        self.spawn_with(stack, "", true, f).map(|(id, _)| id)
+    }
+
+    fn spawn_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        name: &'static str,
+        detached: bool,
+        f: F,
+    ) -> Result<(FiberId, *mut Header), SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        let Some(_guard) = self.try_lock(BUSY) else {
+            return Err(SpawnError::new(SpawnErrorKind::Busy, stack, f));
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock and are not on any fiber's stack.
+        unsafe { spawn_raw(core, stack, name, detached, f) }
+    }
+
+    /// Runs fibers until every fiber has finished.
+    ///
+    /// Switches from the caller's context into the first ready fiber; fibers
+    /// switch among themselves; control comes back here only when no fiber is
+    /// ready (to sleep until the next timer, run the idle hook, or return).
+    ///
+    /// Returns [`RunError::Deadlock`] when fibers are blocked and nothing can
+    /// wake them; under `std` they are cancelled first (each blocking call
+    /// unwinds and the fiber finishes with [`JoinError::Cancelled`]), so the
+    /// runtime stays usable.
+    pub fn run(&self) -> Result<(), RunError> {
+        self.run_with_idle(&mut time::NoIdle)
+    }
+
+    /// Like [`run`](Self::run), calling `idle` whenever no fiber is ready but some
+    /// sleep or wait for an interrupt. See [`Idle`](crate::Idle).
+    pub fn run_with_idle(&self, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
+        let Some(_guard) = self.try_lock(RUNNING) else {
+            return Err(RunError::Busy);
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock; this is the host context (not a fiber stack).
+        unsafe {
+            if (*core).poisoned {
+                return Err(RunError::Poisoned);
+            }
+            (*core).in_run = true;
+            let result = run_loop(core, idle);
+            (*core).in_run = false;
+            result
+        }
+    }
+
+    /// Takes the outcome of a finished fiber nobody joined, releasing its slot
+    /// and stack. Gives the handle back if the fiber has not finished.
+    pub fn take<T>(&self, handle: JoinHandle<T>) -> Result<T, JoinError<T>> {
+        let Some(_guard) = self.try_lock(BUSY) else {
+            return Err(JoinError::Busy(handle));
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock; not on a fiber stack.
+        unsafe { take_outcome(core, handle) }
+    }
+
+    /// Gives up on a fiber's result: it is dropped when the fiber finishes (now,
+    /// if it already has) and the slot and stack are released.
+    pub fn detach<T>(&self, handle: JoinHandle<T>) -> Result<(), JoinError<T>> {
+        let Some(_guard) = self.try_lock(BUSY) else {
+            return Err(JoinError::Busy(handle));
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock; not on a fiber stack.
+        unsafe { detach_raw(core, handle) }
+    }
+
+    /// Advances the runtime's clock to `now` (ticks), waking sleepers whose
+    /// deadline passed. Usually called by the idle hook or between runs.
+    pub fn set_now(&self, now: Ticks) -> bool {
+        let Some(_guard) = self.try_lock(BUSY) else { return false };
+        let core = self.core();
+        // SAFETY: we hold the lock.
+        unsafe { time::advance(core, now) };
+        true
+    }
+
+    /// A snapshot of one fiber, or `None` if `id` is stale or the runtime busy.
+    pub fn fiber_info(&self, id: FiberId) -> Option<FiberInfo> {
+        let _guard = self.try_lock(BUSY)?;
+        let core = self.core();
+        // SAFETY: we hold the lock.
+        unsafe { info(core, id) }
+    }
+
+    /// Bytes of stack the fiber used so far (painted stacks only).
+    pub fn stack_high_water(&self, id: FiberId) -> Option<usize> {
+        self.fiber_info(id)?.stack_high_water
+    }
+
+    /// Totals since the runtime was created (`None` if busy).
+    pub fn stats(&self) -> Option<Stats> {
+        let _guard = self.try_lock(BUSY)?;
+        let core = self.core();
+        // SAFETY: we hold the lock.
+        unsafe { Some(stats(core)) }
+    }
+}
+
+impl<const N: usize> Drop for Runtime<'_, N> {
+    fn drop(&mut self) {
+        let core = self.core();
+        // SAFETY: &mut self: nobody else can reach the runtime; no fiber runs.
+        unsafe {
+            raw::reclaim_zombies(core);
+            crate::irq::unregister_all(core);
+            let mut live_frames = 0usize;
+            for i in 0..N {
+                let s = (*core).slots.add(i);
+                match (*s).state {
+                    State::Free => {}
+                    State::Finished => {
+                        let h = (*s).header;
+                        if (*h).has_outcome {
+                            ((*h).drop_outcome)((*h).payload);
+                            (*h).has_outcome = false;
+                        }
+                        raw::free_slot(core, s);
+                    }
+                    State::Ready if !(*s).started => {
+                        let h = (*s).header;
+                        ((*h).drop_closure)((*h).payload);
+                        raw::free_slot(core, s);
+                    }
+                    _ => live_frames += 1,
+                }
+            }
+            if live_frames > 0 && self.scoped {
+                raw::fatal(format_args!(
+                    "a scoped runtime was dropped with {live_frames} suspended fiber(s) on borrowed stacks"
+                ));
+            }
+            // A 'static runtime leaks those stacks: their tokens stay in place.
+        }
+    }
+}
+
+impl<const N: usize> fmt::Debug for Runtime<'_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(_guard) = self.try_lock(BUSY) else {
+            return f.write_str("Runtime { <running> }");
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock.
+        unsafe { crate::report::write_table(f, core) }
+    }
+}
+
+/// A snapshot of one fiber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FiberInfo {
+    /// Its id.
+    pub id: FiberId,
+    /// The name given at spawn ("" if none).
+    pub name: &'static str,
+    /// What it is doing.
+    pub state: FiberState,
+    /// Its stack's usable size in bytes.
+    pub stack_size: usize,
+    /// Bytes of stack used so far (`None` for unpainted stacks).
+    pub stack_high_water: Option<usize>,
+    /// Times it was switched in.
+    pub runs: u32,
+}
+
+/// Runtime totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Fibers spawned.
+    pub spawns: u64,
+    /// Times `run` found nothing ready and waited (idle hook calls).
+    pub idles: u64,
+    /// Deadlocks detected.
+    pub deadlocks: u64,
+    /// Fibers alive now (spawned, slot not yet free).
+    pub live: usize,
+}
+
+/// The running fiber's view of its runtime, passed to its closure.
+///
+/// Not `Send`: it stands for "the fiber running now on this thread".
+pub struct Fiber<'s> {
+    core: *mut Core,
+    slot: *mut Slot,
+    _marker: PhantomData<(*mut (), Stack<'s>)>,
+}
+
+impl<'s> Fiber<'s> {
+    /// This fiber's id.
+    pub fn id(&self) -> FiberId {
+        // SAFETY: slot is this fiber's live slot.
+        unsafe { raw::id_of(self.core, self.slot) }
+    }
+
+    /// This fiber's name ("" if none).
+    pub fn name(&self) -> &'static str {
+        // SAFETY: our header lives as long as we run.
+        unsafe { (*(*self.slot).header).name }
+    }
+
+    /// Lets every other ready fiber run once, then continues (FIFO). If no
+    /// other fiber is ready this returns at once.
+    #[inline]
+    pub fn yield_now(&self) {
+        // SAFETY: a Fiber exists only on its own running fiber's stack.
+        unsafe { raw::yield_now(self.core) }
+    }
+
+    /// Spawns a fiber from inside a fiber. See [`Runtime::spawn`].
+    pub fn spawn<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        // SAFETY: we run inside `run`, which holds the runtime's lock.
+        unsafe { spawn_raw(self.core, stack, "", false, f) }.map(|(id, h)| JoinHandle::new(id, h))
+    }
+
+    /// Spawns a named fiber from inside a fiber.
+    pub fn spawn_named<F, T>(
+        &self,
+        name: &'static str,
+        stack: Stack<'s>,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        // SAFETY: as in `spawn`.
+        unsafe { spawn_raw(self.core, stack, name, false, f) }.map(|(id, h)| JoinHandle::new(id, h))
+    }
+
+    /// Spawns a detached fiber from inside a fiber. See [`Runtime::spawn_detached`].
+    pub fn spawn_detached<F, T>(&self, stack: Stack<'s>, f: F) -> Result<FiberId, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        // SAFETY: as in `spawn`.
+        unsafe { spawn_raw(self.core, stack, "", true, f) }.map(|(id, _)| id)
+    }
+
+    /// Blocks until the fiber finishes and returns its value (or how it failed).
+    /// Waiting costs nothing: this fiber is off the ready queue until then.
+    pub fn join<T>(&self, handle: JoinHandle<T>) -> Result<T, JoinError<T>> {
+        // SAFETY: we are the running fiber of `core`.
+        unsafe {
+            let Some(target) = find(self.core, &handle) else {
+                return Err(JoinError::WrongRuntime(handle));
+            };
+            if target == self.slot {
+                return Err(JoinError::SelfJoin(handle));
+            }
+            if (*target).state != State::Finished {
+                let q = &raw const (*(*target).header).joiners;
+                (*q).push_back(self.slot);
+                let wake = raw::block_current(self.core, WaitKind::Join, q as usize);
+                self.check_cancel(wake);
+            }
+            take_outcome(self.core, handle)
+        }
+    }
+
+    /// Gives up on a fiber's result (see [`Runtime::detach`]).
+    pub fn detach<T>(&self, handle: JoinHandle<T>) -> Result<(), JoinError<T>> {
+        // SAFETY: we run inside `run`.
+        unsafe { detach_raw(self.core, handle) }
+    }
+
+    /// Bytes of this fiber's stack used so far (`None` if unpainted).
+    pub fn stack_high_water(&self) -> Option<usize> {
+        // SAFETY: our own stack is live.
+        unsafe {
+            let h = (*self.slot).header;
+            (*h).stack.is_painted().then(|| stack::high_water((*self.slot).lo, (*h).stack.top()))
+        }
+    }
+
+    /// A snapshot of any fiber of this runtime.
+    pub fn fiber_info(&self, id: FiberId) -> Option<FiberInfo> {
+        // SAFETY: we run inside `run`.
+        unsafe { info(self.core, id) }
+    }
+
+    /// The runtime's current tick.
+    pub fn now(&self) -> Ticks {
+        // SAFETY: we run inside `run`.
+        unsafe { (*self.core).now }
+    }
+
+    /// Sleeps for `ticks` ticks (at least; wakes at the first clock advance that
+    /// reaches the deadline).
+    pub fn sleep(&self, ticks: Ticks) {
+        self.sleep_until(self.now().saturating_add(ticks));
+    }
+
+    /// Sleeps until the clock reaches `deadline`.
+    pub fn sleep_until(&self, deadline: Ticks) {
+        // SAFETY: we are the running fiber.
+        unsafe {
+            if deadline <= (*self.core).now {
+                return;
+            }
+            time::arm(self.core, self.slot, deadline);
+            let wake = raw::block_current(self.core, WaitKind::Sleep, deadline as usize);
+            self.check_cancel(wake);
+        }
+    }
+
+    pub(crate) fn core_ptr(&self) -> *mut Core {
+        self.core
+    }
+
+    pub(crate) fn slot_ptr(&self) -> *mut Slot {
+        self.slot
+    }
+
+    /// Blocks the running fiber on `q` until woken or `deadline` (if any).
+    ///
+    /// # Safety
+    /// `q` must stay valid while the fiber waits (it lives in a primitive that
+    /// outlives every waiter) and belong to this runtime.
+    pub(crate) unsafe fn wait_on(&self, q: &WaitQueue, kind: WaitKind, deadline: Option<Ticks>) -> Wake {
+        // SAFETY: we are the running fiber; q outlives the wait by contract.
+        unsafe {
+            if let Some(d) = deadline {
+                if d <= (*self.core).now {
+                    return Wake::TimedOut;
+                }
+                time::arm(self.core, self.slot, d);
+            }
+            q.push_back(self.slot);
+            let wake = raw::block_current(self.core, kind, q as *const WaitQueue as usize);
+            self.check_cancel(wake);
+            wake
+        }
+    }
+
+    /// Unwinds the fiber if the runtime cancelled it (std only).
+    #[inline]
+    fn check_cancel(&self, wake: Wake) {
+        if wake == Wake::Cancelled {
+            cancel_unwind();
+        }
+    }
+}
+
+impl fmt::Debug for Fiber<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fiber").field("id", &self.id()).field("name", &self.name()).finish()
+    }
+}
+
+#[cfg(feature = "std")]
+fn cancel_unwind() -> ! {
+    extern crate std;
+    std::panic::resume_unwind(std::boxed::Box::new(crate::host::Cancelled))
+}
+
+#[cfg(not(feature = "std"))]
+fn cancel_unwind() -> ! {
+    raw::fatal(format_args!("a cancelled fiber was resumed without std"))
+}
+
+/// The right to a fiber's result. Get the value with [`Fiber::join`] (from a
+/// fiber) or [`Runtime::take`] (after `run`). Not `Clone`: one owner, one take.
+///
+/// Dropping a handle without joining keeps the result in the runtime until the
+/// runtime is dropped (which drops it); use [`Runtime::detach`] or
+/// [`Runtime::spawn_detached`] to release a slot early.
+#[must_use = "the fiber's slot stays in use until its result is taken or detached"]
+pub struct JoinHandle<T> {
+    id: FiberId,
+    header: *mut Header,
+    _marker: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the header pointer is only an identity check, dereferenced only by a
+// runtime that owns it, under its lock; T crosses threads only if Send (spawn
+// requires it).
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: &JoinHandle gives nothing but the id.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    fn new(id: FiberId, header: *mut Header) -> Self {
+        JoinHandle { id, header, _marker: PhantomData }
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.id
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("JoinHandle").field(&self.id).finish()
+    }
+}
+
+/// The bytes at the top of a fresh fiber's stack: the closure, later its outcome.
+union Payload<F, T> {
+    _closure: ManuallyDrop<F>,
+    _outcome: ManuallyDrop<Result<T, JoinError<()>>>,
+}
+
+/// Places the closure on the stack, builds the initial frame and queues the fiber.
+///
+/// # Safety
+/// The caller holds the runtime's lock or runs inside `run`; `core` is bound.
+unsafe fn spawn_raw<'s, F, T>(
+    core: *mut Core,
+    stack: Stack<'s>,
+    name: &'static str,
+    detached: bool,
+    f: F,
+) -> Result<(FiberId, *mut Header), SpawnError<'s, F>>
+where
+    F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+    T: Send + 's,
+{
+    // SAFETY: exclusive access to core per the contract.
+    unsafe {
+        if (*core).poisoned {
+            return Err(SpawnError::new(SpawnErrorKind::Poisoned, stack, f));
+        }
+        if (*core).free.is_null() {
+            raw::reclaim_zombies(core);
+        }
+        let s = (*core).free;
+        if s.is_null() {
+            return Err(SpawnError::new(SpawnErrorKind::Full { capacity: (*core).cap }, stack, f));
+        }
+
+        // Layout from the top: header, payload (its own alignment), frame.
+        let lo = stack.lo() as usize;
+        let top = stack.top() as usize;
+        let header_at = (top - mem::size_of::<Header>()) & !(mem::align_of::<Header>().max(16) - 1);
+        let payload_at =
+            header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
+        let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
+        let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + ENTRY_HEADROOM + stack::CANARY_BYTES;
+        if payload_at <= lo || top - lo < needed {
+            let kind = SpawnErrorKind::StackTooSmall { needed, size: top - lo };
+            return Err(SpawnError::new(kind, stack, f));
+        }
+        let base = stack.lo();
+        let header = base.add(header_at - lo).cast::<Header>();
+        let payload = base.add(payload_at - lo);
+        let frame_top = base.add(frame_top - lo);
+
+        let painted = stack.is_painted();
+        let stack_size = stack.size();
+        // Erase 's: the token is dropped only once no frame remains on it and
+        // never after the runtime ('s-bounded) is gone.
+        let stack: Stack<'static> = mem::transmute::<Stack<'s>, Stack<'static>>(stack);
+        payload.cast::<F>().write(f);
+        header.write(Header {
+            stack: ManuallyDrop::new(stack),
+            joiners: WaitQueue::new(),
+            payload,
+            drop_closure: fiber::drop_erased::<F>,
+            drop_outcome: fiber::drop_erased::<Result<T, JoinError<()>>>,
+            name,
+            stack_size,
+            detached,
+            has_outcome: false,
+        });
+        stack::prepare(base, frame_top.sub(arch::INIT_FRAME_BYTES), painted);
+        let sp = arch::init_stack(frame_top, fiber_entry::<F, T>, payload);
+
+        (*core).free = (*s).next;
+        (*s).sp = sp;
+        (*s).lo = base;
+        (*s).header = header;
+        (*s).runs = 0;
+        (*s).started = false;
+        (*core).used += 1;
+        (*core).unfinished += 1;
+        (*core).spawns += 1;
+        raw::make_ready(core, s);
+        Ok((raw::id_of(core, s), header))
+    }
+}
+
+/// The first (and only) Rust frame of every fiber.
+///
+/// # Safety
+/// Called only by the arch trampoline on a stack prepared by `spawn_raw`, with
+/// `payload` holding an `F` and `core` the runtime's core whose `current` is us.
+unsafe extern "C" fn fiber_entry<'s, F, T>(payload: *mut u8, core: *mut u8) -> !
+where
+    F: FnOnce(&Fiber<'s>) -> T,
+{
+    let core = core.cast::<Core>();
+    // SAFETY: per the contract; the closure is moved off the payload bytes
+    // before they are reused for the outcome.
+    unsafe {
+        let slot = (*core).current;
+        (*slot).started = true;
+        let f = payload.cast::<F>().read();
+        let fib = Fiber { core, slot, _marker: PhantomData };
+        let outcome = call_closure(f, &fib);
+        let header = (*slot).header;
+        if (*header).detached {
+            drop(outcome);
+        } else {
+            payload.cast::<Result<T, JoinError<()>>>().write(outcome);
+            (*header).has_outcome = true;
+        }
+        raw::exit_current(core)
+    }
+}
+
+#[cfg(feature = "std")]
+fn call_closure<'s, F, T>(f: F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
+where
+    F: FnOnce(&Fiber<'s>) -> T,
+{
+    extern crate std;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(fib))) {
+        Ok(v) => Ok(v),
+        Err(payload) => Err(crate::host::outcome_of_panic(payload)),
+    }
+}
+
+#[cfg(not(feature = "std"))]
+fn call_closure<'s, F, T>(f: F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
+where
+    F: FnOnce(&Fiber<'s>) -> T,
+{
+    // Without std a panic runs the user's panic handler; an unwind reaching
+    // the `extern "C"` entry aborts, so it never crosses the assembly frames.
+    Ok(f(fib))
+}
+
+/// Finds the slot a handle refers to, if it belongs to this runtime.
+///
+/// # Safety
+/// Exclusive access to `core`.
+unsafe fn find<T>(core: *mut Core, h: &JoinHandle<T>) -> Option<*mut Slot> {
+    // SAFETY: index bounds-checked against cap.
+    unsafe {
+        if h.id.index as usize >= (*core).cap {
+            return None;
+        }
+        let s = (*core).slots.add(h.id.index as usize);
+        ((*s).state != State::Free && (*s).generation == h.id.generation && (*s).header == h.header).then_some(s)
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`, not on the target fiber's stack.
+unsafe fn take_outcome<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<T, JoinError<T>> {
+    // SAFETY: find validated the handle; a finished fiber's payload holds its
+    // outcome of type Result<T, JoinError<()>> (T fixed by the handle's type).
+    unsafe {
+        let Some(s) = find(core, &handle) else {
+            return Err(JoinError::WrongRuntime(handle));
+        };
+        if (*s).state != State::Finished {
+            return Err(JoinError::NotFinished(handle));
+        }
+        let h = (*s).header;
+        debug_assert!((*h).has_outcome);
+        let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
+        (*h).has_outcome = false;
+        raw::free_slot(core, s);
+        outcome.map_err(JoinError::cast)
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`, not on the target fiber's stack.
+unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), JoinError<T>> {
+    // SAFETY: as in take_outcome.
+    unsafe {
+        let Some(s) = find(core, &handle) else {
+            return Err(JoinError::WrongRuntime(handle));
+        };
+        let h = (*s).header;
+        if (*s).state == State::Finished {
+            if (*h).has_outcome {
+                (*h).has_outcome = false;
+                ((*h).drop_outcome)((*h).payload);
+            }
+            raw::free_slot(core, s);
+        } else {
+            (*h).detached = true;
+        }
+        Ok(())
+    }
+}
+
+/// The host side of `run`.
+///
+/// # Safety
+/// Exclusive access to `core`; called on the host's own stack.
+unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
+    // SAFETY: per the contract.
+    unsafe {
+        loop {
+            raw::reclaim_zombies(core);
+            crate::irq::drain(core);
+            let c = (*core).current;
+            if !c.is_null() {
+                arch::switch(&raw mut (*core).host_sp, (*c).sp, core.cast());
+                continue;
+            }
+            if (*core).unfinished == 0 {
+                return Ok(());
+            }
+            // Nothing ready, some fibers blocked.
+            if time::has_timers(core) || crate::irq::armed(core) {
+                (*core).idles += 1;
+                let next = time::next_deadline(core);
+                let now = idle.idle((*core).now, next);
+                time::advance(core, now);
+                continue;
+            }
+            return Err(RunError::Deadlock(deadlock(core)));
+        }
+    }
+}
+
+/// Builds the deadlock report, then unlinks the blocked fibers from their
+/// queues and cancels (std) or parks (no_std) them.
+///
+/// # Safety
+/// Exclusive access to `core`, host stack, ring empty.
+unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
+    // SAFETY: per the contract; blocked fibers' wait_obj names a live queue.
+    unsafe {
+        (*core).deadlocks += 1;
+        let mut report = DeadlockReport::default();
+        for i in 0..(*core).cap {
+            let s = (*core).slots.add(i);
+            if (*s).state == State::Blocked {
+                report.push(raw::id_of(core, s), (*(*s).header).name, raw::wait_reason(core, s));
+            }
+        }
+        let cancel = cfg!(feature = "std") && (*core).deadlocks < u64::MAX;
+        for i in 0..(*core).cap {
+            let s = (*core).slots.add(i);
+            if (*s).state != State::Blocked {
+                continue;
+            }
+            if (*s).wait_kind != WaitKind::Sleep {
+                (*((*s).wait_obj as *const WaitQueue)).remove(s);
+            }
+            time::cancel_deadline(core, s);
+            if cancel && (*s).wake != Wake::Cancelled {
+                raw::wake(core, s, Wake::Cancelled);
+            } else {
+                // Already cancelled once and blocked again, or no std: park it
+                // for good. It is in no queue, so nothing points at it.
+                (*core).poisoned = true;
+                (*s).wait_kind = WaitKind::Sleep;
+                (*s).wait_obj = u64::MAX as usize;
+            }
+        }
+        report
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`.
+unsafe fn info(core: *mut Core, id: FiberId) -> Option<FiberInfo> {
+    // SAFETY: per the contract.
+    unsafe {
+        if id.index as usize >= (*core).cap {
+            return None;
+        }
+        let s = (*core).slots.add(id.index as usize);
+        if (*s).state == State::Free || (*s).generation != id.generation {
+            return None;
+        }
+        Some(info_of(core, s))
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`; `s` a non-free slot.
+pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
+    // SAFETY: per the contract.
+    unsafe {
+        let h = (*s).header;
+        let state = match (*s).state {
+            State::Ready if (*core).in_run && (*core).current == s => FiberState::Running,
+            State::Ready => FiberState::Ready,
+            State::Blocked => FiberState::Blocked(raw::wait_reason(core, s)),
+            State::Finished => FiberState::Finished,
+            State::Free => unreachable!(),
+        };
+        let hw = (*h).stack.is_painted().then(|| stack::high_water((*s).lo, (*h).stack.top()));
+        FiberInfo {
+            id: raw::id_of(core, s),
+            name: (*h).name,
+            state,
+            stack_size: (*h).stack_size,
+            stack_high_water: hw,
+            runs: (*s).runs,
+        }
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`.
+unsafe fn stats(core: *mut Core) -> Stats {
+    // SAFETY: per the contract.
+    unsafe { Stats { spawns: (*core).spawns, idles: (*core).idles, deadlocks: (*core).deadlocks, live: (*core).used } }
+}

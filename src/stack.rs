@@ -1,0 +1,314 @@
+//! Stack memory: static storage, borrowed buffers, canary words and painting.
+//!
+//! A [`Stack`] is an exclusive token for a region of memory a fiber runs on. It
+//! can come from a [`StaticStack`] in a plain `static` (claimed once, released when
+//! the fiber that used it is gone), from any `&mut [u8]`, or — with the `std`
+//! feature — from `mmap` with a `PROT_NONE` guard page below it.
+//!
+//! Layout of a stack while a fiber owns it (addresses grow upwards):
+//!
+//! ```text
+//!  lo + len ┌─────────────────────────────┐
+//!           │ fiber header + closure/result│  written by spawn
+//!           │ initial frame / live frames  │  grows downwards
+//!           │ ... painted with PAINT ...   │  untouched bytes keep the paint
+//!  lo + 32  ├─────────────────────────────┤
+//!           │ 4 canary words (CANARY)      │  checked on every switch-out
+//!  lo       └─────────────────────────────┘  16-byte aligned (64 for StaticStack)
+//! ```
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch;
+
+/// The smallest stack filament accepts, in bytes.
+///
+/// It covers the canary words, the fiber header, the initial frame and a few
+/// hundred bytes for the entry glue. Real fibers need more: size stacks for what
+/// your code does (measure it with `stack_high_water`).
+pub const MIN_STACK_SIZE: usize = 1024;
+
+/// Number of guard words at the low end of every stack.
+pub(crate) const CANARY_WORDS: usize = 4;
+/// Bytes taken by the canary at the low end.
+pub(crate) const CANARY_BYTES: usize = CANARY_WORDS * 8;
+/// The canary value. Chosen to be an unlikely pointer, integer and float.
+pub(crate) const CANARY: u64 = 0xF11A_3E47_5AFE_C0DE;
+/// The paint value for untouched stack words (high-water measurement).
+pub(crate) const PAINT: u64 = 0xF1F1_F1F1_F1F1_F1F1;
+
+/// Why a stack was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackError {
+    /// The buffer is smaller than [`MIN_STACK_SIZE`] once aligned.
+    TooSmall {
+        /// The minimum usable size in bytes.
+        min: usize,
+        /// The size of the buffer that was given, in bytes.
+        given: usize,
+        /// What was left of it after aligning its start, in bytes.
+        usable: usize,
+    },
+    /// This [`StaticStack`] is already claimed by a live [`Stack`].
+    AlreadyClaimed {
+        /// The stack's size in bytes.
+        size: usize,
+    },
+    /// The operating system refused to map a host stack (`std` only).
+    MapFailed {
+        /// The requested size in bytes.
+        size: usize,
+        /// `errno` of the failed call.
+        errno: i32,
+    },
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StackError::TooSmall { min, given, usable } => write!(
+                f,
+                "stack too small: {given} bytes given ({usable} usable after alignment), at least {min} needed"
+            ),
+            StackError::AlreadyClaimed { size } => {
+                write!(f, "static stack of {size} bytes is already claimed")
+            }
+            StackError::MapFailed { size, errno } => {
+                write!(f, "mapping a {size}-byte stack failed (errno {errno})")
+            }
+        }
+    }
+}
+
+impl core::error::Error for StackError {}
+
+/// Stack memory with its size in the type, for a plain `static`.
+///
+/// ```
+/// use filament::StaticStack;
+/// static STACK: StaticStack<8192> = StaticStack::new();
+/// let stack = STACK.claim().unwrap();
+/// assert!(STACK.claim().is_err()); // exclusive while `stack` lives
+/// drop(stack);
+/// assert!(STACK.claim().is_ok()); // released again
+/// ```
+///
+/// The memory is uninitialised until claimed (so it lands in `.bss`), and
+/// 64-byte aligned so over-aligned closures cost no padding.
+#[repr(C, align(64))]
+pub struct StaticStack<const SIZE: usize> {
+    memory: UnsafeCell<MaybeUninit<[u8; SIZE]>>,
+    claimed: AtomicBool,
+}
+
+// SAFETY: the memory is only reachable through a `Stack` token, and `claimed`
+// (an atomic swap) guarantees at most one token exists at a time.
+unsafe impl<const SIZE: usize> Sync for StaticStack<SIZE> {}
+
+impl<const SIZE: usize> StaticStack<SIZE> {
+    /// An unclaimed stack. `SIZE` must be at least [`MIN_STACK_SIZE`] and a
+    /// multiple of 16 (checked at compile time).
+    pub const fn new() -> Self {
+        const {
+            assert!(SIZE >= MIN_STACK_SIZE, "StaticStack smaller than MIN_STACK_SIZE");
+            assert!(SIZE % 16 == 0, "StaticStack size must be a multiple of 16");
+        }
+        StaticStack { memory: UnsafeCell::new(MaybeUninit::uninit()), claimed: AtomicBool::new(false) }
+    }
+
+    /// Claims the stack for exclusive use. Fails while a previous claim lives.
+    ///
+    /// The claim is released when the returned [`Stack`] is dropped — which a
+    /// runtime does only once no frame of any fiber remains on it.
+    pub fn claim(&self) -> Result<Stack<'_>, StackError> {
+        if self.claimed.swap(true, Ordering::Acquire) {
+            return Err(StackError::AlreadyClaimed { size: SIZE });
+        }
+        let lo = NonNull::new(self.memory.get().cast::<u8>()).expect("static address is non-null");
+        // SAFETY: the swap above made us the only owner of the memory until the
+        // token's drop stores `false`; SIZE >= MIN_STACK_SIZE and lo is 64-aligned.
+        Ok(unsafe { Stack::from_raw_parts(lo, SIZE, Owner::Claim(&self.claimed)) })
+    }
+
+    /// Whether a [`Stack`] for this memory is currently alive.
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Relaxed)
+    }
+
+    /// The stack's size in bytes.
+    pub const fn size(&self) -> usize {
+        SIZE
+    }
+}
+
+impl<const SIZE: usize> Default for StaticStack<SIZE> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub(crate) enum Owner<'a> {
+    /// A borrowed buffer: nothing to do on release; the borrow ends with `'a`.
+    Borrowed(PhantomData<&'a mut [u8]>),
+    /// A static stack: release the claim.
+    Claim(&'a AtomicBool),
+    /// An mmap'd host stack: unmap it (base and length include the guard page).
+    #[cfg(feature = "std")]
+    Mapped { base: *mut u8, len: usize },
+}
+
+/// An exclusive token for memory a fiber can run on.
+///
+/// Spawning moves the token into the runtime; the runtime drops it (releasing a
+/// static claim or unmapping a host stack) only after the fiber's closure and
+/// result are gone from it, so no live frame is ever left on released memory.
+pub struct Stack<'a> {
+    lo: NonNull<u8>,
+    len: usize,
+    painted: bool,
+    owner: Owner<'a>,
+}
+
+// SAFETY: a Stack is exclusive access to plain memory; moving that access to
+// another thread is fine (an `Owner::Claim` only touches an atomic).
+unsafe impl Send for Stack<'_> {}
+
+impl<'a> Stack<'a> {
+    /// Uses any byte buffer as a stack. Its start is aligned to 16 bytes
+    /// internally; what remains must be at least [`MIN_STACK_SIZE`].
+    ///
+    /// ```
+    /// let mut buf = [0u8; 4096];
+    /// let stack = filament::Stack::from_slice(&mut buf[3..]).unwrap();
+    /// assert_eq!(stack.size(), 4080); // start rounded up, end rounded down to 16
+    /// let mut tiny = [0u8; 100];
+    /// assert!(filament::Stack::from_slice(&mut tiny).is_err());
+    /// ```
+    pub fn from_slice(buf: &'a mut [u8]) -> Result<Stack<'a>, StackError> {
+        let given = buf.len();
+        let start = buf.as_mut_ptr() as usize;
+        let lo = start.next_multiple_of(arch::STACK_ALIGN);
+        let end = (start + given) & !(arch::STACK_ALIGN - 1);
+        let usable = end.saturating_sub(lo);
+        if usable < MIN_STACK_SIZE {
+            return Err(StackError::TooSmall { min: MIN_STACK_SIZE, given, usable });
+        }
+        // lo is inside buf (usable > 0), derived from buf's pointer for provenance.
+        let lo = buf.as_mut_ptr().wrapping_add(lo - start);
+        // SAFETY: [lo, lo+usable) lies inside `buf`, which is exclusively borrowed
+        // for 'a; lo is 16-aligned and usable >= MIN_STACK_SIZE.
+        Ok(unsafe {
+            Stack::from_raw_parts(
+                NonNull::new(lo).expect("slice pointer is non-null"),
+                usable,
+                Owner::Borrowed(PhantomData),
+            )
+        })
+    }
+
+    /// # Safety
+    /// `[lo, lo+len)` must be writable memory exclusively owned by the token for
+    /// `'a`, `lo` 16-aligned, `len >= MIN_STACK_SIZE` and a multiple of 16.
+    pub(crate) unsafe fn from_raw_parts(lo: NonNull<u8>, len: usize, owner: Owner<'a>) -> Self {
+        debug_assert!(lo.as_ptr() as usize % arch::STACK_ALIGN == 0);
+        debug_assert!(len >= MIN_STACK_SIZE && len % arch::STACK_ALIGN == 0);
+        Stack { lo, len, painted: true, owner }
+    }
+
+    /// Usable size in bytes (after alignment).
+    pub fn size(&self) -> usize {
+        self.len
+    }
+
+    /// Skips painting at spawn. Spawning then costs O(1) instead of O(size), but
+    /// the high-water mark of fibers on this stack is unknown (`None`). The
+    /// canary is still written and checked.
+    pub fn without_painting(mut self) -> Self {
+        self.painted = false;
+        self
+    }
+
+    /// Whether spawn paints this stack (see [`Stack::without_painting`]).
+    pub fn is_painted(&self) -> bool {
+        self.painted
+    }
+
+    pub(crate) fn lo(&self) -> *mut u8 {
+        self.lo.as_ptr()
+    }
+
+    pub(crate) fn top(&self) -> *mut u8 {
+        self.lo.as_ptr().wrapping_add(self.len)
+    }
+}
+
+impl Drop for Stack<'_> {
+    fn drop(&mut self) {
+        match self.owner {
+            Owner::Borrowed(_) => {}
+            Owner::Claim(flag) => flag.store(false, Ordering::Release),
+            #[cfg(feature = "std")]
+            Owner::Mapped { base, len } => crate::host::unmap(base, len),
+        }
+    }
+}
+
+impl fmt::Debug for Stack<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack").field("lo", &self.lo).field("size", &self.len).field("painted", &self.painted).finish()
+    }
+}
+
+/// Writes the canary words at `lo` and, if asked, paints `[lo+32, until)`.
+///
+/// # Safety
+/// `[lo, until)` must be writable, `lo` 8-aligned, `until` 8-aligned and above
+/// `lo + CANARY_BYTES`.
+pub(crate) unsafe fn prepare(lo: *mut u8, until: *mut u8, paint: bool) {
+    let words = lo.cast::<u64>();
+    // SAFETY: the caller guarantees the range is writable and aligned.
+    unsafe {
+        for i in 0..CANARY_WORDS {
+            words.add(i).write_volatile(CANARY);
+        }
+        if paint {
+            let n = (until as usize - lo as usize) / 8;
+            let mut p = words.add(CANARY_WORDS);
+            let end = words.add(n);
+            while p < end {
+                p.write(PAINT);
+                p = p.add(1);
+            }
+        }
+    }
+}
+
+/// Whether every canary word at `lo` is intact.
+///
+/// # Safety
+/// `lo` must be the start of a prepared stack that is still owned.
+pub(crate) unsafe fn canary_intact(lo: *const u8) -> bool {
+    let words = lo.cast::<u64>();
+    // SAFETY: the canary words lie inside the owned stack.
+    (0..CANARY_WORDS).all(|i| unsafe { words.add(i).read_volatile() } == CANARY)
+}
+
+/// Bytes used below `top`: the distance from `top` to the lowest word that no
+/// longer holds the paint.
+///
+/// # Safety
+/// `[lo, top)` must be an owned, painted stack.
+pub(crate) unsafe fn high_water(lo: *const u8, top: *const u8) -> usize {
+    let mut p = lo.wrapping_add(CANARY_BYTES).cast::<u64>();
+    let end = top.cast::<u64>();
+    // SAFETY: p walks inside [lo+32, top), which is owned memory.
+    while p < end && unsafe { p.read_volatile() } == PAINT {
+        p = p.wrapping_add(1);
+    }
+    top as usize - p as usize
+}

@@ -1,0 +1,218 @@
+//! Ticks, sleeping, deadlines and timeouts.
+//!
+//! The clock is the user's: the runtime only knows the tick number it was last
+//! told ([`Runtime::set_now`](crate::Runtime::set_now), or what the [`Idle`] hook
+//! returns). Deadlines sit in a binary min-heap inside the runtime (one entry
+//! per fiber at most, so capacity `N` suffices): arming, cancelling and
+//! expiring are O(log n); nothing scans all fibers per tick.
+
+use crate::fiber::{Slot, Wake};
+use crate::raw::{self, Core};
+
+/// A point or span of time in the user's ticks.
+pub type Ticks = u64;
+
+/// One armed deadline.
+#[derive(Clone, Copy)]
+pub(crate) struct TimerEntry {
+    deadline: Ticks,
+    seq: u64,
+    slot: *mut Slot,
+}
+
+impl TimerEntry {
+    pub(crate) const EMPTY: TimerEntry = TimerEntry { deadline: 0, seq: 0, slot: core::ptr::null_mut() };
+
+    fn key(&self) -> (Ticks, u64) {
+        (self.deadline, self.seq)
+    }
+}
+
+/// What `run` does when no fiber is ready but some sleep or wait for an
+/// interrupt: wait for time to pass and return the new tick count.
+///
+/// On bare metal: enable interrupts and `hlt`, then return the tick counter
+/// your timer interrupt maintains. Under `std`: [`HostClock`](crate::host::HostClock)
+/// sleeps until the next deadline or an [`IrqSignal`](crate::IrqSignal) fires.
+pub trait Idle {
+    /// Called with the current tick and the earliest deadline (`None` if only
+    /// interrupt sources can wake fibers). Returns the tick count now.
+    fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks;
+}
+
+/// The default idle policy: virtual time. Jumps the clock straight to the next
+/// deadline, so sleeps take no real time (deterministic tests). With only
+/// interrupt sources armed it spins politely (`spin_loop`) and keeps `now`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoIdle;
+
+impl Idle for NoIdle {
+    fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks {
+        match next_deadline {
+            Some(d) => d.max(now),
+            None => {
+                core::hint::spin_loop();
+                now
+            }
+        }
+    }
+}
+
+impl<F: FnMut(Ticks, Option<Ticks>) -> Ticks> Idle for F {
+    fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks {
+        self(now, next_deadline)
+    }
+}
+
+unsafe fn entry(core: *mut Core, i: usize) -> *mut TimerEntry {
+    // SAFETY: callers pass i < cap; the timers array has cap entries.
+    unsafe { (*core).timers.add(i) }
+}
+
+unsafe fn place(core: *mut Core, i: usize, e: TimerEntry) {
+    // SAFETY: i < cap; e.slot is a live slot.
+    unsafe {
+        *entry(core, i) = e;
+        (*e.slot).timer_pos = i as u32;
+    }
+}
+
+unsafe fn sift_up(core: *mut Core, mut i: usize) {
+    // SAFETY: i < ntimers.
+    unsafe {
+        let e = *entry(core, i);
+        while i > 0 {
+            let p = (i - 1) / 2;
+            let pe = *entry(core, p);
+            if pe.key() <= e.key() {
+                break;
+            }
+            place(core, i, pe);
+            i = p;
+        }
+        place(core, i, e);
+    }
+}
+
+unsafe fn sift_down(core: *mut Core, mut i: usize) {
+    // SAFETY: i < ntimers.
+    unsafe {
+        let n = (*core).ntimers;
+        let e = *entry(core, i);
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            let c = if r < n && (*entry(core, r)).key() < (*entry(core, l)).key() { r } else { l };
+            let ce = *entry(core, c);
+            if e.key() <= ce.key() {
+                break;
+            }
+            place(core, i, ce);
+            i = c;
+        }
+        place(core, i, e);
+    }
+}
+
+/// Arms a deadline for the running fiber `s` (replacing any previous one).
+///
+/// # Safety
+/// `s` is a live slot of `core`; exclusive access.
+pub(crate) unsafe fn arm(core: *mut Core, s: *mut Slot, deadline: Ticks) {
+    // SAFETY: at most one entry per slot, so ntimers < cap here.
+    unsafe {
+        cancel_deadline(core, s);
+        let i = (*core).ntimers;
+        (*core).ntimers += 1;
+        (*core).timer_seq += 1;
+        place(core, i, TimerEntry { deadline, seq: (*core).timer_seq, slot: s });
+        sift_up(core, i);
+    }
+}
+
+/// Removes `s`'s deadline if it has one.
+///
+/// # Safety
+/// `s` is a live slot of `core`; exclusive access.
+#[inline]
+pub(crate) unsafe fn cancel_deadline(core: *mut Core, s: *mut Slot) {
+    // SAFETY: timer_pos, when set, indexes s's entry.
+    unsafe {
+        let i = (*s).timer_pos;
+        if i == u32::MAX {
+            return;
+        }
+        (*s).timer_pos = u32::MAX;
+        let i = i as usize;
+        (*core).ntimers -= 1;
+        let last = (*core).ntimers;
+        if i != last {
+            let moved = *entry(core, last);
+            place(core, i, moved);
+            sift_down(core, i);
+            sift_up(core, (*moved.slot).timer_pos as usize);
+        }
+    }
+}
+
+/// Whether any deadline is armed.
+///
+/// # Safety
+/// Exclusive access.
+pub(crate) unsafe fn has_timers(core: *mut Core) -> bool {
+    // SAFETY: plain read.
+    unsafe { (*core).ntimers > 0 }
+}
+
+/// The earliest deadline, if any.
+///
+/// # Safety
+/// Exclusive access.
+pub(crate) unsafe fn next_deadline(core: *mut Core) -> Option<Ticks> {
+    // SAFETY: entry 0 is valid when ntimers > 0.
+    unsafe { ((*core).ntimers > 0).then(|| (*entry(core, 0)).deadline) }
+}
+
+/// Moves the clock to `now` (never backwards) and wakes every fiber whose
+/// deadline is `<= now`, earliest first, with `TimedOut`.
+///
+/// # Safety
+/// Exclusive access; not on a woken fiber's stack (waking only queues).
+pub(crate) unsafe fn advance(core: *mut Core, now: Ticks) {
+    // SAFETY: heap entries point at blocked slots; a timed-out fiber is also
+    // unlinked from the wait queue it sat in (if any).
+    unsafe {
+        if now > (*core).now {
+            (*core).now = now;
+        }
+        while (*core).ntimers > 0 {
+            let e = *entry(core, 0);
+            if e.deadline > (*core).now {
+                break;
+            }
+            let s = e.slot;
+            cancel_deadline(core, s);
+            if (*s).wait_kind != crate::fiber::WaitKind::Sleep {
+                (*((*s).wait_obj as *const crate::wait::WaitQueue)).remove(s);
+            }
+            raw::wake(core, s, Wake::TimedOut);
+        }
+    }
+}
+
+/// Fixes slot pointers in the heap after the runtime moved.
+///
+/// # Safety
+/// Exclusive access; `old`/`new` are the previous and current slot bases.
+pub(crate) unsafe fn rebase(core: *mut Core, old: *mut Slot, new: *mut Slot) {
+    // SAFETY: each entry's slot pointed into the old array.
+    unsafe {
+        for i in 0..(*core).ntimers {
+            let e = entry(core, i);
+            (*e).slot = new.offset((*e).slot.offset_from(old));
+        }
+    }
+}
