@@ -1,26 +1,225 @@
-//! Placeholder demo (boot infrastructure test) until fibers are wired in.
+//! The fiber demo, using filament exactly as an application would: stacks and the runtime
+//! are plain `static`s, there is no allocator, the timer interrupt feeds the runtime's clock
+//! through an idle hook that halts the CPU, and an interrupt handler raises an [`IrqSignal`].
+//!
+//! Phases run one after another (one `run` each) so the serial transcript is deterministic
+//! apart from tick numbers; `tests/baremetal.rs` checks it line by line.
+//!
+//! 1. three fibers print and yield round-robin;
+//! 2. a producer and a consumer hand values over through a one-slot mailbox;
+//! 3. a fiber sleeps on timer ticks (the idle hook `hlt`s until IRQ 0 advances the clock);
+//! 4. a fiber waits on an [`IrqSignal`] the timer interrupt handler raises.
 
-use crate::idt::TICKS;
+use crate::arch;
+use crate::idt::{TICK_OFF_IST, TICKS, TICKS_ON_IST};
 use crate::kprintln;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use filament::{Fiber, Idle, IrqSignal, JoinHandle, Runtime, StaticStack, Ticks};
 
-pub(crate) fn on_timer_tick() {}
+/// Bytes per fiber stack. Formatting (`kprintln!`) is the deepest thing the fibers do.
+const STACK_SIZE: usize = 16 * 1024;
+const FIBERS: usize = 4;
+
+static STACKS: [StaticStack<STACK_SIZE>; FIBERS] = [const { StaticStack::new() }; FIBERS];
+static RT: Runtime<'static, FIBERS> = Runtime::new();
+
+/// Raised by the timer interrupt handler every [`SIGNAL_PERIOD`] ticks while armed.
+static TIMER_SIGNAL: IrqSignal = IrqSignal::new();
+static SIGNAL_ARMED: AtomicBool = AtomicBool::new(false);
+/// Notifications raised (to check against what the waiter received).
+static SIGNALS_RAISED: AtomicU32 = AtomicU32::new(0);
+const SIGNAL_PERIOD: u64 = 20;
+
+/// `hlt` instructions executed by the idle hook.
+static HALTS: AtomicU64 = AtomicU64::new(0);
+
+/// Called from the timer interrupt handler (interrupts off, on the IRQ IST stack).
+pub(crate) fn on_timer_tick() {
+    let now = TICKS.load(Ordering::Relaxed);
+    if SIGNAL_ARMED.load(Ordering::Relaxed) && now % SIGNAL_PERIOD == 0 {
+        SIGNALS_RAISED.fetch_add(1, Ordering::Relaxed);
+        // The one filament call that is interrupt-safe: a single atomic add.
+        TIMER_SIGNAL.notify_from_isr();
+    }
+}
+
+/// The idle hook: called by `run` when no fiber is ready but some sleep or wait on an
+/// interrupt signal. Halts until the next interrupt and reports the tick counter as the
+/// runtime's clock.
+struct HaltUntilInterrupt;
+
+impl Idle for HaltUntilInterrupt {
+    fn idle(&mut self, now: Ticks, _next_deadline: Option<Ticks>) -> Ticks {
+        // Check and halt with interrupts off: an interrupt arriving after the check is
+        // delivered during `hlt` (see enable_interrupts_and_halt), never lost before it.
+        arch::disable_interrupts();
+        let ticks = TICKS.load(Ordering::Acquire);
+        if ticks != now {
+            // A tick (and maybe a signal, which only the tick handler raises) arrived since
+            // the runtime last looked: let it wake sleepers and drain signals first.
+            arch::enable_interrupts();
+            return ticks;
+        }
+        arch::enable_interrupts_and_halt();
+        HALTS.fetch_add(1, Ordering::Relaxed);
+        TICKS.load(Ordering::Acquire)
+    }
+}
+
+fn check(ok: bool, what: &str) -> bool {
+    if !ok {
+        kprintln!("CHECK FAILED: {what}");
+    }
+    ok
+}
+
+/// Spawns `f` on static stack `index`.
+fn spawn<T, F>(index: usize, name: &'static str, f: F) -> JoinHandle<T>
+where
+    F: FnOnce(&Fiber<'static>) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let stack = STACKS[index].claim().expect("static stack is free between phases");
+    RT.spawn_named(name, stack, f).expect("runtime has a free slot")
+}
+
+/// Runs every spawned fiber to completion, with the clock fed from the timer.
+fn run() -> bool {
+    RT.set_now(TICKS.load(Ordering::Acquire));
+    match RT.run_with_idle(&mut HaltUntilInterrupt) {
+        Ok(()) => true,
+        Err(e) => check(false, match e {
+            filament::RunError::Deadlock(_) => "run: deadlock",
+            _ => "run: error",
+        }),
+    }
+}
+
+/// Collects a finished fiber's result (releasing its slot and stack).
+fn take<T>(handle: JoinHandle<T>) -> Option<T> {
+    let result = RT.take(handle).ok();
+    check(result.is_some(), "take: fiber result");
+    result
+}
+
+fn phase_yield() -> bool {
+    kprintln!("-- phase 1: round-robin yield");
+    let names = ["A", "B", "C"];
+    let mut handles = [None, None, None];
+    for (i, name) in names.into_iter().enumerate() {
+        handles[i] = Some(spawn(i, name, move |fib| {
+            for step in 0..3 {
+                kprintln!("[{}] step {step} on fiber {}", fib.name(), fib.id());
+                fib.yield_now();
+            }
+            (i as u32 + 1) * 100
+        }));
+    }
+    let ran = run();
+    let sum: u32 = handles.into_iter().flatten().filter_map(take).sum();
+    kprintln!("phase 1: results sum to {sum}");
+    ran && check(sum == 600, "phase 1 results")
+}
+
+/// One-slot mailbox between two fibers (0 = empty). Cooperative scheduling means no fiber
+/// runs between a check and the store that follows it; atomics only make the static `Sync`.
+static MAILBOX: AtomicU32 = AtomicU32::new(0);
+
+fn phase_producer_consumer() -> bool {
+    kprintln!("-- phase 2: producer/consumer");
+    let producer = spawn(0, "producer", |fib| {
+        for value in 1..=5u32 {
+            while MAILBOX.load(Ordering::Acquire) != 0 {
+                fib.yield_now(); // mailbox full: let the consumer run
+            }
+            kprintln!("[producer] put {value}");
+            MAILBOX.store(value, Ordering::Release);
+        }
+        5u32
+    });
+    let consumer = spawn(1, "consumer", |fib| {
+        let mut sum = 0;
+        for _ in 0..5 {
+            let value = loop {
+                match MAILBOX.swap(0, Ordering::AcqRel) {
+                    0 => fib.yield_now(), // empty: let the producer run
+                    value => break value,
+                }
+            };
+            kprintln!("[consumer] got {value}");
+            sum += value;
+        }
+        sum
+    });
+    let ran = run();
+    let sent = take(producer);
+    let sum = take(consumer);
+    kprintln!("phase 2: consumer summed {}", sum.unwrap_or(0));
+    ran && check(sent == Some(5) && sum == Some(15), "phase 2 results")
+}
+
+fn phase_sleep() -> bool {
+    kprintln!("-- phase 3: sleeping on timer ticks (idle hook halts the CPU)");
+    let halts_before = HALTS.load(Ordering::Relaxed);
+    let ticker = spawn(0, "ticker", |fib| {
+        let start = fib.now();
+        let mut last = start;
+        let mut ok = true;
+        for round in 1..=5 {
+            fib.sleep(10);
+            let now = fib.now();
+            kprintln!("[ticker] woke {round}: slept {} ticks", now - last);
+            ok &= now - last >= 10;
+            last = now;
+        }
+        (ok, last - start)
+    });
+    let ran = run();
+    let halts = HALTS.load(Ordering::Relaxed) - halts_before;
+    let (slept_ok, total) = take(ticker).unwrap_or((false, 0));
+    kprintln!("phase 3: {total} ticks in 5 sleeps, CPU halted {halts} times");
+    ran && check(slept_ok && total >= 50, "phase 3 sleep lengths") && check(halts > 0, "phase 3 halted")
+}
+
+fn phase_irq_signal() -> bool {
+    kprintln!("-- phase 4: IrqSignal raised by the timer interrupt every {SIGNAL_PERIOD} ticks");
+    SIGNAL_ARMED.store(true, Ordering::Release);
+    let waiter = spawn(0, "irq-waiter", |fib| {
+        let mut received = 0;
+        for round in 1..=3 {
+            let n = TIMER_SIGNAL.wait(fib).expect("signal belongs to this runtime");
+            received += n;
+            kprintln!("[irq-waiter] signal {round}: {n} notification(s) at tick {}", fib.now());
+        }
+        received
+    });
+    let ran = run();
+    SIGNAL_ARMED.store(false, Ordering::Release);
+    let received = take(waiter).unwrap_or(0);
+    let raised = SIGNALS_RAISED.load(Ordering::Acquire);
+    kprintln!("phase 4: received {received} of {raised} notifications");
+    ran && check(received >= 3 && received <= raised, "phase 4 counts")
+}
+
+fn timer_report() -> bool {
+    arch::disable_interrupts();
+    let ticks = TICKS.load(Ordering::Acquire);
+    let on_ist = TICKS_ON_IST.load(Ordering::Acquire);
+    let off_ist = TICK_OFF_IST.load(Ordering::Acquire);
+    arch::enable_interrupts();
+    kprintln!("timer: {ticks} interrupts, {on_ist} of them on the IST stack");
+    check(!off_ist && on_ist == ticks, "every timer interrupt ran on its IST stack")
+}
 
 /// Runs the demo; `true` when every check passed.
-pub fn run() -> bool {
-    let x = core::hint::black_box(1.0f64) / core::hint::black_box(3.0f64);
-    kprintln!("sse: 1/3 = {x:.6}");
-    let start = TICKS.load(Ordering::Acquire);
-    let mut halts = 0;
-    while TICKS.load(Ordering::Acquire) < start + 10 {
-        crate::arch::disable_interrupts();
-        if TICKS.load(Ordering::Acquire) < start + 10 {
-            crate::arch::enable_interrupts_and_halt();
-            halts += 1;
-        } else {
-            crate::arch::enable_interrupts();
-        }
-    }
-    kprintln!("ticks: {} halts {halts}", TICKS.load(Ordering::Acquire));
-    true
+pub fn run_all() -> bool {
+    let third = core::hint::black_box(1.0f64) / core::hint::black_box(3.0f64);
+    kprintln!("sse: 1/3 = {third:.6}");
+    let mut ok = check((third - 0.333_333).abs() < 1e-6, "SSE arithmetic");
+    ok &= phase_yield();
+    ok &= phase_producer_consumer();
+    ok &= phase_sleep();
+    ok &= phase_irq_signal();
+    ok &= timer_report();
+    ok
 }

@@ -111,10 +111,7 @@ pub fn init() {
         (*gdt).0[3] = low;
         (*gdt).0[4] = base >> 32;
     }
-    let pointer = DescriptorTablePointer {
-        limit: (size_of::<Gdt>() - 1) as u16,
-        base: GDT.get() as u64,
-    };
+    let pointer = DescriptorTablePointer { limit: (size_of::<Gdt>() - 1) as u16, base: GDT.get() as u64 };
     // SAFETY: the GDT is a valid, 'static table whose code/data descriptors match the boot
     // GDT's, so the far return lands in the same flat 64-bit code; the TSS descriptor points
     // to a 'static TSS with valid IST stacks.

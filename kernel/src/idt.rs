@@ -10,9 +10,7 @@
 
 use crate::StaticCell;
 use crate::exit::{ExitCode, exit_qemu};
-use crate::gdt::{
-    self, DescriptorTablePointer, IST_DOUBLE_FAULT, IST_EXCEPTION, IST_IRQ, KERNEL_CS,
-};
+use crate::gdt::{self, DescriptorTablePointer, IST_DOUBLE_FAULT, IST_EXCEPTION, IST_IRQ, KERNEL_CS};
 use crate::{kprintln, pic};
 use core::arch::{asm, global_asm};
 use core::mem::size_of;
@@ -187,10 +185,7 @@ const EXCEPTION_NAMES: [&str; 21] = [
 
 #[unsafe(no_mangle)]
 extern "C" fn fk_exception(frame: &ExceptionFrame) -> ! {
-    let name = EXCEPTION_NAMES
-        .get(frame.vector as usize)
-        .copied()
-        .unwrap_or("exception");
+    let name = EXCEPTION_NAMES.get(frame.vector as usize).copied().unwrap_or("exception");
     let cr2: u64;
     // SAFETY: reading CR2 (the faulting address of the last #PF) has no side effects.
     unsafe {
@@ -235,15 +230,8 @@ struct Gate {
 }
 
 impl Gate {
-    const MISSING: Gate = Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        type_attr: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        _zero: 0,
-    };
+    const MISSING: Gate =
+        Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, _zero: 0 };
 
     /// A present ring-0 interrupt gate (IF cleared on entry) using IST slot `ist`.
     fn interrupt(handler: u64, ist: u8) -> Gate {
@@ -271,22 +259,13 @@ pub fn init() {
     // lidt below, and nothing else references it. fk_exc_table is immutable data.
     unsafe {
         for (vector, &stub) in fk_exc_table.iter().enumerate() {
-            let ist = if vector == 8 {
-                IST_DOUBLE_FAULT
-            } else {
-                IST_EXCEPTION
-            };
+            let ist = if vector == 8 { IST_DOUBLE_FAULT } else { IST_EXCEPTION };
             (*idt).0[vector] = Gate::interrupt(stub, ist);
         }
-        (*idt).0[usize::from(pic::MASTER_OFFSET)] =
-            Gate::interrupt(fk_irq_timer as *const () as u64, IST_IRQ);
-        (*idt).0[usize::from(pic::MASTER_OFFSET) + 7] =
-            Gate::interrupt(fk_irq_spurious as *const () as u64, IST_IRQ);
+        (*idt).0[usize::from(pic::MASTER_OFFSET)] = Gate::interrupt(fk_irq_timer as *const () as u64, IST_IRQ);
+        (*idt).0[usize::from(pic::MASTER_OFFSET) + 7] = Gate::interrupt(fk_irq_spurious as *const () as u64, IST_IRQ);
     }
-    let pointer = DescriptorTablePointer {
-        limit: (size_of::<Idt>() - 1) as u16,
-        base: idt as u64,
-    };
+    let pointer = DescriptorTablePointer { limit: (size_of::<Idt>() - 1) as u16, base: idt as u64 };
     // SAFETY: the IDT is 'static and every present gate points to a stub above with a valid
     // code selector and IST slot (installed by gdt::init).
     unsafe {

@@ -67,12 +67,10 @@ pub fn kernel_main(start_info: u64) -> ! {
     idt::init();
     pic::init();
     pit::init(TICK_HZ);
-    kprintln!(
-        "interrupts: GDT+TSS with 3 IST stacks, IDT, PIC remapped to 0x20, PIT at {TICK_HZ} Hz"
-    );
+    kprintln!("interrupts: GDT+TSS with 3 IST stacks, IDT, PIC remapped to 0x20, PIT at {TICK_HZ} Hz");
     arch::enable_interrupts();
 
-    let code = if demo::run() {
+    let code = if demo::run_all() {
         kprintln!("filament-kernel: all checks passed");
         ExitCode::Success
     } else {

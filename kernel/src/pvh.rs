@@ -52,10 +52,6 @@ pub fn check_start_info(physical: u64) -> bool {
             }
         }
     }
-    kprintln!(
-        "pvh: start info ok (version {}), usable RAM {} MiB",
-        info.version,
-        usable >> 20
-    );
+    kprintln!("pvh: start info ok (version {}), usable RAM {} MiB", info.version, usable >> 20);
     true
 }
