@@ -1,0 +1,128 @@
+//! The filament cases: yield at N live fibers, a sparse table, spawn + finish.
+//!
+//! Stacks come from one `static` array of [`StaticStack`]s (in `.bss`, touched
+//! only where fibers run), claimed again for every case run: a detached fiber's
+//! stack is released as soon as it finishes. Spawned stacks skip painting
+//! (`without_painting`) unless the case says otherwise, so spawn is O(1).
+//! Runtimes are built on the heap (`Box::new_uninit`): a 10000-slot table is
+//! too big to want on the caller's stack.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use filament::{Fiber, Runtime, Stack, StaticStack};
+
+use crate::Measured;
+
+/// Bytes per fiber stack.
+pub const STACK_SIZE: usize = 8192;
+
+/// Most live fibers any case uses.
+pub const MAX_FIBERS: usize = 10_000;
+
+/// Stacks for every case (80 MiB of `.bss`, mapped lazily).
+static STACKS: [StaticStack<STACK_SIZE>; MAX_FIBERS] = [const { StaticStack::new() }; MAX_FIBERS];
+
+/// Where the yield loop of a fiber sits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Sites {
+    /// Every fiber runs the same closure: all suspend at one call site.
+    Same,
+    /// Even and odd fibers run different closures: two call sites, alternating.
+    Different,
+}
+
+/// A runtime of capacity `N`, built in place on the heap.
+fn boxed_runtime<const N: usize>() -> Box<Runtime<'static, N>> {
+    let mut b = Box::<Runtime<'static, N>>::new_uninit();
+    b.write(Runtime::new());
+    // SAFETY: the `write` above initialised the box's contents.
+    unsafe { b.assume_init() }
+}
+
+fn claim(i: usize, paint: bool) -> Stack<'static> {
+    let s = STACKS[i].claim().expect("bench stack still claimed: a previous case leaked a fiber");
+    if paint { s } else { s.without_painting() }
+}
+
+fn spawn<const N: usize, F>(rt: &Runtime<'static, N>, stack: Stack<'static>, f: F)
+where
+    F: FnOnce(&Fiber<'static>) + Send + 'static,
+{
+    if let Err(e) = rt.spawn_detached(stack, f) {
+        panic!("spawn failed: {:?}", e.kind());
+    }
+}
+
+/// `live` fibers in a runtime of capacity `N`, each yielding `ops / live`
+/// times (rounded up). One op = one `yield_now` (one fiber-to-fiber switch).
+/// The timed region is `run()`: it includes starting and finishing each fiber
+/// once, amortised over the yields (and cancelled by the U/2U difference).
+pub fn yields<const N: usize>(live: usize, sites: Sites, ops: u64) -> Measured {
+    assert!(live <= N && live <= MAX_FIBERS);
+    let per = ops.div_ceil(live as u64);
+    let rt = boxed_runtime::<N>();
+    for i in 0..live {
+        let stack = claim(i, false);
+        if sites == Sites::Different && i % 2 == 1 {
+            // A different closure type: a second copy of the loop, so this
+            // fiber suspends at a different return address. The trailing
+            // black_box keeps the two bodies from being merged.
+            spawn(&*rt, stack, move |fib| {
+                for _ in 0..per {
+                    fib.yield_now();
+                }
+                black_box(i);
+            });
+        } else {
+            spawn(&*rt, stack, move |fib| {
+                for _ in 0..per {
+                    fib.yield_now();
+                }
+            });
+        }
+    }
+    let t = Instant::now();
+    rt.run().expect("run");
+    Measured { time: t.elapsed(), ops: per * live as u64 }
+}
+
+/// Spawn (detached) + `run` to completion of an empty fiber, on the same
+/// static stack every time, in a 1-slot runtime. One op = one fiber lifetime.
+pub fn spawn_run(ops: u64) -> Measured {
+    spawn_run_with(ops, false)
+}
+
+/// Like [`spawn_run`] but the stack is painted at every spawn (high-water
+/// measurement on): shows what painting an 8 KiB stack costs.
+pub fn spawn_run_painted(ops: u64) -> Measured {
+    spawn_run_with(ops, true)
+}
+
+fn spawn_run_with(ops: u64, paint: bool) -> Measured {
+    let rt = boxed_runtime::<1>();
+    let t = Instant::now();
+    for _ in 0..ops {
+        spawn(&*rt, claim(0, paint), |_fib| {
+            black_box(7u32);
+        });
+        rt.run().expect("run");
+    }
+    Measured { time: t.elapsed(), ops }
+}
+
+/// Spawn with a `JoinHandle`, `run`, then `take` the value: the non-detached
+/// path, closest to corosensei's create–resume–return–drop.
+pub fn spawn_run_take(ops: u64) -> Measured {
+    let rt = boxed_runtime::<1>();
+    let t = Instant::now();
+    for _ in 0..ops {
+        let h = match rt.spawn(claim(0, false), |_fib| black_box(7u32)) {
+            Ok(h) => h,
+            Err(e) => panic!("spawn failed: {:?}", e.kind()),
+        };
+        rt.run().expect("run");
+        black_box(rt.take(h).expect("finished"));
+    }
+    Measured { time: t.elapsed(), ops }
+}

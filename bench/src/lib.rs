@@ -1,0 +1,106 @@
+//! Benchmark cases for `filament` and its same-run peers.
+//!
+//! The same functions back the criterion benches (`benches/switch.rs`) and the
+//! instruction-count binary (`src/bin/count.rs`, driven by `callgrind.sh`), so
+//! the code that is timed is the code that is counted.
+
+use std::time::Duration;
+
+pub mod fil;
+pub mod peers;
+
+use fil::Sites;
+
+/// Result of one case run: wall time of the hot loop and how many operations
+/// it performed (at least the number asked for).
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    pub time: Duration,
+    pub ops: u64,
+}
+
+impl Measured {
+    /// Time scaled to exactly `iters` operations (criterion's `iter_custom`).
+    pub fn scaled_to(self, iters: u64) -> Duration {
+        Duration::from_secs_f64(self.time.as_secs_f64() * iters as f64 / self.ops as f64)
+    }
+}
+
+/// A named benchmark case: `run(ops)` performs at least `ops` operations.
+pub struct Case {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub run: fn(u64) -> Measured,
+}
+
+/// Every case, in report order.
+pub const CASES: &[Case] = &[
+    Case {
+        name: "fil-yield-2",
+        what: "filament yield, 2 live fibers, same call site",
+        run: |ops| fil::yields::<2>(2, Sites::Same, ops),
+    },
+    Case {
+        name: "fil-yield-2-diff",
+        what: "filament yield, 2 live fibers, different call sites",
+        run: |ops| fil::yields::<2>(2, Sites::Different, ops),
+    },
+    Case {
+        name: "fil-yield-64",
+        what: "filament yield, 64 live fibers",
+        run: |ops| fil::yields::<64>(64, Sites::Same, ops),
+    },
+    Case {
+        name: "fil-yield-1024",
+        what: "filament yield, 1024 live fibers",
+        run: |ops| fil::yields::<1024>(1024, Sites::Same, ops),
+    },
+    Case {
+        name: "fil-yield-1024-diff",
+        what: "filament yield, 1024 live fibers, 2 alternating call sites",
+        run: |ops| fil::yields::<1024>(1024, Sites::Different, ops),
+    },
+    Case {
+        name: "fil-yield-10000",
+        what: "filament yield, 10000 live fibers",
+        run: |ops| fil::yields::<10000>(10_000, Sites::Same, ops),
+    },
+    Case {
+        name: "fil-sparse-2of1024",
+        what: "filament yield, 2 live fibers in a capacity-1024 runtime",
+        run: |ops| fil::yields::<1024>(2, Sites::Same, ops),
+    },
+    Case {
+        name: "fil-spawn",
+        what: "filament spawn_detached + run to completion, empty fiber, reused stack",
+        run: fil::spawn_run,
+    },
+    Case {
+        name: "fil-spawn-take",
+        what: "filament spawn + run + take(handle), empty fiber, reused stack",
+        run: fil::spawn_run_take,
+    },
+    Case {
+        name: "fil-spawn-painted",
+        what: "filament spawn_detached + run, 8 KiB stack painted at spawn",
+        run: fil::spawn_run_painted,
+    },
+    Case {
+        name: "coro-switch",
+        what: "corosensei one switch (resume+suspend round trip / 2)",
+        run: peers::coro_switch,
+    },
+    Case {
+        name: "coro-ring-1024",
+        what: "corosensei 1024 coroutines resumed in turn, per switch",
+        run: peers::coro_ring,
+    },
+    Case { name: "coro-create", what: "corosensei create-resume-return-drop, reused stack", run: peers::coro_create },
+    Case { name: "thread-mpsc", what: "OS threads, std::sync::mpsc ping-pong / 2", run: peers::thread_pingpong },
+    Case { name: "tokio-yield", what: "tokio current_thread, yield_now between 2 tasks", run: peers::tokio_yield },
+];
+
+/// Look a case up by name.
+pub fn case(name: &str) -> Option<&'static Case> {
+    CASES.iter().find(|c| c.name == name)
+}
