@@ -208,13 +208,18 @@ pub(crate) unsafe fn yield_now(core: *mut Core) {
     }
 }
 
-/// Takes the running fiber off the ready ring and switches to the next ready
-/// fiber (or the host). Returns how it was woken.
+/// Takes the running fiber off the ready ring, links it into `queue` (if
+/// any) and switches to the next ready fiber (or the host). Returns how it was
+/// woken.
+///
+/// The ring and the wait queue share `Slot::next`, so the fiber is unlinked from
+/// the ring before it is linked into the queue.
 ///
 /// # Safety
-/// Must be called by the running fiber of `core` on its own stack, after linking
-/// itself into whatever will wake it (a wait queue, the timer heap).
-pub(crate) unsafe fn block_current(core: *mut Core, kind: WaitKind, obj: usize) -> Wake {
+/// Must be called by the running fiber of `core` on its own stack. `queue`, if
+/// non-null, must stay valid until the fiber is woken. `obj` is the queue's
+/// address, or the deadline for a plain sleep.
+pub(crate) unsafe fn block_current(core: *mut Core, queue: *const WaitQueue, kind: WaitKind, obj: usize) -> Wake {
     // SAFETY: the caller is `current`; ring pointers are valid.
     unsafe {
         crate::irq::drain(core);
@@ -225,6 +230,9 @@ pub(crate) unsafe fn block_current(core: *mut Core, kind: WaitKind, obj: usize) 
         (*c).wait_obj = obj;
         (*c).wake = Wake::Signaled;
         let to = unlink_current(core);
+        if !queue.is_null() {
+            (*queue).push_back(c);
+        }
         arch::switch(&raw mut (*c).sp, to, core.cast());
         (*c).wake
     }

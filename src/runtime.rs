@@ -4,6 +4,7 @@ use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
+use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::arch;
@@ -486,8 +487,7 @@ impl<'s> Fiber<'s> {
             }
             if (*target).state != State::Finished {
                 let q = &raw const (*(*target).header).joiners;
-                (*q).push_back(self.slot);
-                let wake = raw::block_current(self.core, WaitKind::Join, q as usize);
+                let wake = raw::block_current(self.core, q, WaitKind::Join, q as usize);
                 self.check_cancel(wake);
             }
             take_outcome(self.core, handle)
@@ -535,7 +535,7 @@ impl<'s> Fiber<'s> {
                 return;
             }
             time::arm(self.core, self.slot, deadline);
-            let wake = raw::block_current(self.core, WaitKind::Sleep, deadline as usize);
+            let wake = raw::block_current(self.core, ptr::null(), WaitKind::Sleep, deadline as usize);
             self.check_cancel(wake);
         }
     }
@@ -562,8 +562,7 @@ impl<'s> Fiber<'s> {
                 }
                 time::arm(self.core, self.slot, d);
             }
-            q.push_back(self.slot);
-            let wake = raw::block_current(self.core, kind, q as *const WaitQueue as usize);
+            let wake = raw::block_current(self.core, q, kind, q as *const WaitQueue as usize);
             self.check_cancel(wake);
             wake
         }
@@ -833,6 +832,8 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
 unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
     // SAFETY: per the contract.
     unsafe {
+        // A deadlock found under std: reported once the cancelled fibers are gone.
+        let mut deadlocked: Option<DeadlockReport> = None;
         loop {
             raw::reclaim_zombies(core);
             crate::irq::drain(core);
@@ -842,7 +843,10 @@ unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), Ru
                 continue;
             }
             if (*core).unfinished == 0 {
-                return Ok(());
+                return match deadlocked {
+                    Some(report) => Err(RunError::Deadlock(report)),
+                    None => Ok(()),
+                };
             }
             // Nothing ready, some fibers blocked.
             if time::has_timers(core) || crate::irq::armed(core) {
@@ -852,7 +856,12 @@ unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), Ru
                 time::advance(core, now);
                 continue;
             }
-            return Err(RunError::Deadlock(deadlock(core)));
+            let report = deadlock(core);
+            if (*core).poisoned {
+                return Err(RunError::Deadlock(deadlocked.unwrap_or(report)));
+            }
+            // Cancelled fibers unwind now; report when they are done.
+            deadlocked.get_or_insert(report);
         }
     }
 }
@@ -873,7 +882,7 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
                 report.push(raw::id_of(core, s), (*(*s).header).name, raw::wait_reason(core, s));
             }
         }
-        let cancel = cfg!(feature = "std") && (*core).deadlocks < u64::MAX;
+        let cancel = cfg!(feature = "std");
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);
             if (*s).state != State::Blocked {
