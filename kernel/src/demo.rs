@@ -88,10 +88,13 @@ fn run() -> bool {
     RT.set_now(TICKS.load(Ordering::Acquire));
     match RT.run_with_idle(&mut HaltUntilInterrupt) {
         Ok(()) => true,
-        Err(e) => check(false, match e {
-            filament::RunError::Deadlock(_) => "run: deadlock",
-            _ => "run: error",
-        }),
+        Err(e) => check(
+            false,
+            match e {
+                filament::RunError::Deadlock(_) => "run: deadlock",
+                _ => "run: error",
+            },
+        ),
     }
 }
 
