@@ -79,6 +79,9 @@
 //! # Features
 //!
 //! * `std` — the [`host`] layer.
+//! * `trace` — scheduler trace hooks ([`Trace`]); compiled out when off.
+//! * `explore` — a scheduling-policy seam and seeded schedule exploration
+//!   (implies `std`).
 //! * `no-fp-control` — do not keep MXCSR / the x87 control word per fiber
 //!   (for kernels built without SSE and x87).
 
@@ -98,7 +101,13 @@ mod report;
 mod runtime;
 mod stack;
 mod time;
+mod trace;
 mod wait;
+
+#[cfg(feature = "explore")]
+mod policy;
+
+pub mod sync;
 
 #[cfg(feature = "std")]
 pub mod host;
@@ -106,6 +115,9 @@ pub mod host;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use irq::{IrqError, IrqSignal};
+#[cfg(feature = "explore")]
+pub use policy::SchedulePolicy;
 pub use runtime::{Fiber, FiberInfo, JoinHandle, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
 pub use time::{Idle, NoIdle, Ticks};
+pub use trace::Trace;

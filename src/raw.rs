@@ -26,6 +26,7 @@ use core::ptr;
 use crate::arch;
 use crate::fiber::{FiberId, Header, Slot, State, WaitKind, WaitReason, Wake};
 use crate::stack;
+use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
 /// Scheduler state shared by the runtime and its fibers' handles. Not generic,
@@ -61,6 +62,12 @@ pub(crate) struct Core {
     pub timer_seq: u64,
     /// Interrupt-side signals registered with this runtime.
     pub irq: crate::irq::IrqList,
+    /// The tracer (feature `trace`), lifetime-erased: it outlives the runtime.
+    #[cfg(feature = "trace")]
+    pub tracer: Option<*const (dyn crate::trace::Trace + 'static)>,
+    /// The scheduling policy (feature `explore`); `None`: strict FIFO.
+    #[cfg(feature = "explore")]
+    pub policy: Option<std::boxed::Box<dyn crate::policy::SchedulePolicy + Send>>,
     /// Counters for reports.
     pub spawns: u64,
     pub idles: u64,
@@ -86,6 +93,10 @@ impl Core {
             ntimers: 0,
             timer_seq: 0,
             irq: crate::irq::IrqList::new(),
+            #[cfg(feature = "trace")]
+            tracer: None,
+            #[cfg(feature = "explore")]
+            policy: None,
             spawns: 0,
             idles: 0,
             deadlocks: 0,
@@ -204,8 +215,37 @@ pub(crate) unsafe fn yield_now(core: *mut Core) {
         check_canary(core, c);
         (*core).prev = c;
         (*core).current = n;
+        #[cfg(feature = "explore")]
+        let n = {
+            crate::policy::choose(core);
+            let n = (*core).current;
+            if n == c {
+                return; // the policy keeps this fiber running
+            }
+            n
+        };
+        trace_event!(core, switch_out(id_of(core, c)));
+        trace_event!(core, switch_in(id_of(core, n)));
+        (*n).runs = (*n).runs.wrapping_add(1);
         arch::switch(&raw mut (*c).sp, (*n).sp, core.cast());
     }
+}
+
+/// A point where an exploring scheduling policy may switch fibers (after a
+/// wake, around primitive operations). Compiles to nothing without `explore`.
+///
+/// # Safety
+/// Must be called by the running fiber of `core`.
+#[inline(always)]
+pub(crate) unsafe fn choice_point(core: *mut Core) {
+    #[cfg(feature = "explore")]
+    // SAFETY: forwarded contract.
+    unsafe {
+        if (*core).policy.is_some() {
+            yield_now(core);
+        }
+    }
+    let _ = core;
 }
 
 /// Takes the running fiber off the ready ring, links it into `queue` (if
@@ -229,6 +269,8 @@ pub(crate) unsafe fn block_current(core: *mut Core, queue: *const WaitQueue, kin
         (*c).wait_kind = kind;
         (*c).wait_obj = obj;
         (*c).wake = Wake::Signaled;
+        trace_event!(core, block(id_of(core, c), wait_reason(core, c)));
+        trace_event!(core, switch_out(id_of(core, c)));
         let to = unlink_current(core);
         if !queue.is_null() {
             (*queue).push_back(c);
@@ -256,6 +298,11 @@ unsafe fn unlink_current(core: *mut Core) -> *mut u8 {
         } else {
             (*(*core).prev).next = n;
             (*core).current = n;
+            #[cfg(feature = "explore")]
+            crate::policy::choose(core);
+            let n = (*core).current;
+            trace_event!(core, switch_in(id_of(core, n)));
+            (*n).runs = (*n).runs.wrapping_add(1);
             (*n).sp
         }
     }
@@ -273,6 +320,7 @@ pub(crate) unsafe fn wake(core: *mut Core, s: *mut Slot, how: Wake) {
         debug_assert!((*s).state == State::Blocked);
         (*s).wake = how;
         crate::time::cancel_deadline(core, s);
+        trace_event!(core, wake(id_of(core, s)));
         make_ready(core, s);
     }
 }
@@ -317,6 +365,8 @@ pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
         let h = (*c).header;
         (*c).state = State::Finished;
         (*core).unfinished -= 1;
+        trace_event!(core, exit(id_of(core, c)));
+        trace_event!(core, switch_out(id_of(core, c)));
         wake_all(core, &(*h).joiners);
         let to = unlink_current(core);
         if (*h).detached {

@@ -13,6 +13,7 @@ use crate::fiber::{self, FiberId, FiberState, Header, Slot, State, WaitKind, Wak
 use crate::raw::{self, Core};
 use crate::stack::{self, Stack};
 use crate::time::{self, Ticks, TimerEntry};
+use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
 /// Bytes a fiber needs below its initial frame for the entry glue to run.
@@ -305,6 +306,33 @@ impl<'s, const N: usize> Runtime<'s, N> {
         let core = self.core();
         // SAFETY: we hold the lock.
         unsafe { time::advance(core, now) };
+        true
+    }
+
+    /// Installs a tracer called at every scheduler event (feature `trace`).
+    /// Returns `false` if the runtime is busy.
+    #[cfg(feature = "trace")]
+    pub fn set_tracer(&self, tracer: &'s (dyn crate::Trace + Sync)) -> bool {
+        let Some(_guard) = self.try_lock(BUSY) else { return false };
+        let core = self.core();
+        // SAFETY: we hold the lock. The tracer outlives 's, hence every use by
+        // this runtime; the erased lifetime is never observed past that.
+        unsafe {
+            let t: *const (dyn crate::Trace + 's) = tracer;
+            (*core).tracer = Some(mem::transmute::<*const (dyn crate::Trace + 's), *const dyn crate::Trace>(t));
+        }
+        true
+    }
+
+    /// Installs a scheduling policy that picks the next fiber at every switch
+    /// (feature `explore`; see [`host::explore`](crate::host::explore)).
+    /// `None` restores strict FIFO. Returns `false` if the runtime is busy.
+    #[cfg(feature = "explore")]
+    pub fn set_policy(&self, policy: Option<std::boxed::Box<dyn crate::SchedulePolicy + Send>>) -> bool {
+        let Some(_guard) = self.try_lock(BUSY) else { return false };
+        let core = self.core();
+        // SAFETY: we hold the lock.
+        unsafe { (*core).policy = policy };
         true
     }
 
@@ -711,6 +739,7 @@ where
         (*core).used += 1;
         (*core).unfinished += 1;
         (*core).spawns += 1;
+        trace_event!(core, spawn(raw::id_of(core, s), name));
         raw::make_ready(core, s);
         Ok((raw::id_of(core, s), header))
     }
@@ -837,8 +866,12 @@ unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), Ru
         loop {
             raw::reclaim_zombies(core);
             crate::irq::drain(core);
-            let c = (*core).current;
-            if !c.is_null() {
+            if !(*core).current.is_null() {
+                #[cfg(feature = "explore")]
+                crate::policy::choose(core);
+                let c = (*core).current;
+                trace_event!(core, switch_in(raw::id_of(core, c)));
+                (*c).runs = (*c).runs.wrapping_add(1);
                 arch::switch(&raw mut (*core).host_sp, (*c).sp, core.cast());
                 continue;
             }
@@ -851,6 +884,7 @@ unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), Ru
             // Nothing ready, some fibers blocked.
             if time::has_timers(core) || crate::irq::armed(core) {
                 (*core).idles += 1;
+                trace_event!(core, idle((*core).now));
                 let next = time::next_deadline(core);
                 let now = idle.idle((*core).now, next);
                 time::advance(core, now);

@@ -4,6 +4,8 @@
 
 mod child;
 mod clock;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 pub use child::{ChildOutput, run_in_child};
 pub use clock::HostClock;

@@ -1,0 +1,1 @@
+//! Trace recording (filled in by the timeline work).

@@ -1,0 +1,1 @@
+//! Fiber-blocking primitives, all built on the one wait-queue mechanism.

@@ -1,0 +1,45 @@
+//! Trace hooks, modeled on FreeRTOS's `traceTASK_*` macros and embassy's
+//! `trace` feature.
+//!
+//! With the cargo feature `trace` off (the default) every hook call compiles to
+//! nothing: the scheduler's code is byte-for-byte what it is without this module.
+//! With it on, a runtime given a tracer ([`Runtime::set_tracer`](crate::Runtime::set_tracer))
+//! calls it at each event below, on the thread that runs the runtime, from the
+//! scheduler's own context (keep hooks short; they must not block or switch).
+
+use crate::fiber::{FiberId, WaitReason};
+use crate::time::Ticks;
+
+/// Receives scheduler events. Every method has an empty default.
+pub trait Trace {
+    /// A fiber was spawned.
+    fn spawn(&self, _id: FiberId, _name: &'static str) {}
+    /// `id` starts or resumes running.
+    fn switch_in(&self, _id: FiberId) {}
+    /// `id` stops running (yield, block or exit follows or preceded).
+    fn switch_out(&self, _id: FiberId) {}
+    /// `id` blocks on `reason`.
+    fn block(&self, _id: FiberId, _reason: WaitReason) {}
+    /// `id` was made ready by a wake (signal, timeout or cancellation).
+    fn wake(&self, _id: FiberId) {}
+    /// `id`'s closure returned (or panicked).
+    fn exit(&self, _id: FiberId) {}
+    /// No fiber ready: the idle hook runs at tick `now`.
+    fn idle(&self, _now: Ticks) {}
+}
+
+/// Calls the runtime's tracer, if the `trace` feature is on and one is set.
+macro_rules! trace_event {
+    ($core:expr, $method:ident ( $($arg:expr),* )) => {{
+        #[cfg(feature = "trace")]
+        {
+            #[allow(unused_unsafe)]
+            // SAFETY: the tracer outlives the runtime ('s) and is only called on
+            // the thread running it.
+            if let Some(t) = unsafe { (*$core).tracer } {
+                unsafe { (*t).$method($($arg),*) }
+            }
+        }
+    }};
+}
+pub(crate) use trace_event;
