@@ -126,3 +126,56 @@ pub fn spawn_run_take(ops: u64) -> Measured {
     }
     Measured { time: t.elapsed(), ops }
 }
+
+/// Spawn from inside a fiber: a parent fiber spawns an empty detached child
+/// and yields to it; the child runs, finishes and switches straight back.
+/// The child's stack alternates between two static stacks (a detached child's
+/// slot and stack are reclaimed at the parent's next spawn). No `run()` per op.
+/// One op = spawn + switch in + entry + exit + switch out + reclaim.
+pub fn spawn_yield_in_fiber(ops: u64) -> Measured {
+    let rt = boxed_runtime::<2>();
+    let parent = claim(0, false);
+    let time = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = time.clone();
+    spawn(&*rt, parent, move |fib| {
+        let t = Instant::now();
+        for i in 0..ops {
+            let stack = claim(1 + (i % 2) as usize, false);
+            if let Err(e) = fib.spawn_detached(stack, |_child| {
+                black_box(7u32);
+            }) {
+                panic!("spawn failed: {:?}", e.kind());
+            }
+            fib.yield_now();
+        }
+        *out.lock().unwrap() = Some(t.elapsed());
+    });
+    rt.run().expect("run");
+    let time = time.lock().unwrap().take().expect("parent ran");
+    Measured { time, ops }
+}
+
+/// Spawn + join from inside a fiber: the parent spawns an empty child with a
+/// handle and joins it (blocks; the child runs and its exit wakes the parent);
+/// join takes the value and frees the slot and stack at once.
+/// One op = spawn + block + switch in + entry + exit/wake + switch out + take.
+pub fn spawn_join_in_fiber(ops: u64) -> Measured {
+    let rt = boxed_runtime::<2>();
+    let parent = claim(0, false);
+    let time = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = time.clone();
+    spawn(&*rt, parent, move |fib| {
+        let t = Instant::now();
+        for _ in 0..ops {
+            let h = match fib.spawn(claim(1, false), |_child| black_box(7u32)) {
+                Ok(h) => h,
+                Err(e) => panic!("spawn failed: {:?}", e.kind()),
+            };
+            black_box(fib.join(h).expect("child finished"));
+        }
+        *out.lock().unwrap() = Some(t.elapsed());
+    });
+    rt.run().expect("run");
+    let time = time.lock().unwrap().take().expect("parent ran");
+    Measured { time, ops }
+}

@@ -81,6 +81,16 @@ pub const CASES: &[Case] = &[
         run: fil::spawn_run_take,
     },
     Case {
+        name: "fil-spawn-yield",
+        what: "filament, inside a fiber: spawn_detached + yield to it, child runs to completion",
+        run: fil::spawn_yield_in_fiber,
+    },
+    Case {
+        name: "fil-spawn-join",
+        what: "filament, inside a fiber: spawn + join (value taken), child runs to completion",
+        run: fil::spawn_join_in_fiber,
+    },
+    Case {
         name: "fil-spawn-painted",
         what: "filament spawn_detached + run, 8 KiB stack painted at spawn",
         run: fil::spawn_run_painted,
