@@ -26,6 +26,9 @@ pub trait SchedulePolicy {
 pub(crate) unsafe fn choose(core: *mut Core) {
     // SAFETY: ring pointers are valid slots of core.
     unsafe {
+        if (*core).policy.is_none() {
+            return;
+        }
         let head = (*core).current;
         if head.is_null() || (*head).next == head {
             return;
