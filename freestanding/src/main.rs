@@ -8,7 +8,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use core::panic::PanicInfo;
+// The image is built with `panic = "abort"` (profile `kernel`, see `cargo freestanding`). A plain
+// `cargo check/clippy --all-features` compiles it with the dev profile's `panic = "unwind"`,
+// which a `no_std` binary cannot satisfy on stable (no `eh_personality`). For that case only,
+// link `std` for its unwinding lang items so the code still type-checks and gets linted;
+// such a build is not bootable and is never linked by the aliases or the tests.
+#[cfg(panic = "unwind")]
+extern crate std;
 
 core::arch::global_asm!(
     r#"
@@ -30,7 +36,8 @@ extern "C" fn freestanding_main(initial_sp: *const usize) -> ! {
     filament_freestanding::main(initial_sp)
 }
 
+#[cfg(panic = "abort")]
 #[panic_handler]
-fn panic(info: &PanicInfo<'_>) -> ! {
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     filament_freestanding::panic(info)
 }

@@ -10,7 +10,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use core::panic::PanicInfo;
+// The image is built with `panic = "abort"` (profile `kernel`, see `cargo kernel`). A plain
+// `cargo check/clippy --all-features` compiles it with the dev profile's `panic = "unwind"`,
+// which a `no_std` binary cannot satisfy on stable (no `eh_personality`). For that case only,
+// link `std` for its unwinding lang items so the code still type-checks and gets linted;
+// such a build is not bootable and is never linked by the aliases or the tests.
+#[cfg(panic = "unwind")]
+extern crate std;
 
 core::arch::global_asm!(include_str!("boot.s"), options(att_syntax));
 
@@ -20,7 +26,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     filament_kernel::kernel_main(start_info)
 }
 
+#[cfg(panic = "abort")]
 #[panic_handler]
-fn panic(info: &PanicInfo<'_>) -> ! {
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     filament_kernel::panic(info)
 }
