@@ -18,9 +18,9 @@ extern crate std;
 
 core::arch::global_asm!(
     r#"
-    .text
-    .globl _start
-_start:
+    .text                           # code
+    .globl _start                   # the ELF entry point (ld's default ENTRY)
+_start:                             # the kernel starts us here, rsp = &argc
     xor %ebp, %ebp                  # outermost frame: end frame-pointer chains
     mov %rsp, %rdi                  # arg 0: initial stack pointer (&argc)
     and $-16, %rsp                  # 16-byte alignment before the call (SysV ABI)

@@ -4,7 +4,7 @@
 # and calls the Rust `kernel_main(start_info)`. AT&T syntax; no braces (format string).
 
 # ---- PVH ELF note (XEN_ELFNOTE_PHYS32_ENTRY) --------------------------------------------
-    .section .note.Xen, "a", @note
+    .section .note.Xen, "a", @note  # own section -> own PT_NOTE (see linker.ld)
     .p2align 2                      # ELF notes are 4-byte aligned
     .long 4                         # namesz: "Xen" plus NUL
     .long 8                         # descsz: one 64-bit physical address
@@ -13,10 +13,10 @@
     .quad pvh_start32               # desc: where QEMU jumps in 32-bit protected mode
 
 # ---- 32-bit entry ------------------------------------------------------------------------
-    .section .boot.text, "ax", @progbits
+    .section .boot.text, "ax", @progbits  # placed first by linker.ld
     .code32                         # the CPU is in 32-bit protected mode here
-    .globl pvh_start32
-pvh_start32:
+    .globl pvh_start32              # named by the note and by ENTRY()
+pvh_start32:                        # QEMU jumps here (32-bit protected mode, paging off)
     cli                             # no IDT yet: keep interrupts off
     cld                             # string ops count upwards (rep stosb below, SysV ABI)
     mov %ebx, %esi                  # keep start_info; rep stosb uses %edi/%ecx/%eax
@@ -39,7 +39,7 @@ pvh_start32:
     mov $boot_pd, %edi              # PD[i] = i * 2 MiB, identity map of 0..1 GiB
     mov $0x83, %eax                 # present | writable | 2 MiB page, physical 0
     mov $512, %ecx                  # 512 entries of 2 MiB
-.Lfill_pd:
+.Lfill_pd:                          # loop over the 512 PD entries
     mov %eax, (%edi)                # low half of the entry (high half already zero)
     add $0x200000, %eax             # next 2 MiB frame
     add $8, %edi                    # next entry
@@ -63,7 +63,7 @@ pvh_start32:
 
 # ---- 64-bit entry ------------------------------------------------------------------------
     .code64                         # from here on the CPU runs 64-bit code
-long_mode_entry:
+long_mode_entry:                    # first 64-bit instruction
     mov $0x10, %ax                  # flat data segment selector
     mov %ax, %ds                    # data segment
     mov %ax, %es                    # string destination segment
@@ -85,33 +85,33 @@ long_mode_entry:
 
     mov %esi, %edi                  # arg 0: start_info physical address (zero-extended)
     call kernel_main                # Rust; never returns
-.Lhang:
+.Lhang:                             # never reached
     cli                             # should kernel_main ever return: stop
     hlt                             # wait forever (interrupts are off)
     jmp .Lhang                      # NMI wakes hlt: halt again
 
 # ---- boot GDT (replaced by the Rust GDT with the TSS) ------------------------------------
-    .section .boot.data, "a", @progbits
+    .section .boot.data, "a", @progbits  # read-only boot data
     .p2align 3                      # descriptors are 8 bytes
-boot_gdt:
+boot_gdt:                           # 3 descriptors
     .quad 0                         # null descriptor
     .quad 0x00AF9A000000FFFF        # 0x08: 64-bit code, present, DPL 0 (L=1)
     .quad 0x00CF92000000FFFF        # 0x10: data, present, writable, DPL 0
-boot_gdt_end:
-boot_gdt_ptr:
+boot_gdt_end:                       # end marker for the limit
+boot_gdt_ptr:                       # operand of lgdt
     .word boot_gdt_end - boot_gdt - 1   # limit
     .quad boot_gdt                      # base (32-bit lgdt reads the low 4 bytes)
 
 # ---- zeroed memory -----------------------------------------------------------------------
-    .section .bss.boot, "aw", @nobits
+    .section .bss.boot, "aw", @nobits  # zeroed by the loop above, not stored in the file
     .p2align 12                     # page tables are 4 KiB aligned
-boot_pml4:
+boot_pml4:                          # page map level 4
     .skip 4096                      # level 4
-boot_pdpt:
+boot_pdpt:                          # page directory pointer table
     .skip 4096                      # level 3
-boot_pd:
+boot_pd:                            # page directory
     .skip 4096                      # level 2, 2 MiB pages
     .p2align 4                      # 16-byte aligned stack (SysV ABI)
-boot_stack:
+boot_stack:                         # lowest address of the boot stack
     .skip 65536                     # stack of kernel_main and of the scheduler loop
-boot_stack_top:
+boot_stack_top:                     # initial rsp (grows down)

@@ -122,7 +122,7 @@ pub fn init() {
             "lea {tmp}, [rip + 2f]", // ... and the address just below
             "push {tmp}",         // target rip
             "retfq",              // pops rip and cs: reloads CS from the new GDT
-            "2:",
+            "2:",                 // the far return lands here, CS reloaded
             "mov ss, {ds:x}",     // reload the data segments from the new GDT
             "mov ds, {ds:x}",     // data segment
             "mov es, {ds:x}",     // string destination segment

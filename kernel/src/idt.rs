@@ -25,58 +25,58 @@ pub static TICK_OFF_IST: AtomicBool = AtomicBool::new(false);
 
 global_asm!(
     r#"
-    .text
+    .text                           # the stubs are code
 
     # Exception stubs. The CPU has switched to the IST stack and pushed ss, rsp, rflags,
     # cs, rip and, for some vectors, an error code. Make the layout uniform:
     # [vector][error code][rip][cs][rflags][rsp][ss], then hand it to Rust (never returns).
-    .macro fk_exc_noerr vec
-    .globl fk_exc_\vec
+    .macro fk_exc_noerr vec             # stub for a vector without error code
+    .globl fk_exc_\vec                 # referenced from fk_exc_table
 fk_exc_\vec:
     pushq $0                        # dummy error code
     pushq $\vec                     # vector number
     jmp fk_exc_common               # shared tail
-    .endm
+    .endm                           # end of fk_exc_noerr
 
-    .macro fk_exc_err vec
-    .globl fk_exc_\vec
+    .macro fk_exc_err vec               # stub for a vector with a CPU-pushed error code
+    .globl fk_exc_\vec                 # referenced from fk_exc_table
 fk_exc_\vec:
     pushq $\vec                     # vector number (the CPU pushed the error code)
     jmp fk_exc_common               # shared tail
-    .endm
+    .endm                           # end of fk_exc_err
 
-    fk_exc_noerr 0
-    fk_exc_noerr 1
-    fk_exc_noerr 2
-    fk_exc_noerr 3
-    fk_exc_noerr 4
-    fk_exc_noerr 5
-    fk_exc_noerr 6
-    fk_exc_noerr 7
-    fk_exc_err 8
-    fk_exc_noerr 9
-    fk_exc_err 10
-    fk_exc_err 11
-    fk_exc_err 12
-    fk_exc_err 13
-    fk_exc_err 14
-    fk_exc_noerr 15
-    fk_exc_noerr 16
-    fk_exc_err 17
-    fk_exc_noerr 18
-    fk_exc_noerr 19
-    fk_exc_noerr 20
-    fk_exc_err 21
-    fk_exc_noerr 22
-    fk_exc_noerr 23
-    fk_exc_noerr 24
-    fk_exc_noerr 25
-    fk_exc_noerr 26
-    fk_exc_noerr 27
-    fk_exc_noerr 28
-    fk_exc_err 29
-    fk_exc_err 30
-    fk_exc_noerr 31
+    fk_exc_noerr 0                  # stub for vector 0: #DE divide error
+    fk_exc_noerr 1                  # stub for vector 1: #DB debug
+    fk_exc_noerr 2                  # stub for vector 2: NMI
+    fk_exc_noerr 3                  # stub for vector 3: #BP breakpoint
+    fk_exc_noerr 4                  # stub for vector 4: #OF overflow
+    fk_exc_noerr 5                  # stub for vector 5: #BR bound range
+    fk_exc_noerr 6                  # stub for vector 6: #UD invalid opcode
+    fk_exc_noerr 7                  # stub for vector 7: #NM device not available
+    fk_exc_err 8                    # stub for vector 8: #DF double fault (error code 0)
+    fk_exc_noerr 9                  # stub for vector 9: coprocessor segment overrun
+    fk_exc_err 10                   # stub for vector 10: #TS invalid TSS
+    fk_exc_err 11                   # stub for vector 11: #NP segment not present
+    fk_exc_err 12                   # stub for vector 12: #SS stack fault
+    fk_exc_err 13                   # stub for vector 13: #GP general protection
+    fk_exc_err 14                   # stub for vector 14: #PF page fault
+    fk_exc_noerr 15                 # stub for vector 15: reserved
+    fk_exc_noerr 16                 # stub for vector 16: #MF x87 error
+    fk_exc_err 17                   # stub for vector 17: #AC alignment check
+    fk_exc_noerr 18                 # stub for vector 18: #MC machine check
+    fk_exc_noerr 19                 # stub for vector 19: #XM SIMD exception
+    fk_exc_noerr 20                 # stub for vector 20: #VE virtualization
+    fk_exc_err 21                   # stub for vector 21: #CP control protection
+    fk_exc_noerr 22                 # stub for vector 22: reserved
+    fk_exc_noerr 23                 # stub for vector 23: reserved
+    fk_exc_noerr 24                 # stub for vector 24: reserved
+    fk_exc_noerr 25                 # stub for vector 25: reserved
+    fk_exc_noerr 26                 # stub for vector 26: reserved
+    fk_exc_noerr 27                 # stub for vector 27: reserved
+    fk_exc_noerr 28                 # stub for vector 28: reserved
+    fk_exc_err 29                   # stub for vector 29: reserved
+    fk_exc_err 30                   # stub for vector 30: reserved
+    fk_exc_noerr 31                 # stub for vector 31: reserved
 
 fk_exc_common:
     cld                             # the ABI requires DF = 0 on calls
@@ -88,7 +88,7 @@ fk_exc_common:
     # IRQ 0 (PIT). Runs on the IRQ IST stack with interrupts off (interrupt gate). Saves
     # every register a SysV call may clobber, including the SSE state (the Rust handler may
     # use xmm registers and the interrupted fiber certainly does), then returns with iretq.
-    .globl fk_irq_timer
+    .globl fk_irq_timer             # referenced by idt::init
 fk_irq_timer:
     push %rbp                       # frame pointer of the stub
     mov %rsp, %rbp                  # rbp = stub frame (on the IST stack)
@@ -123,18 +123,18 @@ fk_irq_timer:
 
     # IRQ 7: the 8259 raises it spuriously when an IRQ vanishes before it is acknowledged.
     # A real IRQ 7 cannot happen (masked), so the handler touches nothing and returns.
-    .globl fk_irq_spurious
+    .globl fk_irq_spurious          # referenced by idt::init
 fk_irq_spurious:
     iretq                           # no EOI for a spurious IRQ 7
 
-    .section .rodata.fk_exc_table, "a", @progbits
+    .section .rodata.fk_exc_table, "a", @progbits  # read-only data
     .p2align 3                      # table of 64-bit addresses
+    .globl fk_exc_table             # read by idt::init
 fk_exc_table:
-    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31  # each vector
     .quad fk_exc_\vec               # stub address for this vector
-    .endr
-    .globl fk_exc_table
-    .text
+    .endr                           # end of the repetition
+    .text                           # back to code for whatever follows
 "#,
     options(att_syntax)
 );
