@@ -32,7 +32,7 @@ pub const TICK_HZ: u32 = 1000;
 /// `UnsafeCell` tells the compiler it can. Every user documents why its accesses cannot
 /// race (on this single-CPU kernel: written only during boot with interrupts off, or
 /// written only by the CPU itself).
-pub struct StaticCell<T>(UnsafeCell<T>);
+pub(crate) struct StaticCell<T>(UnsafeCell<T>);
 
 // SAFETY: the kernel runs on one CPU, and every access through `get` is confined to
 // single-threaded boot code or to the hardware (see the users' SAFETY comments).
