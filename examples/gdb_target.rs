@@ -1,0 +1,97 @@
+//! A debuggee for `gdb/filament.py` and `tests/gdb.rs`: fibers staged in every
+//! state, then a stop at [`marker`] inside the fiber "worker".
+//!
+//! When it reaches `marker`, the runtime holds:
+//!
+//! | index | name     | state                                   | suspended in            |
+//! |-------|----------|-----------------------------------------|-------------------------|
+//! | 0     | done     | Finished                                | —                       |
+//! | 1     | sleeper  | Blocked (sleep until tick 1000000)      | `nap`                   |
+//! | 2     | joiner   | Blocked (join of #4 "worker")           | `wait_for_worker`       |
+//! | 3     | spinner  | Ready                                   | `spin_yield`            |
+//! | 4     | worker   | Running                                 | (at `marker`)           |
+//! | 5     | late     | Ready, never run (spawned by "worker")  | `__filament_fiber_start`|
+//!
+//! Run it under gdb:
+//!
+//! ```text
+//! cargo build --example gdb_target
+//! gdb -q -x gdb/filament.py -ex 'break gdb_target::marker' -ex run -ex 'info fibers' target/debug/examples/gdb_target
+//! ```
+//!
+//! Without a debugger it simply runs to completion (the sleep passes in virtual time).
+
+use std::hint::black_box;
+
+use filament::{Fiber, Runtime, Stack};
+
+static RT: Runtime<'static, 8> = Runtime::new();
+
+/// The breakpoint target: called by "worker" once every other fiber is staged.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn filament_gdb_marker(step: u64) -> u64 {
+    black_box(step) + 1
+}
+
+/// The Rust-named breakpoint target (calls the unmangled one).
+#[inline(never)]
+fn marker(step: u64) -> u64 {
+    filament_gdb_marker(black_box(step))
+}
+
+#[inline(never)]
+fn nap(fib: &Fiber<'_>) {
+    fib.sleep(1_000_000);
+}
+
+#[inline(never)]
+fn wait_for_worker(fib: &Fiber<'_>, worker: filament::JoinHandle<u64>) -> u64 {
+    fib.join(worker).map_err(|_| "join failed").expect("worker finishes")
+}
+
+#[inline(never)]
+fn spin_yield(fib: &Fiber<'_>, rounds: u32) -> u32 {
+    let mut n = 0;
+    for _ in 0..rounds {
+        fib.yield_now();
+        n += 1;
+    }
+    black_box(n)
+}
+
+fn stack() -> Stack<'static> {
+    Stack::host(64 * 1024).expect("mmap stack")
+}
+
+fn main() {
+    let done = RT.spawn_named("done", stack(), |_| 1u64).ok().expect("spawn done");
+    let sleeper = RT.spawn_named("sleeper", stack(), |fib| nap(fib)).ok().expect("spawn sleeper");
+    // The worker is spawned after the joiner, so hand its handle over through a cell.
+    let slot: &'static std::sync::Mutex<Option<filament::JoinHandle<u64>>> =
+        Box::leak(Box::new(std::sync::Mutex::new(None)));
+    let joiner = RT
+        .spawn_named("joiner", stack(), move |fib| {
+            let worker = slot.lock().unwrap().take().expect("worker handle");
+            wait_for_worker(fib, worker)
+        })
+        .ok()
+        .expect("spawn joiner");
+    let spinner = RT.spawn_named("spinner", stack(), |fib| spin_yield(fib, 3)).ok().expect("spawn spinner");
+    let worker = RT
+        .spawn_named("worker", stack(), |fib| {
+            // By now: done finished, sleeper and joiner blocked, spinner yielded once.
+            let late = fib.spawn_named("late", stack(), |_| 5u64).ok().expect("spawn late");
+            let v = marker(41);
+            fib.detach(late).ok().expect("detach late");
+            v
+        })
+        .ok()
+        .expect("spawn worker");
+    *slot.lock().unwrap() = Some(worker);
+    RT.run().expect("run");
+    let total = RT.take(done).ok().unwrap() + RT.take(joiner).ok().unwrap();
+    RT.take(sleeper).ok().unwrap();
+    RT.take(spinner).ok().unwrap();
+    println!("gdb_target: total {total}");
+}
