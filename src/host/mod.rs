@@ -4,6 +4,8 @@
 
 mod child;
 mod clock;
+#[cfg(feature = "explore")]
+pub mod explore;
 #[cfg(feature = "trace")]
 pub mod trace;
 
