@@ -17,8 +17,12 @@ use core::panic::PanicInfo;
 pub const PANIC_STATUS: i32 = 101;
 
 /// Program entry (after `_start`): runs the demo and exits with its status.
-pub fn main(initial_sp: *const usize) -> ! {
-    // SAFETY: `_start` passes the initial stack pointer, where the kernel placed argc.
+///
+/// # Safety
+/// `initial_sp` must be the stack pointer the kernel started the process with (it points
+/// at `argc`), as `_start` passes it.
+pub unsafe fn main(initial_sp: *const usize) -> ! {
+    // SAFETY: per the contract, the kernel placed argc at the initial stack pointer.
     let argc = unsafe { initial_sp.read() };
     println!("filament-freestanding: no libc, static, argc={argc}");
     let status = demo::run();

@@ -33,7 +33,8 @@ _start:                             # the kernel starts us here, rsp = &argc
 /// Called by `_start`; `initial_sp` points at `argc`.
 #[unsafe(no_mangle)]
 extern "C" fn freestanding_main(initial_sp: *const usize) -> ! {
-    filament_freestanding::main(initial_sp)
+    // SAFETY: `_start` passes its untouched entry rsp, which points at argc.
+    unsafe { filament_freestanding::main(initial_sp) }
 }
 
 #[cfg(panic = "abort")]

@@ -36,7 +36,7 @@ static HALTS: AtomicU64 = AtomicU64::new(0);
 /// Called from the timer interrupt handler (interrupts off, on the IRQ IST stack).
 pub(crate) fn on_timer_tick() {
     let now = TICKS.load(Ordering::Relaxed);
-    if SIGNAL_ARMED.load(Ordering::Relaxed) && now % SIGNAL_PERIOD == 0 {
+    if SIGNAL_ARMED.load(Ordering::Relaxed) && now.is_multiple_of(SIGNAL_PERIOD) {
         SIGNALS_RAISED.fetch_add(1, Ordering::Relaxed);
         // The one filament call that is interrupt-safe: a single atomic add.
         TIMER_SIGNAL.notify_from_isr();
