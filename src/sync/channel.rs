@@ -1,0 +1,448 @@
+//! A bounded multi-producer multi-consumer channel with inline storage.
+//!
+//! ```
+//! use filament::sync::{Channel, RecvError};
+//! use filament::{Runtime, StaticStack};
+//!
+//! static CH: Channel<u32, 2> = Channel::new();
+//! static STACKS: [StaticStack<16384>; 2] = [const { StaticStack::new() }; 2];
+//! static RT: Runtime<'static, 2> = Runtime::new();
+//!
+//! RT.spawn_detached(STACKS[0].claim().unwrap(), |fib| {
+//!     for i in 0..5 {
+//!         CH.send(fib, i).unwrap(); // blocks while 2 values are queued
+//!     }
+//!     CH.close(fib).unwrap();
+//! })
+//! .ok()
+//! .unwrap();
+//! let rx = RT
+//!     .spawn(STACKS[1].claim().unwrap(), |fib| {
+//!         let mut got = heapless::Vec::<u32, 8>::new();
+//!         while let Ok(v) = CH.recv(fib) {
+//!             got.push(v).unwrap();
+//!         }
+//!         assert_eq!(CH.recv(fib), Err(RecvError::Closed));
+//!         got
+//!     })
+//!     .ok()
+//!     .unwrap();
+//! RT.run().unwrap();
+//! assert_eq!(RT.take(rx).unwrap(), [0, 1, 2, 3, 4]);
+//! ```
+
+use core::cell::{Cell, UnsafeCell};
+use core::fmt;
+
+use heapless::Deque;
+
+use super::waitlist::WaitList;
+use super::{Binding, WrongRuntime, choice_point};
+use crate::fiber::{WaitKind, Wake};
+use crate::raw::Core;
+use crate::runtime::Fiber;
+use crate::time::Ticks;
+
+/// A bounded MPMC channel for fibers of one runtime, holding up to `CAP`
+/// values inline (no heap). `CAP` must be at least 1.
+///
+/// * [`send`](Self::send) blocks while the channel is full,
+///   [`recv`](Self::recv) while it is empty; `try_` forms never block,
+///   `_timeout` forms give up after some ticks.
+/// * **FIFO, with hand-off**: values come out in the order they went in.
+///   Blocked receivers are served in the order they blocked, and a value sent
+///   while one waits is moved straight into that receiver; blocked senders are
+///   served in the order they blocked, and the room a `recv` makes is filled at
+///   once with the first blocked sender's value. A `try_` call never overtakes
+///   a blocked fiber.
+/// * **Close**: [`close`](Self::close) wakes everyone. Receivers first drain
+///   the values still queued, then get [`RecvError::Closed`]. Senders —
+///   including those blocked at the time of the close — get
+///   [`SendError::Closed`] with their value back.
+/// * **Nothing lost, nothing duplicated**: every error that refuses a value
+///   returns it; dropping the channel drops the values still queued, once.
+/// * Binds to the first runtime that uses it (see [`sync`](crate::sync)).
+///
+/// In a deadlock report a blocked receiver shows as
+/// [`WaitReason::Recv`](crate::WaitReason::Recv) with the channel's address, a
+/// blocked sender as [`WaitReason::Send`](crate::WaitReason::Send) with an
+/// address inside the channel.
+#[repr(C)]
+pub struct Channel<T, const CAP: usize> {
+    /// First field: its address is the channel's address (deadlock reports).
+    /// Non-empty only while `buf` is empty.
+    receivers: WaitList<T>,
+    /// Blocked senders, holding their values. Non-empty only while `buf` is full.
+    senders: WaitList<T>,
+    owner: Binding,
+    closed: Cell<bool>,
+    buf: UnsafeCell<Deque<T, CAP>>,
+}
+
+// SAFETY: everything but `owner` (atomic) is touched only by fibers of the
+// bound runtime, on the one thread running it at a time (`Binding::check`
+// gates every access; `&mut self` methods are exclusive). Values move between
+// fibers that may run on different threads over time, hence `T: Send`.
+unsafe impl<T: Send, const CAP: usize> Sync for Channel<T, CAP> {}
+// SAFETY: a movable channel is borrowed by nobody, so nobody waits in it; its
+// values move with it.
+unsafe impl<T: Send, const CAP: usize> Send for Channel<T, CAP> {}
+
+impl<T, const CAP: usize> Channel<T, CAP> {
+    /// An empty, open channel. `const`, for `static`s.
+    pub const fn new() -> Self {
+        const { assert!(CAP > 0, "a Channel needs a capacity of at least 1") };
+        Channel {
+            receivers: WaitList::new(),
+            senders: WaitList::new(),
+            owner: Binding::new(),
+            closed: Cell::new(false),
+            buf: UnsafeCell::new(Deque::new()),
+        }
+    }
+
+    /// The capacity, `CAP`.
+    pub const fn capacity(&self) -> usize {
+        CAP
+    }
+
+    /// Sends `value`, blocking the fiber while the channel is full. Fails with
+    /// [`SendError::Closed`] (also if closed while blocked) or
+    /// [`SendError::WrongRuntime`], giving the value back.
+    pub fn send<'s>(&'s self, fib: &Fiber<'s>, value: T) -> Result<(), SendError<T>> {
+        self.send_until(fib, value, None)
+    }
+
+    /// Like [`send`](Self::send), giving up with [`SendError::TimedOut`] (and
+    /// the value) if there is no room within `timeout` ticks.
+    pub fn send_timeout<'s>(&'s self, fib: &Fiber<'s>, value: T, timeout: Ticks) -> Result<(), SendError<T>> {
+        self.send_until(fib, value, Some(fib.now().saturating_add(timeout)))
+    }
+
+    /// Sends `value` if there is room (or a waiting receiver); never blocks.
+    pub fn try_send(&self, fib: &Fiber<'_>, value: T) -> Result<(), TrySendError<T>> {
+        let Ok(core) = self.owner.check(fib) else { return Err(TrySendError::WrongRuntime(value)) };
+        // SAFETY: we are the running fiber of the bound runtime.
+        unsafe {
+            self.offer(core, value)?;
+            choice_point(core);
+        }
+        Ok(())
+    }
+
+    /// Receives the oldest value, blocking the fiber while the channel is
+    /// empty. Fails with [`RecvError::Closed`] once the channel is closed and
+    /// drained, or [`RecvError::WrongRuntime`].
+    pub fn recv<'s>(&'s self, fib: &Fiber<'s>) -> Result<T, RecvError> {
+        self.recv_until(fib, None)
+    }
+
+    /// Like [`recv`](Self::recv), giving up with [`RecvError::TimedOut`] if no
+    /// value comes within `timeout` ticks.
+    pub fn recv_timeout<'s>(&'s self, fib: &Fiber<'s>, timeout: Ticks) -> Result<T, RecvError> {
+        self.recv_until(fib, Some(fib.now().saturating_add(timeout)))
+    }
+
+    /// Receives the oldest value if there is one; never blocks.
+    pub fn try_recv(&self, fib: &Fiber<'_>) -> Result<T, TryRecvError> {
+        let core = self.owner.check(fib)?;
+        // SAFETY: we are the running fiber of the bound runtime.
+        unsafe {
+            let v = self.take(core)?;
+            choice_point(core);
+            Ok(v)
+        }
+    }
+
+    /// Closes the channel: no more sends; receivers get what is queued, then
+    /// [`RecvError::Closed`]. Wakes every blocked fiber (blocked senders get
+    /// their values back). Closing a closed channel does nothing.
+    pub fn close(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
+        let core = self.owner.check(fib)?;
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        // SAFETY: we are the running fiber of the bound runtime. Waking with
+        // the node untouched tells each waiter the channel closed.
+        unsafe {
+            while self.receivers.wake_one(core, |_| {}) {}
+            while self.senders.wake_one(core, |_| {}) {}
+            choice_point(core);
+        }
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self, fib: &Fiber<'_>) -> Result<bool, WrongRuntime> {
+        self.owner.check(fib)?;
+        Ok(self.closed.get())
+    }
+
+    /// Values queued now.
+    pub fn len(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
+        self.owner.check(fib)?;
+        // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
+        Ok(unsafe { (*self.buf.get()).len() })
+    }
+
+    /// Whether no value is queued now.
+    pub fn is_empty(&self, fib: &Fiber<'_>) -> Result<bool, WrongRuntime> {
+        self.len(fib).map(|n| n == 0)
+    }
+
+    /// Takes the oldest queued value through `&mut` (no fiber needed: nobody
+    /// else can use the channel meanwhile). Blocked fibers cannot exist then.
+    pub fn drain_one(&mut self) -> Option<T> {
+        self.buf.get_mut().pop_front()
+    }
+
+    fn send_until<'s>(&'s self, fib: &Fiber<'s>, value: T, deadline: Option<Ticks>) -> Result<(), SendError<T>> {
+        let Ok(core) = self.owner.check(fib) else { return Err(SendError::WrongRuntime(value)) };
+        // SAFETY: we are the running fiber of the bound runtime.
+        let value = match unsafe { self.offer(core, value) } {
+            Ok(()) => {
+                // SAFETY: as above.
+                unsafe { choice_point(core) };
+                return Ok(());
+            }
+            Err(TrySendError::Full(v)) => v,
+            Err(TrySendError::Closed(v) | TrySendError::WrongRuntime(v)) => return Err(SendError::Closed(v)),
+        };
+        // Full: wait with the value in our node; a receiver moves it into the
+        // buffer (handing us the room) when it makes room.
+        // SAFETY: the list lives in `self`, which outlives this call ('s), and
+        // belongs to this runtime (checked above).
+        let (wake, left) = unsafe { self.senders.wait(fib, WaitKind::Send, deadline, Some(value)) };
+        match left {
+            None => Ok(()),
+            Some(v) if wake == Wake::TimedOut => Err(SendError::TimedOut(v)),
+            // Woken without the value taken: the channel was closed.
+            Some(v) => Err(SendError::Closed(v)),
+        }
+    }
+
+    fn recv_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<T, RecvError> {
+        let core = self.owner.check(fib)?;
+        // SAFETY: we are the running fiber of the bound runtime.
+        match unsafe { self.take(core) } {
+            Ok(v) => {
+                // SAFETY: as above.
+                unsafe { choice_point(core) };
+                return Ok(v);
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Closed | TryRecvError::WrongRuntime) => return Err(RecvError::Closed),
+        }
+        // Empty: wait with an empty node; a sender moves its value into it.
+        // SAFETY: the list lives in `self`, which outlives this call ('s), and
+        // belongs to this runtime (checked above).
+        let (wake, got) = unsafe { self.receivers.wait(fib, WaitKind::Recv, deadline, None) };
+        match got {
+            Some(v) => Ok(v),
+            None if wake == Wake::TimedOut => Err(RecvError::TimedOut),
+            // Woken without a value: the channel was closed (and is empty).
+            None => Err(RecvError::Closed),
+        }
+    }
+
+    /// Non-blocking send: to the first waiting receiver, else into the buffer.
+    ///
+    /// # Safety
+    /// Called by the running fiber of the bound runtime `core`.
+    unsafe fn offer(&self, core: *mut Core, value: T) -> Result<(), TrySendError<T>> {
+        if self.closed.get() {
+            return Err(TrySendError::Closed(value));
+        }
+        // Receivers wait only while the buffer is empty, so handing the value
+        // to the first one keeps FIFO order.
+        let mut value = Some(value);
+        // SAFETY: forwarded contract.
+        if unsafe { self.receivers.wake_one(core, |slot| slot.set(value.take())) } {
+            return Ok(());
+        }
+        let value = value.take().expect("value not handed over");
+        // SAFETY: bound runtime's fiber; no other reference to the buffer lives
+        // (none is held across a switch).
+        let buf = unsafe { &mut *self.buf.get() };
+        buf.push_back(value).map_err(TrySendError::Full)
+    }
+
+    /// Non-blocking receive: the oldest queued value, refilled from the first
+    /// blocked sender.
+    ///
+    /// # Safety
+    /// Called by the running fiber of the bound runtime `core`.
+    unsafe fn take(&self, core: *mut Core) -> Result<T, TryRecvError> {
+        // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
+        let buf = unsafe { &mut *self.buf.get() };
+        let Some(v) = buf.pop_front() else {
+            return Err(if self.closed.get() { TryRecvError::Closed } else { TryRecvError::Empty });
+        };
+        // Senders wait only while the buffer is full: one slot just freed.
+        // SAFETY: forwarded contract; `buf` is not used inside the closure's caller.
+        unsafe {
+            self.senders.wake_one(core, |slot| {
+                if let Some(sv) = slot.take() {
+                    // Cannot fail: we just made room.
+                    let _ = buf.push_back(sv);
+                }
+            });
+        }
+        Ok(v)
+    }
+}
+
+impl<T, const CAP: usize> Default for Channel<T, CAP> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const CAP: usize> fmt::Debug for Channel<T, CAP> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The state is readable only from the bound runtime's fibers.
+        f.debug_struct("Channel").field("capacity", &CAP).finish_non_exhaustive()
+    }
+}
+
+/// Why [`Channel::send`] / [`Channel::send_timeout`] failed; holds the value.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendError<T> {
+    /// The channel is closed (or was closed while the sender waited).
+    Closed(T),
+    /// No room within the timeout (`send_timeout` only).
+    TimedOut(T),
+    /// The channel is bound to another runtime.
+    WrongRuntime(T),
+}
+
+impl<T> SendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Closed(v) | SendError::TimedOut(v) | SendError::WrongRuntime(v) => v,
+        }
+    }
+}
+
+/// Why [`Channel::try_send`] failed; holds the value.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+    /// The channel is bound to another runtime.
+    WrongRuntime(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Closed(v) | TrySendError::WrongRuntime(v) => v,
+        }
+    }
+}
+
+/// Why [`Channel::recv`] / [`Channel::recv_timeout`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// The channel is closed and drained.
+    Closed,
+    /// No value within the timeout (`recv_timeout` only).
+    TimedOut,
+    /// The channel is bound to another runtime.
+    WrongRuntime,
+}
+
+/// Why [`Channel::try_recv`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No value is queued now.
+    Empty,
+    /// The channel is closed and drained.
+    Closed,
+    /// The channel is bound to another runtime.
+    WrongRuntime,
+}
+
+impl From<WrongRuntime> for RecvError {
+    fn from(_: WrongRuntime) -> Self {
+        RecvError::WrongRuntime
+    }
+}
+
+impl From<WrongRuntime> for TryRecvError {
+    fn from(_: WrongRuntime) -> Self {
+        TryRecvError::WrongRuntime
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closed(_) => "Closed(..)",
+            SendError::TimedOut(_) => "TimedOut(..)",
+            SendError::WrongRuntime(_) => "WrongRuntime(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closed(_) => "sending on a closed channel",
+            SendError::TimedOut(_) => "timed out sending on a full channel",
+            SendError::WrongRuntime(_) => "channel is bound to another runtime",
+        })
+    }
+}
+
+impl<T> core::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "Full(..)",
+            TrySendError::Closed(_) => "Closed(..)",
+            TrySendError::WrongRuntime(_) => "WrongRuntime(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "channel is full",
+            TrySendError::Closed(_) => "sending on a closed channel",
+            TrySendError::WrongRuntime(_) => "channel is bound to another runtime",
+        })
+    }
+}
+
+impl<T> core::error::Error for TrySendError<T> {}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecvError::Closed => "receiving on a closed, empty channel",
+            RecvError::TimedOut => "timed out receiving on an empty channel",
+            RecvError::WrongRuntime => "channel is bound to another runtime",
+        })
+    }
+}
+
+impl core::error::Error for RecvError {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "channel is empty",
+            TryRecvError::Closed => "receiving on a closed, empty channel",
+            TryRecvError::WrongRuntime => "channel is bound to another runtime",
+        })
+    }
+}
+
+impl core::error::Error for TryRecvError {}

@@ -1,0 +1,157 @@
+//! A counting semaphore with FIFO hand-off of permits.
+//!
+//! ```
+//! use filament::sync::Semaphore;
+//! use filament::{Runtime, StaticStack};
+//!
+//! static SLOTS: Semaphore = Semaphore::new(1);
+//! static STACKS: [StaticStack<16384>; 2] = [const { StaticStack::new() }; 2];
+//! static RT: Runtime<'static, 2> = Runtime::new();
+//!
+//! let a = RT
+//!     .spawn(STACKS[0].claim().unwrap(), |fib| {
+//!         SLOTS.acquire(fib).unwrap(); // the only permit
+//!         fib.yield_now();
+//!         SLOTS.release(fib, 1).unwrap(); // handed to `b`, which waits
+//!     })
+//!     .ok()
+//!     .unwrap();
+//! let b = RT
+//!     .spawn(STACKS[1].claim().unwrap(), |fib| {
+//!         assert!(SLOTS.try_acquire(fib).is_err()); // `a` has it
+//!         SLOTS.acquire(fib).unwrap();
+//!         SLOTS.available(fib).unwrap()
+//!     })
+//!     .ok()
+//!     .unwrap();
+//! RT.run().unwrap();
+//! RT.take(a).unwrap();
+//! assert_eq!(RT.take(b).unwrap(), 0);
+//! ```
+
+use core::cell::Cell;
+use core::fmt;
+
+use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
+use crate::fiber::{WaitKind, Wake};
+use crate::raw;
+use crate::runtime::Fiber;
+use crate::time::Ticks;
+use crate::wait::WaitQueue;
+
+/// A counting semaphore for fibers of one runtime.
+///
+/// Each [`acquire`](Self::acquire) takes one permit, blocking the fiber while
+/// none is available; [`release`](Self::release) returns `n` permits.
+///
+/// * **FIFO hand-off**: a released permit goes directly to the fiber that has
+///   waited longest; while fibers wait the count stays 0, so
+///   [`try_acquire`](Self::try_acquire) cannot take a permit ahead of them.
+/// * Any fiber may release (permits are not tied to who acquired them).
+/// * Binds to the first runtime that uses it (see [`sync`](crate::sync)).
+///
+/// In a deadlock report a waiter shows as
+/// [`WaitReason::Semaphore`](crate::WaitReason::Semaphore) with this
+/// semaphore's address.
+#[repr(C)]
+pub struct Semaphore {
+    /// First field: its address is the semaphore's address (deadlock reports).
+    waiters: WaitQueue,
+    owner: Binding,
+    /// Available permits; 0 whenever a fiber waits.
+    permits: Cell<usize>,
+}
+
+// SAFETY: everything but `owner` (atomic) is touched only by fibers of the
+// bound runtime, on the one thread running it (`Binding::check` gates every
+// access).
+unsafe impl Sync for Semaphore {}
+// SAFETY: a movable semaphore is borrowed by nobody, so nobody waits in it.
+unsafe impl Send for Semaphore {}
+
+impl Semaphore {
+    /// A semaphore with `permits` permits available. `const`, for `static`s.
+    pub const fn new(permits: usize) -> Self {
+        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits) }
+    }
+
+    /// Takes one permit, blocking the fiber until one is available. Fails only
+    /// with [`WaitError::WrongRuntime`].
+    pub fn acquire<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WaitError> {
+        self.acquire_until(fib, None)
+    }
+
+    /// Like [`acquire`](Self::acquire), giving up with
+    /// [`WaitError::TimedOut`] after `timeout` ticks.
+    pub fn acquire_timeout<'s>(&'s self, fib: &Fiber<'s>, timeout: Ticks) -> Result<(), WaitError> {
+        self.acquire_until(fib, Some(fib.now().saturating_add(timeout)))
+    }
+
+    /// Takes one permit if one is available; never blocks.
+    pub fn try_acquire(&self, fib: &Fiber<'_>) -> Result<(), TryError> {
+        let core = self.owner.check(fib)?;
+        let n = self.permits.get();
+        if n == 0 {
+            return Err(TryError::WouldBlock);
+        }
+        self.permits.set(n - 1);
+        // SAFETY: we are the running fiber of `core`.
+        unsafe { choice_point(core) };
+        Ok(())
+    }
+
+    fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
+        let core = self.owner.check(fib)?;
+        let n = self.permits.get();
+        if n > 0 {
+            self.permits.set(n - 1);
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { choice_point(core) };
+            return Ok(());
+        }
+        // SAFETY: the queue lives in `self`, which outlives this call ('s) and
+        // belongs to this runtime (checked above).
+        match unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) } {
+            // Woken only by `release`, which handed us a permit.
+            Wake::Signaled => Ok(()),
+            // Taken off the queue by the runtime: no permit was handed to us.
+            _ => Err(WaitError::TimedOut),
+        }
+    }
+
+    /// Returns `n` permits: each goes to the longest-waiting fiber, the rest
+    /// become available.
+    ///
+    /// # Panics
+    /// If the count of available permits would overflow `usize`.
+    pub fn release(&self, fib: &Fiber<'_>, n: usize) -> Result<(), WrongRuntime> {
+        let core = self.owner.check(fib)?;
+        let mut left = n;
+        // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
+        unsafe {
+            while left > 0 && raw::wake_one(core, &self.waiters) {
+                left -= 1;
+            }
+        }
+        let total = self.permits.get().checked_add(left).expect("semaphore permit count overflow");
+        self.permits.set(total);
+        if n > 0 {
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { choice_point(core) };
+        }
+        Ok(())
+    }
+
+    /// Permits available now (0 while fibers wait).
+    pub fn available(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
+        self.owner.check(fib)?;
+        Ok(self.permits.get())
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The count is readable only from the bound runtime's fibers.
+        f.debug_struct("Semaphore").finish_non_exhaustive()
+    }
+}
