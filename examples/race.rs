@@ -1,6 +1,6 @@
 //! A check-then-act race that strict FIFO never shows, found by schedule
-//! exploration, replayed from its seed, and a correct version that survives
-//! 10 000 schedules.
+//! exploration, replayed from its seed, and the same program with a
+//! `filament::sync::Mutex` surviving 10 000 schedules.
 //!
 //! Run with `cargo run --example race --features explore` (add `--release` for
 //! speed; the numbers do not change: every schedule is seeded).
@@ -30,16 +30,29 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use filament::host::explore::{Explorer, Failure, Policy, Schedule};
+use filament::sync::Mutex;
 use filament::{Runtime, Stack};
 
 fn stack() -> Stack<'static> {
     Stack::host(64 * 1024).expect("mmap").without_painting()
 }
 
+/// Which version of the counter program to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    /// Check-then-act with a switch point between read and write: the bug.
+    Racy,
+    /// The same, holding a `filament::sync::Mutex` across read and write.
+    Locked,
+    /// No switch point between read and write (the switch comes after).
+    SwitchFree,
+}
+
 /// The program under test. `racy`: a switch point between read and write.
-fn counter_program(s: &mut Schedule, racy: bool) {
+fn counter_program(s: &mut Schedule, version: Version) {
     let counter = AtomicU32::new(0);
-    let counter = &counter;
+    let lock = Mutex::new(());
+    let (counter, lock) = (&counter, &lock);
     Runtime::<4>::scope(|rt| {
         s.install(rt); // let the explorer decide every switch
         for w in 0..3 {
@@ -47,16 +60,17 @@ fn counter_program(s: &mut Schedule, racy: bool) {
                 for _ in 0..2 * w {
                     fib.yield_now(); // other work
                 }
+                let guard = (version == Version::Locked).then(|| lock.lock(fib).expect("lock"));
                 let v = counter.load(Ordering::Relaxed); // check ...
-                if racy {
-                    fib.yield_now(); // ... a switch point ...
+                if version != Version::SwitchFree {
+                    fib.yield_now(); // ... a switch point (e.g. a log write) ...
                 }
                 counter.store(v + 1, Ordering::Relaxed); // ... act
-                if !racy {
+                drop(guard);
+                if version == Version::SwitchFree {
                     fib.yield_now(); // the same switch, after the update
                 }
             })
-            .ok()
             .expect("spawn");
         }
         rt.run().expect("run");
@@ -65,7 +79,7 @@ fn counter_program(s: &mut Schedule, racy: bool) {
 }
 
 fn find(policy: Policy, seed: u64) -> Box<Failure> {
-    match Explorer::new().policy(policy).seed(seed).schedules(10_000).try_run(|s| counter_program(s, true)) {
+    match Explorer::new().policy(policy).seed(seed).schedules(10_000).try_run(|s| counter_program(s, Version::Racy)) {
         Ok(summary) => panic!("{policy}: race not found from seed {seed}: {summary:?}"),
         Err(failure) => failure,
     }
@@ -87,14 +101,14 @@ fn stats(policy: Policy) {
 
 fn main() {
     // 1. FIFO alone (no choice deviates from index 0) never shows the bug.
-    Explorer::replay_choices(&[]).run(|s| counter_program(s, true));
+    Explorer::replay_choices(&[]).run(|s| counter_program(s, Version::Racy));
     println!("strict FIFO: counter is 3, no bug visible\n");
 
     // 2. How many schedules each policy needs.
     stats(Policy::Random);
     stats(Policy::Pct { depth: 2 });
     stats(Policy::Pct { depth: 3 });
-    let dfs = Explorer::new().policy(Policy::Exhaustive { delays: 2 }).try_run(|s| counter_program(s, true));
+    let dfs = Explorer::new().policy(Policy::Exhaustive { delays: 2 }).try_run(|s| counter_program(s, Version::Racy));
     println!("{:<24} found at schedule {}", "exhaustive(delays=2)", dfs.expect_err("found").schedules_run);
 
     // 3. What a failure report looks like.
@@ -103,23 +117,26 @@ fn main() {
 
     // 4. Replaying the reported schedule fails again, with the same choices, every time.
     for _ in 0..100 {
-        let again = Explorer::replay(&failure.token).try_run(|s| counter_program(s, true)).expect_err("fails again");
+        let again =
+            Explorer::replay(&failure.token).try_run(|s| counter_program(s, Version::Racy)).expect_err("fails again");
         assert_eq!(again.choices, failure.choices);
     }
     println!("replayed {:?} 100 times: failed identically every time", failure.token);
 
-    // 5. The correct version (no switch point inside read-modify-write)
-    //    passes 10 000 schedules under each policy.
+    // 5. The same program holding a `filament::sync::Mutex` across the
+    //    read-modify-write passes 10 000 schedules under each policy, and every
+    //    schedule within 3 delays of FIFO.
     for policy in [Policy::Random, Policy::Pct { depth: 2 }, Policy::Pct { depth: 3 }] {
-        let summary = Explorer::new().policy(policy).schedules(10_000).run(|s| counter_program(s, false));
-        println!(
-            "correct version, {policy}: {} schedules passed ({} distinct)",
-            summary.schedules, summary.distinct
-        );
+        let summary = Explorer::new().policy(policy).schedules(10_000).run(|s| counter_program(s, Version::Locked));
+        println!("with Mutex, {policy}: {} schedules passed ({} distinct)", summary.schedules, summary.distinct);
     }
-    let summary = Explorer::new().policy(Policy::Exhaustive { delays: 3 }).run(|s| counter_program(s, false));
+    let summary = Explorer::new().policy(Policy::Exhaustive { delays: 3 }).run(|s| counter_program(s, Version::Locked));
     println!(
-        "correct version, exhaustive(delays=3): all {} schedules passed (space exhausted: {})",
+        "with Mutex, exhaustive(delays=3): all {} schedules passed (space exhausted: {})",
         summary.schedules, summary.exhausted
     );
+    // So does the version without a switch point between read and write.
+    let summary =
+        Explorer::new().policy(Policy::Random).schedules(10_000).run(|s| counter_program(s, Version::SwitchFree));
+    println!("switch-free version, random: {} schedules passed", summary.schedules);
 }

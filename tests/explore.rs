@@ -2,41 +2,54 @@
 //! check-then-act race and a lost wake-up under the random and PCT policies,
 //! exact replay, and correct controls surviving 10 000 schedules.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use filament::host::explore::{Choice, Explorer, Failure, Policy, Schedule};
+use filament::sync::Mutex;
 use filament::{IrqSignal, JoinHandle, RunError, Runtime, Stack};
 
 fn stack() -> Stack<'static> {
     Stack::host(64 * 1024).expect("mmap").without_painting()
 }
 
+/// Which version of the counter program to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    /// Check-then-act with a switch point between read and write: the bug.
+    Racy,
+    /// The same, holding a `filament::sync::Mutex` across read and write.
+    Locked,
+    /// No switch point between read and write (the switch comes after).
+    SwitchFree,
+}
+
 /// Three workers add 1 to a shared counter. Worker `w` first does `2w` steps
 /// of other work, so under strict FIFO their read-modify-write windows never
-/// overlap and the counter is always right. With `racy`, each worker yields
+/// overlap and the counter is always right. `Racy`: each worker yields
 /// between reading and writing the counter (check-then-act): a schedule that
 /// lets another worker update the counter inside that window loses an update.
-fn counter_program(s: &mut Schedule, racy: bool) {
+fn counter_program(s: &mut Schedule, version: Version) {
     let counter = AtomicU32::new(0);
-    let counter = &counter;
+    let lock = Mutex::new(());
+    let (counter, lock) = (&counter, &lock);
     Runtime::<4>::scope(|rt| {
-        s.install(rt);
+        s.install(rt); // let the explorer decide every switch
         for w in 0..3 {
             rt.spawn_detached(stack(), move |fib| {
                 for _ in 0..2 * w {
                     fib.yield_now(); // other work
                 }
-                let v = counter.load(Ordering::Relaxed);
-                if racy {
-                    fib.yield_now(); // e.g. a log write that may switch
+                let guard = (version == Version::Locked).then(|| lock.lock(fib).expect("lock"));
+                let v = counter.load(Ordering::Relaxed); // check ...
+                if version != Version::SwitchFree {
+                    fib.yield_now(); // ... a switch point (e.g. a log write) ...
                 }
-                counter.store(v + 1, Ordering::Relaxed);
-                if !racy {
+                counter.store(v + 1, Ordering::Relaxed); // ... act
+                drop(guard);
+                if version == Version::SwitchFree {
                     fib.yield_now(); // the same switch, after the update
                 }
             })
-            .ok()
             .expect("spawn");
         }
         rt.run().expect("run");
@@ -75,7 +88,6 @@ fn handoff_program(s: &mut Schedule, buggy: bool) -> Result<(), RunError> {
             }
             assert!(ready.load(Ordering::Acquire));
         })
-        .ok()
         .expect("spawn");
         rt.spawn_detached(stack(), move |fib| {
             fib.yield_now(); // produce the value
@@ -85,7 +97,6 @@ fn handoff_program(s: &mut Schedule, buggy: bool) -> Result<(), RunError> {
                 signal.notify_from_isr();
             }
         })
-        .ok()
         .expect("spawn");
         rt.run()
     })
@@ -93,7 +104,7 @@ fn handoff_program(s: &mut Schedule, buggy: bool) -> Result<(), RunError> {
 
 /// Two fibers each join the other: both block forever, a deadlock.
 fn deadlock_program(s: &mut Schedule) -> Result<(), RunError> {
-    let slots: [Mutex<Option<JoinHandle<()>>>; 2] = [Mutex::new(None), Mutex::new(None)];
+    let slots: [std::sync::Mutex<Option<JoinHandle<()>>>; 2] = Default::default();
     let slots = &slots;
     Runtime::<4>::scope(|rt| {
         s.install(rt);
@@ -104,7 +115,6 @@ fn deadlock_program(s: &mut Schedule) -> Result<(), RunError> {
                     let other = slots[1 - me].lock().unwrap().take().expect("handle");
                     let _ = fib.join(other);
                 })
-                .ok()
                 .expect("spawn");
             *slots[me].lock().unwrap() = Some(h);
         }
@@ -122,7 +132,7 @@ fn found(result: Result<filament::host::explore::Summary, Box<Failure>>) -> Box<
 #[test]
 fn fifo_alone_never_sees_the_race() {
     // One schedule with only FIFO choices (index 0 everywhere).
-    Explorer::replay_choices(&[]).run(|s| counter_program(s, true));
+    Explorer::replay_choices(&[]).run(|s| counter_program(s, Version::Racy));
     Explorer::replay_choices(&[]).run(|s| handoff_program(s, true));
 }
 
@@ -130,7 +140,7 @@ fn fifo_alone_never_sees_the_race() {
 fn same_seed_same_schedule_100_times() {
     for policy in [Policy::Random, Policy::Pct { depth: 3 }] {
         let trace = |s: &mut Schedule| {
-            counter_program(s, false);
+            counter_program(s, Version::SwitchFree);
             s.choices()
         };
         let mut first: Option<Vec<Choice>> = None;
@@ -160,31 +170,37 @@ const HANDOFF_BOUND_PCT: usize = 100;
 #[test]
 fn random_finds_the_race_and_replay_fails_every_time() {
     let failure = found(
-        Explorer::new().policy(Policy::Random).schedules(RACE_BOUND_RANDOM).try_run(|s| counter_program(s, true)),
+        Explorer::new()
+            .policy(Policy::Random)
+            .schedules(RACE_BOUND_RANDOM)
+            .try_run(|s| counter_program(s, Version::Racy)),
     );
     assert!(failure.reason.contains("lost update"), "{failure}");
     assert!(failure.token.starts_with("random:seed=0x"));
     let report = failure.to_string();
     assert!(report.contains("Explorer::replay(") && report.contains("seed"), "{report}");
     for _ in 0..100 {
-        let again = found(Explorer::replay(&failure.token).try_run(|s| counter_program(s, true)));
+        let again = found(Explorer::replay(&failure.token).try_run(|s| counter_program(s, Version::Racy)));
         assert_eq!(again.choices, failure.choices);
         assert!(again.reason.contains("lost update"));
     }
     // The bare choice list replays it too.
-    let again = found(Explorer::replay_choices(&failure.indices()).try_run(|s| counter_program(s, true)));
+    let again = found(Explorer::replay_choices(&failure.indices()).try_run(|s| counter_program(s, Version::Racy)));
     assert_eq!(again.choices, failure.choices);
 }
 
 #[test]
 fn pct_finds_the_race_and_replay_fails_every_time() {
     let failure = found(
-        Explorer::new().policy(Policy::Pct { depth: 2 }).schedules(RACE_BOUND_PCT).try_run(|s| counter_program(s, true)),
+        Explorer::new()
+            .policy(Policy::Pct { depth: 2 })
+            .schedules(RACE_BOUND_PCT)
+            .try_run(|s| counter_program(s, Version::Racy)),
     );
     assert!(failure.reason.contains("lost update"), "{failure}");
     assert!(failure.token.starts_with("pct:depth=2:steps="));
     for _ in 0..100 {
-        let again = found(Explorer::replay(&failure.token).try_run(|s| counter_program(s, true)));
+        let again = found(Explorer::replay(&failure.token).try_run(|s| counter_program(s, Version::Racy)));
         assert_eq!(again.choices, failure.choices);
     }
 }
@@ -193,7 +209,13 @@ fn pct_finds_the_race_and_replay_fails_every_time() {
 fn race_found_for_every_base_seed_within_the_bound() {
     for seed in 0..20 {
         for (policy, bound) in [(Policy::Random, RACE_BOUND_RANDOM), (Policy::Pct { depth: 2 }, RACE_BOUND_PCT)] {
-            let f = found(Explorer::new().policy(policy).seed(seed).schedules(bound).try_run(|s| counter_program(s, true)));
+            let f = found(
+                Explorer::new()
+                    .policy(policy)
+                    .seed(seed)
+                    .schedules(bound)
+                    .try_run(|s| counter_program(s, Version::Racy)),
+            );
             assert!(f.schedules_run <= bound);
         }
     }
@@ -202,28 +224,39 @@ fn race_found_for_every_base_seed_within_the_bound() {
 #[test]
 fn exhaustive_finds_the_race_with_two_delays() {
     let failure =
-        found(Explorer::new().policy(Policy::Exhaustive { delays: 2 }).try_run(|s| counter_program(s, true)));
+        found(Explorer::new().policy(Policy::Exhaustive { delays: 2 }).try_run(|s| counter_program(s, Version::Racy)));
     assert!(failure.token.starts_with("choices:"));
-    let again = found(Explorer::replay(&failure.token).try_run(|s| counter_program(s, true)));
+    let again = found(Explorer::replay(&failure.token).try_run(|s| counter_program(s, Version::Racy)));
     assert_eq!(again.choices, failure.choices);
 }
 
 #[test]
 fn exhaustive_covers_the_correct_version() {
-    let summary = Explorer::new().policy(Policy::Exhaustive { delays: 2 }).run(|s| counter_program(s, false));
+    let summary =
+        Explorer::new().policy(Policy::Exhaustive { delays: 2 }).run(|s| counter_program(s, Version::SwitchFree));
     assert!(summary.exhausted, "{summary:?}");
     assert_eq!(summary.distinct, summary.schedules);
 }
 
 #[test]
-fn correct_counter_passes_10_000_schedules() {
-    // No `sync::Mutex` in this tree yet: the control is the same program with
-    // the read-modify-write free of switch points.
-    let random = Explorer::new().policy(Policy::Random).schedules(5_000).run(|s| counter_program(s, false));
-    let pct = Explorer::new().policy(Policy::Pct { depth: 2 }).schedules(5_000).run(|s| counter_program(s, false));
+fn mutex_version_passes_10_000_schedules() {
+    // Same program, same switch point inside the read-modify-write, but under
+    // a `filament::sync::Mutex` (whose operations are choice points too).
+    let random = Explorer::new().policy(Policy::Random).schedules(5_000).run(|s| counter_program(s, Version::Locked));
+    let pct =
+        Explorer::new().policy(Policy::Pct { depth: 2 }).schedules(5_000).run(|s| counter_program(s, Version::Locked));
     assert_eq!(random.schedules + pct.schedules, 10_000);
     assert!(random.distinct > 100, "{random:?}");
     assert_eq!(random.capped + pct.capped, 0);
+    let all = Explorer::new().policy(Policy::Exhaustive { delays: 2 }).run(|s| counter_program(s, Version::Locked));
+    assert!(all.exhausted, "{all:?}");
+}
+
+#[test]
+fn switch_free_version_passes_10_000_schedules() {
+    let summary =
+        Explorer::new().policy(Policy::Random).schedules(10_000).run(|s| counter_program(s, Version::SwitchFree));
+    assert_eq!(summary.schedules, 10_000);
 }
 
 #[test]
@@ -256,7 +289,7 @@ fn fiber_panic_counts_even_if_nobody_takes_the_result() {
     let program = |s: &mut Schedule| {
         Runtime::<2>::scope(|rt| {
             s.install(rt);
-            rt.spawn_detached(stack(), |_| panic!("boom in a fiber")).ok().expect("spawn");
+            rt.spawn_detached(stack(), |_| panic!("boom in a fiber")).expect("spawn");
             rt.run().expect("run");
         });
     };
@@ -271,7 +304,7 @@ fn fiber_panic_counts_even_if_nobody_takes_the_result() {
 #[test]
 fn run_panics_with_the_report() {
     let result = std::panic::catch_unwind(|| {
-        Explorer::new().schedules(RACE_BOUND_RANDOM).run(|s| counter_program(s, true));
+        Explorer::new().schedules(RACE_BOUND_RANDOM).run(|s| counter_program(s, Version::Racy));
     });
     let payload = result.expect_err("the race must be found");
     let text = payload.downcast_ref::<String>().expect("a formatted report");
@@ -283,7 +316,7 @@ fn run_panics_with_the_report() {
 fn forgetting_to_install_is_reported() {
     Explorer::new().schedules(2).run(|_s| {
         Runtime::<2>::scope(|rt| {
-            rt.spawn_detached(stack(), |fib| fib.yield_now()).ok().expect("spawn");
+            rt.spawn_detached(stack(), |fib| fib.yield_now()).expect("spawn");
             rt.run().expect("run");
         });
     });

@@ -388,7 +388,11 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "filament explore: schedule {} failed ({} run, policy {}", self.schedule, self.schedules_run, self.policy)?;
+        write!(
+            f,
+            "filament explore: schedule {} failed ({} run, policy {}",
+            self.schedule, self.schedules_run, self.policy
+        )?;
         if let Some(seed) = self.seed {
             write!(f, ", seed {seed:#018x}")?;
         }
