@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use filament::host::explore::{Choice, Explorer, Failure, Policy, Schedule};
 use filament::sync::Mutex;
-use filament::{IrqSignal, JoinHandle, RunError, Runtime, Stack};
+use filament::{IrqSignal, JoinHandle, Runtime, Stack};
 
 fn stack() -> Stack<'static> {
     Stack::host(64 * 1024).expect("mmap").without_painting()
@@ -65,7 +65,7 @@ fn counter_program(s: &mut Schedule, version: Version) {
 /// waiting inside that window: the notification is never sent (lost wake-up).
 /// Correct: announce first, then check (the signal counts, so a notification
 /// before the park is not lost either).
-fn handoff_program(s: &mut Schedule, buggy: bool) -> Result<(), RunError> {
+fn handoff_program(s: &mut Schedule, buggy: bool) -> Result<(), String> {
     let ready = AtomicBool::new(false);
     let waiting = AtomicBool::new(false);
     let signal = IrqSignal::new();
@@ -98,12 +98,12 @@ fn handoff_program(s: &mut Schedule, buggy: bool) -> Result<(), RunError> {
             }
         })
         .expect("spawn");
-        rt.run()
+        rt.run().map_err(|e| e.to_string())
     })
 }
 
 /// Two fibers each join the other: both block forever, a deadlock.
-fn deadlock_program(s: &mut Schedule) -> Result<(), RunError> {
+fn deadlock_program(s: &mut Schedule) -> Result<(), String> {
     let slots: [std::sync::Mutex<Option<JoinHandle<()>>>; 2] = Default::default();
     let slots = &slots;
     Runtime::<4>::scope(|rt| {
@@ -118,7 +118,7 @@ fn deadlock_program(s: &mut Schedule) -> Result<(), RunError> {
                 .expect("spawn");
             *slots[me].lock().unwrap() = Some(h);
         }
-        rt.run()
+        rt.run().map_err(|e| e.to_string())
     })
 }
 
