@@ -207,18 +207,22 @@ const KERNEL_TRANSCRIPT: &[&str] = &[
     "[B] step 2 on fiber #1.0",
     "[C] step 2 on fiber #2.0",
     "phase 1: results sum to 600",
-    "-- phase 2: producer/consumer",
-    "[producer] put 1",
+    "-- phase 2: producer/consumer over a Channel<u32, 2>",
+    "[producer] send 1",
+    "[producer] send 2",
+    "[producer] send 3",
     "[consumer] got 1",
-    "[producer] put 2",
     "[consumer] got 2",
-    "[producer] put 3",
     "[consumer] got 3",
-    "[producer] put 4",
+    "[producer] send 4",
+    "[producer] send 5",
+    "[producer] send 6",
+    "[producer] close",
     "[consumer] got 4",
-    "[producer] put 5",
     "[consumer] got 5",
-    "phase 2: consumer summed 15",
+    "[consumer] got 6",
+    "[consumer] channel closed",
+    "phase 2: consumer summed 21",
     "-- phase 3: sleeping on timer ticks (idle hook halts the CPU)",
     "[ticker] woke 1: slept {} ticks",
     "[ticker] woke 2: slept {} ticks",
@@ -297,36 +301,42 @@ fn kernel_boots_in_qemu_and_passes_its_checks() {
         String::from_utf8_lossy(&output.stderr)
     );
     let n = match_transcript(&transcript, KERNEL_TRANSCRIPT);
+    // Index of the (first) expected line starting with `prefix`.
+    let at = |prefix: &str| KERNEL_TRANSCRIPT.iter().position(|p| p.starts_with(prefix)).expect("pattern exists");
 
     // PVH start info: version >= 1, and QEMU's 128 MiB minus the legacy holes.
-    assert!(n[1][0] >= 1 && (120..=128).contains(&n[1][1]), "pvh line {:?}", n[1]);
+    let pvh = &n[at("pvh:")];
+    assert!(pvh[0] >= 1 && (120..=128).contains(&pvh[1]), "pvh line {pvh:?}");
 
     // Phase 3: each sleep of 10 ticks takes at least 10 ticks, and (generously, for slow
     // CI machines) at most a second of timer ticks.
-    let sleeps: Vec<u64> = (28..33).map(|i| n[i][0]).collect();
+    let first = at("[ticker] woke 1");
+    let sleeps: Vec<u64> = (first..first + 5).map(|i| n[i][0]).collect();
     for &slept in &sleeps {
         assert!((10..=TICK_HZ).contains(&slept), "sleep of 10 ticks took {slept}: {sleeps:?}");
     }
-    let (total, halts) = (n[33][0], n[33][1]);
+    let (total, halts) = (n[at("phase 3:")][0], n[at("phase 3:")][1]);
     assert_eq!(total, sleeps.iter().sum::<u64>(), "phase 3 total");
     assert!(halts >= 1, "the idle hook never halted");
 
     // Phase 4: every wait returns at least one notification, at increasing ticks.
     let mut last_tick = 0;
     let mut received = 0;
-    for line in &n[35..38] {
+    let signals = &n[at("[irq-waiter] signal 1")..][..3];
+    for line in signals {
         let (count, tick) = (line[0], line[1]);
         assert!(count >= 1, "wait returned without a notification: {line:?}");
-        assert!(tick >= 20 && tick > last_tick, "signal ticks not increasing: {:?}", &n[35..38]);
+        assert!(tick >= 20 && tick > last_tick, "signal ticks not increasing: {signals:?}");
         last_tick = tick;
         received += count;
     }
-    assert_eq!(n[38][0], received, "phase 4 received");
-    assert!(n[38][1] >= received, "more notifications received than raised");
+    let phase4 = &n[at("phase 4:")];
+    assert_eq!(phase4[0], received, "phase 4 received");
+    assert!(phase4[1] >= received, "more notifications received than raised");
 
     // Every timer interrupt ran on the IST stack; the run lasted at least the sleeps plus
     // the signal phase, and less than the 60 s timeout.
-    let (ticks, on_ist) = (n[39][0], n[39][1]);
+    let (ticks, on_ist) = (n[at("timer:")][0], n[at("timer:")][1]);
     assert_eq!(ticks, on_ist, "timer interrupts off the IST stack");
     assert!(ticks >= total + 40 && ticks >= last_tick && ticks < 60 * TICK_HZ, "timer interrupt count {ticks}");
 }

@@ -6,7 +6,7 @@
 //! apart from tick numbers; `tests/baremetal.rs` checks it line by line.
 //!
 //! 1. three fibers print and yield round-robin;
-//! 2. a producer and a consumer hand values over through a one-slot mailbox;
+//! 2. a producer and a consumer hand values over through a bounded `sync::Channel`;
 //! 3. a fiber sleeps on timer ticks (the idle hook `hlt`s until IRQ 0 advances the clock);
 //! 4. a fiber waits on an [`IrqSignal`] the timer interrupt handler raises.
 
@@ -14,6 +14,7 @@ use crate::arch;
 use crate::idt::{TICK_OFF_IST, TICKS, TICKS_ON_IST};
 use crate::kprintln;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use filament::sync::Channel;
 use filament::{Fiber, Idle, IrqSignal, JoinHandle, Runtime, StaticStack, Ticks};
 
 /// Bytes per fiber stack. Formatting (`kprintln!`) is the deepest thing the fibers do.
@@ -124,41 +125,39 @@ fn phase_yield() -> bool {
     ran && check(sum == 600, "phase 1 results")
 }
 
-/// One-slot mailbox between two fibers (0 = empty). Cooperative scheduling means no fiber
-/// runs between a check and the store that follows it; atomics only make the static `Sync`.
-static MAILBOX: AtomicU32 = AtomicU32::new(0);
+/// Bounded channel between the producer and the consumer (inline storage, no heap).
+static CHANNEL: Channel<u32, 2> = Channel::new();
 
 fn phase_producer_consumer() -> bool {
-    kprintln!("-- phase 2: producer/consumer");
+    kprintln!("-- phase 2: producer/consumer over a Channel<u32, 2>");
     let producer = spawn(0, "producer", |fib| {
-        for value in 1..=5u32 {
-            while MAILBOX.load(Ordering::Acquire) != 0 {
-                fib.yield_now(); // mailbox full: let the consumer run
+        let mut sent = 0;
+        for value in 1..=6u32 {
+            kprintln!("[producer] send {value}");
+            // Blocks while two values are queued: the consumer runs meanwhile.
+            if CHANNEL.send(fib, value).is_ok() {
+                sent += 1;
             }
-            kprintln!("[producer] put {value}");
-            MAILBOX.store(value, Ordering::Release);
         }
-        5u32
+        kprintln!("[producer] close");
+        let _ = CHANNEL.close(fib);
+        sent
     });
     let consumer = spawn(1, "consumer", |fib| {
         let mut sum = 0;
-        for _ in 0..5 {
-            let value = loop {
-                match MAILBOX.swap(0, Ordering::AcqRel) {
-                    0 => fib.yield_now(), // empty: let the producer run
-                    value => break value,
-                }
-            };
+        // Blocks while the channel is empty; Err once it is closed and drained.
+        while let Ok(value) = CHANNEL.recv(fib) {
             kprintln!("[consumer] got {value}");
             sum += value;
         }
+        kprintln!("[consumer] channel closed");
         sum
     });
     let ran = run();
     let sent = take(producer);
     let sum = take(consumer);
     kprintln!("phase 2: consumer summed {}", sum.unwrap_or(0));
-    ran && check(sent == Some(5) && sum == Some(15), "phase 2 results")
+    ran && check(sent == Some(6) && sum == Some(21), "phase 2 results")
 }
 
 fn phase_sleep() -> bool {
