@@ -25,8 +25,7 @@
 //!                 fib.yield_now(); // the race window
 //!                 counter.store(v + 1, Ordering::Relaxed);
 //!             })
-//!             .ok()
-//!             .unwrap();
+//!             .expect("spawn");
 //!         }
 //!         rt.run().unwrap();
 //!     });
