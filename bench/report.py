@@ -6,7 +6,9 @@ every case listed by `count list`, prints per-op medians with their 95% CI and
 ratios computed within this one run. Warns if the estimates were not all
 written by the same run (a filtered `cargo bench` leaves older results behind).
 
-usage: python3 bench/report.py            (after `cargo bench -p filament-bench`)
+usage: python3 bench/report.py [BASELINE]
+  after `cargo bench -p filament-bench [-- --save-baseline BASELINE]`;
+  BASELINE defaults to criterion's "new" (the latest run).
 """
 import json
 import os
@@ -15,6 +17,7 @@ import sys
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 crit = os.path.join(root, "target", "criterion")
+baseline = sys.argv[1] if len(sys.argv) > 1 else "new"
 
 subprocess.run(
     ["cargo", "build", "--quiet", "--profile", "bench", "-p", "filament-bench", "--bin", "count"],
@@ -25,7 +28,7 @@ cases = [line.split("\t", 1) for line in listing.strip().splitlines()]
 
 med, lo, hi, mtime = {}, {}, {}, {}
 for name, _ in cases:
-    path = os.path.join(crit, name, "new", "estimates.json")
+    path = os.path.join(crit, name, baseline, "estimates.json")
     if not os.path.exists(path):
         continue
     with open(path) as f:
@@ -61,12 +64,16 @@ for name, what in cases:
 pairs = [
     ("fil-yield-2", "coro-switch", "<= 1.5"),
     ("fil-yield-2-diff", "coro-switch", "<= 1.5"),
+    ("fil-yield-2-diff", "fil-yield-2", ""),
     ("fil-yield-64", "fil-yield-2", ""),
     ("fil-yield-1024", "fil-yield-2", ""),
     ("fil-yield-10000", "fil-yield-2", ""),
     ("fil-yield-1024", "coro-ring-1024", ""),
     ("fil-sparse-2of1024", "fil-yield-2", "= 1"),
     ("fil-spawn", "coro-create", "<= 1.5"),
+    ("fil-spawn-take", "coro-create", ""),
+    ("fil-spawn-yield", "coro-create", ""),
+    ("fil-spawn-join", "coro-create", ""),
     ("fil-yield-2", "tokio-yield", ""),
     ("fil-yield-2", "thread-mpsc", ""),
 ]

@@ -10,6 +10,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use filament::sync::{Channel, Mutex, Semaphore};
 use filament::{Fiber, Runtime, Stack, StaticStack};
 
 use crate::Measured;
@@ -178,4 +179,94 @@ pub fn spawn_join_in_fiber(ops: u64) -> Measured {
     rt.run().expect("run");
     let time = time.lock().unwrap().take().expect("parent ran");
     Measured { time, ops }
+}
+
+/// Runs `a` and `b` as the two fibers of a scoped 2-slot runtime and returns
+/// the time `run` took. Primitives borrowed by the closures live in the
+/// caller's frame (a fresh set per case run, so each binds to this runtime).
+fn run_pair<'s, A, B>(a: A, b: B) -> std::time::Duration
+where
+    A: FnOnce(&Fiber<'s>) + Send + 's,
+    B: FnOnce(&Fiber<'s>) + Send + 's,
+{
+    Runtime::<'s, 2>::scope(|rt| {
+        if let Err(e) = rt.spawn_detached(claim(0, false), a) {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        if let Err(e) = rt.spawn_detached(claim(1, false), b) {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        let t = Instant::now();
+        rt.run().expect("run");
+        t.elapsed()
+    })
+}
+
+/// Channel ping-pong: two `Channel<u64, 1>`s; fiber A sends on one and
+/// receives on the other, fiber B echoes. One op = one one-way message
+/// (a round trip is two): send, the receiver's wake-up and a switch.
+pub fn channel_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping: Channel<u64, 1> = Channel::new();
+    let pong: Channel<u64, 1> = Channel::new();
+    let (ping, pong) = (&ping, &pong);
+    let time = run_pair(
+        move |fib| {
+            for i in 0..rounds {
+                ping.send(fib, i).expect("send");
+                black_box(pong.recv(fib).expect("recv"));
+            }
+        },
+        move |fib| {
+            for _ in 0..rounds {
+                let v = ping.recv(fib).expect("recv");
+                pong.send(fib, v).expect("send");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// Semaphore ping-pong: two semaphores with no permits; A releases one and
+/// acquires the other, B the reverse. One op = one one-way hand-off.
+pub fn semaphore_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping = Semaphore::new(0);
+    let pong = Semaphore::new(0);
+    let (ping, pong) = (&ping, &pong);
+    let time = run_pair(
+        move |fib| {
+            for _ in 0..rounds {
+                ping.release(fib, 1).expect("release");
+                pong.acquire(fib).expect("acquire");
+            }
+        },
+        move |fib| {
+            for _ in 0..rounds {
+                ping.acquire(fib).expect("acquire");
+                pong.release(fib, 1).expect("release");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// Mutex hand-off: two fibers each lock, yield while holding the lock (so the
+/// other one blocks on it), and unlock (which hands the lock to the waiter).
+/// One op = one lock acquisition that had to wait for a hand-off.
+pub fn mutex_handoff(ops: u64) -> Measured {
+    let per = ops.div_ceil(2);
+    let mutex = Mutex::new(0u64);
+    let m = &mutex;
+    let body = move |fib: &Fiber<'_>| {
+        for _ in 0..per {
+            let mut g = m.lock(fib).expect("lock");
+            *g += 1;
+            fib.yield_now();
+            drop(g);
+        }
+    };
+    let time = run_pair(body, body);
+    assert_eq!(mutex.into_inner(), per * 2);
+    Measured { time, ops: per * 2 }
 }

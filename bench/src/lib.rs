@@ -96,6 +96,21 @@ pub const CASES: &[Case] = &[
         run: fil::spawn_run_painted,
     },
     Case {
+        name: "fil-channel-pingpong",
+        what: "filament Channel<u64, 1> ping-pong between 2 fibers, per one-way message",
+        run: fil::channel_pingpong,
+    },
+    Case {
+        name: "fil-semaphore-pingpong",
+        what: "filament Semaphore ping-pong between 2 fibers, per one-way hand-off",
+        run: fil::semaphore_pingpong,
+    },
+    Case {
+        name: "fil-mutex-handoff",
+        what: "filament Mutex hand-off between 2 fibers (lock, yield, unlock), per acquisition",
+        run: fil::mutex_handoff,
+    },
+    Case {
         name: "coro-switch",
         what: "corosensei one switch (resume+suspend round trip / 2)",
         run: peers::coro_switch,
