@@ -1,0 +1,347 @@
+//! The trace recorder (`filament::host::trace`, issue 6): its Chrome Trace Event
+//! JSON is parsed and checked against the format's required fields and against
+//! the runtime's own counters; its SVG is checked for one lane per fiber and one
+//! slice per switch-in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use filament::host::trace::{EventKind, SCHEDULER_TID, TraceRecorder, lane_tid};
+use filament::sync::Channel;
+use filament::{FiberId, Runtime, Stack};
+use serde_json::Value;
+
+fn stack() -> Stack<'static> {
+    Stack::host(64 * 1024).expect("mmap stack")
+}
+
+/// A recorder that lives as long as the test process (`set_tracer` wants `'s`).
+fn recorder() -> &'static TraceRecorder {
+    Box::leak(Box::new(TraceRecorder::with_capacity(1024)))
+}
+
+fn runtime<const N: usize>() -> &'static Runtime<'static, N> {
+    Box::leak(Box::new(Runtime::new()))
+}
+
+/// What a scenario leaves behind for the checks.
+struct Recorded {
+    rec: &'static TraceRecorder,
+    /// Every fiber spawned: id and name.
+    fibers: Vec<(FiberId, &'static str)>,
+    /// Sum of `FiberInfo::runs` over all fibers, read from the runtime.
+    runtime_runs: u32,
+}
+
+/// A pipeline with a channel, a sleeper, a joiner and yields: every hook fires.
+fn pipeline() -> Recorded {
+    // A channel per call: a primitive binds to the first runtime that uses it.
+    let ch: &'static Channel<u32, 1> = Box::leak(Box::new(Channel::new()));
+    let rt = runtime::<8>();
+    let rec = recorder();
+    assert!(rt.set_tracer(rec));
+    let producer = rt
+        .spawn_named("producer", stack(), move |fib| {
+            for i in 0..5 {
+                ch.send(fib, i).unwrap();
+                if i == 2 {
+                    fib.sleep(10);
+                }
+            }
+            ch.close(fib).unwrap();
+        })
+        .ok()
+        .unwrap();
+    let consumer = rt
+        .spawn_named("consumer", stack(), move |fib| {
+            let mut sum = 0;
+            while let Ok(v) = ch.recv(fib) {
+                sum += v;
+                fib.yield_now();
+            }
+            sum
+        })
+        .ok()
+        .unwrap();
+    // A name that needs escaping in both JSON and XML.
+    let odd = rt
+        .spawn_named("odd \"<name>\" & \\ 'x'", stack(), |fib| {
+            for _ in 0..3 {
+                fib.yield_now();
+            }
+        })
+        .ok()
+        .unwrap();
+    let boss = rt
+        .spawn_named("boss", stack(), |fib| {
+            let worker = fib.spawn_named("worker", stack(), |fib| fib.sleep(5)).ok().unwrap();
+            fib.join(worker).unwrap()
+        })
+        .ok()
+        .unwrap();
+    rt.run().unwrap();
+
+    // The runtime's own count of switch-ins, before the slots are released.
+    let mut ids = vec![producer.id(), consumer.id(), odd.id(), boss.id()];
+    let worker = rec
+        .events()
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::Spawn(id, "worker") => Some(id),
+            _ => None,
+        })
+        .expect("worker spawned");
+    let mut runtime_runs: u32 = ids.iter().map(|&id| rt.fiber_info(id).expect("finished, not taken").runs).sum();
+    // The worker was joined (its slot is free again): count its runs from the trace's slices.
+    runtime_runs += rec.slices().iter().filter(|s| s.fiber == worker).count() as u32;
+    ids.push(worker);
+
+    rt.take(producer).unwrap();
+    assert_eq!(rt.take(consumer).unwrap(), 10);
+    rt.take(odd).unwrap();
+    rt.take(boss).unwrap();
+    let names = ["producer", "consumer", "odd \"<name>\" & \\ 'x'", "boss", "worker"];
+    Recorded { rec, fibers: ids.into_iter().zip(names).collect(), runtime_runs }
+}
+
+fn parse(json: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
+    v["traceEvents"].as_array().expect("traceEvents array").clone()
+}
+
+fn num(e: &Value, key: &str) -> f64 {
+    e[key].as_f64().unwrap_or_else(|| panic!("`{key}` is not a number in {e}"))
+}
+
+#[test]
+fn chrome_json_has_the_required_fields() {
+    let r = pipeline();
+    let events = parse(&r.rec.to_chrome_json());
+    assert!(!events.is_empty());
+    for e in &events {
+        assert!(e["name"].is_string(), "name: {e}");
+        assert!(e["pid"].is_u64(), "pid: {e}");
+        assert!(e["tid"].is_u64(), "tid: {e}");
+        match e["ph"].as_str().expect("ph") {
+            "X" => {
+                assert!(num(e, "ts") >= 0.0, "{e}");
+                assert!(num(e, "dur") >= 0.0, "{e}");
+                assert!(e["cat"].is_string(), "{e}");
+            }
+            "i" => {
+                assert!(num(e, "ts") >= 0.0, "{e}");
+                assert_eq!(e["s"], "t", "instant events are thread-scoped: {e}");
+            }
+            "M" => {
+                let name = e["name"].as_str().unwrap();
+                assert!(["process_name", "thread_name", "thread_sort_index"].contains(&name), "{e}");
+                assert!(e["args"].is_object(), "{e}");
+            }
+            other => panic!("unexpected phase {other}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn one_thread_name_per_fiber() {
+    let r = pipeline();
+    let events = parse(&r.rec.to_chrome_json());
+    let mut names: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "M" && e["name"] == "thread_name") {
+        let tid = e["tid"].as_u64().unwrap();
+        names.entry(tid).or_default().push(e["args"]["name"].as_str().expect("args.name").to_string());
+    }
+    let idle_lane = names.remove(&SCHEDULER_TID);
+    assert_eq!(idle_lane, Some(vec!["scheduler (idle)".to_string()]), "sleeps make the scheduler idle");
+    let expected: BTreeMap<u64, Vec<String>> =
+        r.fibers.iter().map(|&(id, name)| (lane_tid(id), vec![name.to_string()])).collect();
+    assert_eq!(names, expected);
+    // tid = the fiber's slot index (no slot was reused here).
+    for (id, _) in &r.fibers {
+        assert_eq!(lane_tid(*id), id.index() as u64);
+    }
+}
+
+#[test]
+fn one_slice_per_switch_in() {
+    let r = pipeline();
+    let events = parse(&r.rec.to_chrome_json());
+    let runs: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "run").collect();
+    let switch_ins = r.rec.switch_ins();
+    assert_eq!(runs.len(), switch_ins);
+    assert_eq!(switch_ins as u32, r.runtime_runs, "the trace agrees with the runtime's run counters");
+    assert_eq!(r.rec.slices().len(), switch_ins);
+
+    // Fibers share one thread: no two runs overlap, and none is left open.
+    let mut spans: Vec<(f64, f64)> = runs.iter().map(|e| (num(e, "ts"), num(e, "dur"))).collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0 + 0.0005, "overlapping runs {w:?}");
+    }
+    assert!(runs.iter().all(|e| e["args"]["open"] == false));
+    // Each run is named after its fiber's lane.
+    let lane_names: BTreeMap<u64, &str> = r.fibers.iter().map(|&(id, n)| (lane_tid(id), n)).collect();
+    for e in &runs {
+        assert_eq!(e["name"].as_str(), Some(lane_names[&e["tid"].as_u64().unwrap()]), "{e}");
+    }
+}
+
+#[test]
+fn block_wake_and_idle_events() {
+    let r = pipeline();
+    let recorded = r.rec.events();
+    let blocks = recorded.iter().filter(|e| matches!(e.kind, EventKind::Block(..))).count();
+    let wakes = recorded.iter().filter(|e| matches!(e.kind, EventKind::Wake(_))).count();
+    let idles = recorded.iter().filter(|e| matches!(e.kind, EventKind::Idle(_))).count();
+    assert!(blocks > 0 && wakes > 0 && idles > 0);
+
+    let events = parse(&r.rec.to_chrome_json());
+    let named = |n: &str| events.iter().filter(|e| e["ph"] == "i" && e["name"] == n).collect::<Vec<_>>();
+    let block = named("block");
+    assert_eq!(block.len(), blocks);
+    assert_eq!(named("wake").len(), wakes);
+    assert_eq!(named("spawn").len(), r.fibers.len());
+    assert_eq!(named("exit").len(), r.fibers.len());
+    let reasons: BTreeSet<String> = block
+        .iter()
+        .map(|e| e["args"]["reason"].as_str().expect("args.reason").split(' ').next().unwrap().to_string())
+        .collect();
+    for kind in ["sleep", "join", "recv"] {
+        assert!(reasons.contains(kind), "no `{kind}` block among {reasons:?}");
+    }
+    let boss = r.fibers.iter().find(|f| f.1 == "boss").unwrap().0;
+    let worker = r.fibers.iter().find(|f| f.1 == "worker").unwrap().0;
+    assert!(
+        block.iter().any(|e| e["tid"] == lane_tid(boss) && e["args"]["reason"] == format!("join {worker}")),
+        "boss blocks joining the worker"
+    );
+    let idle: Vec<&Value> =
+        events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "idle" && e["tid"] == SCHEDULER_TID).collect();
+    assert_eq!(idle.len(), idles);
+    assert_eq!(r.rec.idle_spans().len(), idles);
+}
+
+/// Counts `needle` in `hay`.
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// A small well-formedness check: tags balance, quotes pair up, `&` starts an entity.
+fn assert_balanced_xml(svg: &str) {
+    let mut stack: Vec<&str> = Vec::new();
+    let mut rest = svg;
+    while let Some(open) = rest.find('<') {
+        let close = rest[open..].find('>').expect("unterminated tag") + open;
+        let tag = &rest[open + 1..close];
+        assert!(!tag.contains('<'), "`<` inside a tag: {tag}");
+        assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes in <{tag}>");
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(stack.pop(), Some(name.trim()), "mismatched </{name}>");
+        } else if !tag.ends_with('/') && !tag.starts_with('?') && !tag.starts_with('!') {
+            stack.push(tag.split_whitespace().next().unwrap());
+        }
+        rest = &rest[close + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed tags {stack:?}");
+    // Every `&` starts an entity.
+    for (i, _) in svg.match_indices('&') {
+        let ent = &svg[i..svg[i..].find(';').map_or(svg.len(), |n| i + n + 1)];
+        assert!(["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent), "bare & at {ent}");
+    }
+}
+
+#[test]
+fn svg_has_one_lane_per_fiber_and_one_slice_per_run() {
+    let r = pipeline();
+    let svg = r.rec.to_svg();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_balanced_xml(&svg);
+    assert_eq!(count(&svg, "<g class=\"lane\""), r.fibers.len());
+    assert_eq!(count(&svg, "class=\"slice\""), r.rec.switch_ins());
+    let events = r.rec.events();
+    let blocks = events.iter().filter(|e| matches!(e.kind, EventKind::Block(..))).count();
+    let wakes = events.iter().filter(|e| matches!(e.kind, EventKind::Wake(_))).count();
+    assert_eq!(count(&svg, "class=\"block\""), blocks);
+    assert_eq!(count(&svg, "class=\"wake\""), wakes);
+    assert_eq!(count(&svg, "class=\"idle\""), r.rec.idle_spans().len());
+    // Each lane is labelled with its fiber's (escaped) name and id.
+    for (id, name) in &r.fibers {
+        assert_eq!(count(&svg, &format!("data-fiber=\"{id}\"")), 1, "lane of {id}");
+        let escaped = name
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;");
+        assert!(svg.contains(&format!(">{escaped} <tspan")), "label of {name}");
+    }
+    assert!(!svg.contains("<name>"), "unescaped name");
+}
+
+#[test]
+fn yields_alternate_in_fifo_order() {
+    let rt = runtime::<4>();
+    let rec = recorder();
+    rt.set_tracer(rec);
+    let a = rt.spawn_named("a", stack(), |fib| (0..3).for_each(|_| fib.yield_now())).ok().unwrap();
+    let b = rt.spawn_named("b", stack(), |fib| (0..3).for_each(|_| fib.yield_now())).ok().unwrap();
+    rt.run().unwrap();
+    let order: Vec<usize> = rec.slices().iter().map(|s| s.fiber.index()).collect();
+    assert_eq!(order, [0, 1, 0, 1, 0, 1, 0, 1]);
+    let svg = rec.to_svg();
+    assert_eq!(count(&svg, "<g class=\"lane\""), 2);
+    assert_eq!(count(&svg, "class=\"slice\""), 8);
+    // Nothing slept: no idle lane, no idle thread name.
+    assert!(!svg.contains("scheduler-lane"));
+    assert!(!rec.to_chrome_json().contains(&SCHEDULER_TID.to_string()));
+    rt.take(a).unwrap();
+    rt.take(b).unwrap();
+}
+
+#[test]
+fn a_reused_slot_gets_a_lane_of_its_own() {
+    let rt = runtime::<1>();
+    let rec = recorder();
+    rt.set_tracer(rec);
+    let first = rt.spawn_named("first", stack(), |fib| fib.yield_now()).ok().unwrap();
+    rt.run().unwrap();
+    let first_id = first.id();
+    rt.take(first).unwrap();
+    let second = rt.spawn_named("second", stack(), |_| ()).ok().unwrap();
+    let second_id = second.id();
+    rt.run().unwrap();
+    rt.take(second).unwrap();
+    assert_eq!(first_id.index(), second_id.index());
+    assert_ne!(lane_tid(first_id), lane_tid(second_id));
+    let events = parse(&rec.to_chrome_json());
+    let names: Vec<(u64, &str)> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .map(|e| (e["tid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [(lane_tid(first_id), "first"), (lane_tid(second_id), "second")]);
+    assert_eq!(count(&rec.to_svg(), "<g class=\"lane\""), 2);
+}
+
+#[test]
+fn a_trace_taken_inside_a_fiber_has_an_open_slice() {
+    let rt = runtime::<2>();
+    let rec = recorder();
+    rt.set_tracer(rec);
+    let h = rt
+        .spawn_named("self-aware", stack(), move |fib| {
+            fib.yield_now();
+            rec.to_chrome_json()
+        })
+        .ok()
+        .unwrap();
+    rt.run().unwrap();
+    let json = rt.take(h).unwrap();
+    let runs: Vec<Value> =
+        parse(&json).into_iter().filter(|e| e["ph"] == "X" && e["cat"] == "run").collect::<Vec<_>>();
+    assert_eq!(runs.len(), 1, "alone, the yield does not switch: one run, still going");
+    assert_eq!(runs[0]["args"]["open"], true);
+    // Once finished, the same recorder has it closed.
+    assert_eq!(rec.slices().len(), 1);
+    assert!(!rec.slices()[0].open);
+}
