@@ -7,10 +7,11 @@
 //! |-------|----------|-----------------------------------------|-------------------------|
 //! | 0     | done     | Finished                                | —                       |
 //! | 1     | sleeper  | Blocked (sleep until tick 1000000)      | `nap`                   |
-//! | 2     | joiner   | Blocked (join of #4 "worker")           | `wait_for_worker`       |
+//! | 2     | joiner   | Blocked (join of #5 "worker")           | `wait_for_worker`       |
 //! | 3     | spinner  | Ready                                   | `spin_yield`            |
-//! | 4     | worker   | Running                                 | (at `marker`)           |
-//! | 5     | late     | Ready, never run (spawned by "worker")  | `__filament_fiber_start`|
+//! | 4     | reader   | Blocked (recv on `INBOX`)               | `read_one`              |
+//! | 5     | worker   | Running                                 | (at `marker`)           |
+//! | 6     | late     | Ready, never run (spawned by "worker")  | `__filament_fiber_start`|
 //!
 //! Run it under gdb:
 //!
@@ -23,9 +24,11 @@
 
 use std::hint::black_box;
 
+use filament::sync::Channel;
 use filament::{Fiber, Runtime, Stack};
 
 static RT: Runtime<'static, 8> = Runtime::new();
+static INBOX: Channel<u64, 1> = Channel::new();
 
 /// The breakpoint target: called by "worker" once every other fiber is staged.
 #[inline(never)]
@@ -60,13 +63,18 @@ fn spin_yield(fib: &Fiber<'_>, rounds: u32) -> u32 {
     black_box(n)
 }
 
+#[inline(never)]
+fn read_one(fib: &Fiber<'_>) -> u64 {
+    INBOX.recv(fib).expect("worker sends")
+}
+
 fn stack() -> Stack<'static> {
     Stack::host(64 * 1024).expect("mmap stack")
 }
 
 fn main() {
-    let done = RT.spawn_named("done", stack(), |_| 1u64).ok().expect("spawn done");
-    let sleeper = RT.spawn_named("sleeper", stack(), |fib| nap(fib)).ok().expect("spawn sleeper");
+    let done = RT.spawn_named("done", stack(), |_| 1u64).expect("spawn done");
+    let sleeper = RT.spawn_named("sleeper", stack(), |fib| nap(fib)).expect("spawn sleeper");
     // The worker is spawned after the joiner, so hand its handle over through a cell.
     let slot: &'static std::sync::Mutex<Option<filament::JoinHandle<u64>>> =
         Box::leak(Box::new(std::sync::Mutex::new(None)));
@@ -75,23 +83,23 @@ fn main() {
             let worker = slot.lock().unwrap().take().expect("worker handle");
             wait_for_worker(fib, worker)
         })
-        .ok()
         .expect("spawn joiner");
-    let spinner = RT.spawn_named("spinner", stack(), |fib| spin_yield(fib, 3)).ok().expect("spawn spinner");
+    let spinner = RT.spawn_named("spinner", stack(), |fib| spin_yield(fib, 3)).expect("spawn spinner");
+    let reader = RT.spawn_named("reader", stack(), |fib| read_one(fib)).expect("spawn reader");
     let worker = RT
         .spawn_named("worker", stack(), |fib| {
-            // By now: done finished, sleeper and joiner blocked, spinner yielded once.
-            let late = fib.spawn_named("late", stack(), |_| 5u64).ok().expect("spawn late");
+            // By now: done finished, sleeper, joiner and reader blocked, spinner yielded once.
+            let late = fib.spawn_named("late", stack(), |_| 5u64).expect("spawn late");
             let v = marker(41);
-            fib.detach(late).ok().expect("detach late");
+            fib.detach(late).expect("detach late");
+            INBOX.send(fib, 2).expect("reader waits");
             v
         })
-        .ok()
         .expect("spawn worker");
     *slot.lock().unwrap() = Some(worker);
     RT.run().expect("run");
-    let total = RT.take(done).ok().unwrap() + RT.take(joiner).ok().unwrap();
-    RT.take(sleeper).ok().unwrap();
-    RT.take(spinner).ok().unwrap();
+    let total = RT.take(done).unwrap() + RT.take(joiner).unwrap() + RT.take(reader).unwrap();
+    RT.take(sleeper).unwrap();
+    RT.take(spinner).unwrap();
     println!("gdb_target: total {total}");
 }

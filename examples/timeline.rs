@@ -70,7 +70,6 @@ fn main() {
             }
             RAW.close(fib).expect("same runtime");
         })
-        .ok()
         .expect("spawn producer");
     let mut transformers = Vec::new();
     for name in ["transform-a", "transform-b"] {
@@ -86,7 +85,6 @@ fn main() {
                 }
                 done
             })
-            .ok()
             .expect("spawn transformer");
         transformers.push(h);
     }
@@ -100,7 +98,6 @@ fn main() {
             }
             sum
         })
-        .ok()
         .expect("spawn consumer");
     let ticker = RT
         .spawn_named("ticker", stack(), |fib| {
@@ -109,7 +106,6 @@ fn main() {
                 work(40, 7);
             }
         })
-        .ok()
         .expect("spawn ticker");
 
     RT.run_with_idle(&mut HostClock::new()).expect("run");

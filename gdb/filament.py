@@ -254,7 +254,20 @@ class FiberView:
                 if joiners == obj:
                     return "Blocked join %s %s" % (other.id, other.name)
             return "Blocked join ?"
-        return "Blocked %s 0x%x" % (kind.lower(), obj)
+        where = _data_symbol(obj)
+        return "Blocked %s 0x%x%s" % (kind.lower(), obj, " (%s)" % where if where else "")
+
+
+def _data_symbol(addr):
+    """`crate::STATIC+off` for an address inside a static (the primitive a fiber waits on), else None."""
+    try:
+        text = gdb.execute("info symbol 0x%x" % addr, to_string=True).strip()
+    except gdb.error:
+        return None
+    m = re.match(r"^(\S+?)(?:::h[0-9a-f]{16})?(?: \+ (\d+))? in section", text)
+    if not m:
+        return None
+    return m.group(1) + ("+%s" % m.group(2) if m.group(2) else "")
 
 
 def fibers(core):

@@ -106,8 +106,8 @@ fn run_gdb(exe: &Path, commands: &[&str]) -> String {
 /// The output of `command` in a transcript from [`run_gdb`].
 fn section<'a>(transcript: &'a str, command: &str) -> &'a str {
     let head = format!("=== {command}\n");
-    let start = transcript.find(&head).unwrap_or_else(|| panic!("no output for `{command}` in:\n{transcript}"))
-        + head.len();
+    let start =
+        transcript.find(&head).unwrap_or_else(|| panic!("no output for `{command}` in:\n{transcript}")) + head.len();
     let rest = &transcript[start..];
     let end = if rest.starts_with("=== ") { 0 } else { rest.find("\n=== ").map_or(rest.len(), |e| e + 1) };
     &rest[..end]
@@ -189,8 +189,9 @@ fn gdb_info_fibers_and_fiber_backtraces() {
         "fiber bt 3",
         "fiber bt 2",
         "fiber bt 1",
-        "fiber bt 5",
         "fiber bt 4",
+        "fiber bt 6",
+        "fiber bt 5",
         "fiber bt 0",
         "bt 1",
         "delete",
@@ -210,19 +211,27 @@ fn gdb_info_fibers_and_fiber_backtraces() {
     let named = section(&t, "info fibers gdb_target::RT");
     assert_eq!(auto, named, "frame-chain and explicit runtime disagree");
     assert!(auto.starts_with("Runtime at 0x"), "no summary line:\n{auto}");
-    assert!(auto.contains("capacity 8, live 6"), "wrong totals:\n{auto}");
+    assert!(auto.contains("capacity 8, live 7"), "wrong totals:\n{auto}");
     let rows = parse_info_fibers(auto);
     let expected = [
         ("#0.0", "done", "Finished", 1),
         ("#1.0", "sleeper", "Blocked sleep until 1000000", 1),
-        ("#2.0", "joiner", "Blocked join #4.0 worker", 1),
+        ("#2.0", "joiner", "Blocked join #5.0 worker", 1),
         ("#3.0", "spinner", "Ready", 1),
-        ("#4.0", "worker", "Running", 1),
-        ("#5.0", "late", "Ready (not started)", 0),
+        ("#4.0", "reader", "Blocked recv", 1),
+        ("#5.0", "worker", "Running", 1),
+        ("#6.0", "late", "Ready (not started)", 0),
     ];
     assert_eq!(rows.len(), expected.len(), "one row per live fiber:\n{auto}\n{rows:#?}");
     for (row, (id, name, state, runs)) in rows.iter().zip(expected) {
-        assert_eq!((row.id.as_str(), row.name.as_str(), row.state.as_str()), (id, name, state), "{auto}");
+        assert_eq!((row.id.as_str(), row.name.as_str()), (id, name), "{auto}");
+        if name == "reader" {
+            // The channel's address, named after the static it lives in.
+            assert!(row.state.starts_with("Blocked recv 0x"), "{auto}");
+            assert!(row.state.ends_with("(gdb_target::INBOX)"), "{auto}");
+        } else {
+            assert_eq!(row.state, state, "state of {name}:\n{auto}");
+        }
         assert_eq!(row.runs, runs, "runs of {name}:\n{auto}");
         assert_eq!(row.stack, 64 * 1024, "stack size of {name}:\n{auto}");
         let hw = row.high_water.unwrap_or_else(|| panic!("no high-water mark for {name}:\n{auto}"));
@@ -231,7 +240,7 @@ fn gdb_info_fibers_and_fiber_backtraces() {
     }
     assert_eq!(rows.iter().filter(|r| r.state == "Running").count(), 1, "{auto}");
     // The fiber that ran deepest (worker, at the marker) used more than one never run.
-    assert!(rows[4].high_water > rows[5].high_water, "{auto}");
+    assert!(rows[5].high_water > rows[6].high_water, "{auto}");
 
     // Suspended fibers: the function each is suspended in, down to the trampoline.
     let spinner = section(&t, "fiber bt 3");
@@ -250,13 +259,18 @@ fn gdb_info_fibers_and_fiber_backtraces() {
     assert!(sleeper.contains("gdb_target::nap"), "{sleeper}");
     assert_clean_fiber_backtrace("fiber bt 1", sleeper);
 
+    let reader = section(&t, "fiber bt 4");
+    assert!(reader.contains("filament::sync::channel::Channel<u64, 1>::recv"), "{reader}");
+    assert!(reader.contains("gdb_target::read_one"), "{reader}");
+    assert_clean_fiber_backtrace("fiber bt 4", reader);
+
     // Never run: its saved context returns straight into the trampoline.
-    let late = section(&t, "fiber bt 5");
+    let late = section(&t, "fiber bt 6");
     assert_eq!(frames(late).len(), 1, "{late}");
-    assert_clean_fiber_backtrace("fiber bt 5", late);
+    assert_clean_fiber_backtrace("fiber bt 6", late);
 
     // The running fiber: a plain bt.
-    let worker = section(&t, "fiber bt 4");
+    let worker = section(&t, "fiber bt 5");
     assert!(frames(worker)[0].contains("gdb_target::marker"), "{worker}");
 
     // A finished fiber has no frames: an error, not garbage.
@@ -266,7 +280,7 @@ fn gdb_info_fibers_and_fiber_backtraces() {
     // Registers restored: the thread is where it stopped and runs to a normal exit.
     assert!(frames(section(&t, "bt 1"))[0].contains("gdb_target::marker"), "{t}");
     let cont = section(&t, "continue");
-    assert!(cont.contains("gdb_target: total 43"), "the debuggee did not finish its work:\n{cont}");
+    assert!(cont.contains("gdb_target: total 45"), "the debuggee did not finish its work:\n{cont}");
     assert!(cont.contains("exited normally"), "the debuggee did not exit normally:\n{cont}");
 }
 

@@ -337,8 +337,7 @@ fn a_trace_taken_inside_a_fiber_has_an_open_slice() {
         .unwrap();
     rt.run().unwrap();
     let json = rt.take(h).unwrap();
-    let runs: Vec<Value> =
-        parse(&json).into_iter().filter(|e| e["ph"] == "X" && e["cat"] == "run").collect::<Vec<_>>();
+    let runs: Vec<Value> = parse(&json).into_iter().filter(|e| e["ph"] == "X" && e["cat"] == "run").collect::<Vec<_>>();
     assert_eq!(runs.len(), 1, "alone, the yield does not switch: one run, still going");
     assert_eq!(runs[0]["args"]["open"], true);
     // Once finished, the same recorder has it closed.

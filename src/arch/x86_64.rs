@@ -53,7 +53,7 @@
 //! The trampoline marks `rip` undefined in its CFI (`.cfi_undefined rip`), so a
 //! debugger's unwinder stops there instead of walking into the zero words above.
 //! Checked with `gdb -batch -ex 'break marker' -ex run -ex bt` on a test binary:
-//! the backtrace ends with `__filament_fiber_start` (see `tests/gdb_backtrace.rs`).
+//! the backtrace ends with `__filament_fiber_start` (asserted in `tests/gdb.rs`).
 
 use core::arch::{asm, global_asm};
 

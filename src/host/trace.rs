@@ -246,7 +246,10 @@ impl TraceRecorder {
             first = false;
             let _ = out.write_fmt(text);
         };
-        item(&mut out, format_args!(r#"{{"name":"process_name","ph":"M","pid":1,"tid":0,"args":{{"name":"filament"}}}}"#));
+        item(
+            &mut out,
+            format_args!(r#"{{"name":"process_name","ph":"M","pid":1,"tid":0,"args":{{"name":"filament"}}}}"#),
+        );
         let idle = idle_spans(&events);
         let mut named: Vec<(u64, String)> = lanes.iter().map(|l| (l.tid, l.label())).collect();
         if !idle.is_empty() {
@@ -372,7 +375,8 @@ impl TraceRecorder {
 
         // Axis: a "nice" step giving about ten ticks.
         let (step, unit, scale) = axis_step(total);
-        let _ = writeln!(out, r#"<g class="axis"><line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}"/>"#, LEFT + plot);
+        let _ =
+            writeln!(out, r#"<g class="axis"><line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}"/>"#, LEFT + plot);
         let mut k = 0u32;
         loop {
             let t = step * f64::from(k);
