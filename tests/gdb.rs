@@ -15,6 +15,7 @@
 //! Without gdb the tests print a loud SKIPPED line and pass, unless
 //! `FILAMENT_REQUIRE_TOOLS=1` (CI) makes them fail.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -37,7 +38,8 @@ fn gdb_available() -> bool {
         if std::env::var("FILAMENT_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("{message} (FILAMENT_REQUIRE_TOOLS=1 makes this an error)");
         }
-        eprintln!("\n**********\n{message}\n**********\n");
+        // Straight to the stderr handle: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(std::io::stderr(), "\n**********\n{message}\n**********\n");
     }
     ok
 }
@@ -194,6 +196,12 @@ fn gdb_info_fibers_and_fiber_backtraces() {
         "fiber bt 5",
         "fiber bt 0",
         "bt 1",
+        // Later, on the host stack: the scheduler idles until the sleeper's deadline.
+        "delete",
+        "break filament::time::advance",
+        "continue",
+        "info fibers",
+        "fiber bt 1",
         "delete",
         "continue",
     ];
@@ -279,7 +287,22 @@ fn gdb_info_fibers_and_fiber_backtraces() {
 
     // Registers restored: the thread is where it stopped and runs to a normal exit.
     assert!(frames(section(&t, "bt 1"))[0].contains("gdb_target::marker"), "{t}");
-    let cont = section(&t, "continue");
+    // On the host stack, found through `run_loop`'s frames: nobody is Running, only
+    // the sleeper is left blocked, and its stack still unwinds.
+    let host = t.split("=== break filament::time::advance\n").nth(1).expect("second half");
+    let later = section(host, "info fibers");
+    assert!(!later.contains("Running") && !later.contains('*'), "{later}");
+    let later_rows = parse_info_fibers(later);
+    assert_eq!(later_rows.len(), 5, "late and worker are gone (detached, joined):\n{later}");
+    for row in &later_rows {
+        let want = if row.name == "sleeper" { "Blocked sleep until 1000000" } else { "Finished" };
+        assert_eq!(row.state, want, "{later}");
+    }
+    let sleeper = section(host, "fiber bt 1");
+    assert!(sleeper.contains("gdb_target::nap"), "{sleeper}");
+    assert_clean_fiber_backtrace("fiber bt 1 from the host stack", sleeper);
+
+    let cont = section(host.split("=== delete\n").nth(1).expect("final continue"), "continue");
     assert!(cont.contains("gdb_target: total 45"), "the debuggee did not finish its work:\n{cont}");
     assert!(cont.contains("exited normally"), "the debuggee did not exit normally:\n{cont}");
 }
