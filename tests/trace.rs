@@ -344,3 +344,19 @@ fn a_trace_taken_inside_a_fiber_has_an_open_slice() {
     assert_eq!(rec.slices().len(), 1);
     assert!(!rec.slices()[0].open);
 }
+
+#[test]
+fn unnamed_fibers_are_labelled_by_id() {
+    let rt = runtime::<2>();
+    let rec = recorder();
+    rt.set_tracer(rec);
+    let h = rt.spawn(stack(), |fib| fib.yield_now()).ok().unwrap();
+    let id = h.id();
+    rt.run().unwrap();
+    rt.take(h).unwrap();
+    let events = parse(&rec.to_chrome_json());
+    let name = events.iter().find(|e| e["name"] == "thread_name").expect("thread_name");
+    assert_eq!(name["args"]["name"], format!("fiber {id}"));
+    let svg = rec.to_svg();
+    assert!(svg.contains(&format!(">fiber <tspan fill=\"#888\">{id}</tspan>")), "{svg}");
+}

@@ -405,7 +405,7 @@ impl TraceRecorder {
                 lane.fiber,
                 lane.tid,
                 y + ROW / 2.0,
-                Xml(&lane.label()),
+                Xml(if lane.name.is_empty() { "fiber" } else { lane.name }),
                 lane.fiber
             );
             for s in slices.iter().filter(|s| s.fiber == lane.fiber) {
