@@ -727,17 +727,19 @@ fn deadlock_report_names_semaphore_channel_event_barrier_waiters() {
     let e = Event::new();
     let b = Barrier::new(3);
     Runtime::<16>::scope(|rt| {
-        rt.spawn_named("1sem", stack(), |fib| s.acquire(fib).unwrap()).ok().unwrap();
-        rt.spawn_named("2recv", stack(), |fib| empty.recv(fib).map(drop).unwrap()).ok().unwrap();
-        rt.spawn_named("3send", stack(), |fib| {
-            full.send(fib, 1).unwrap();
-            full.send(fib, 2).unwrap();
-        })
-        .ok()
-        .unwrap();
-        rt.spawn_named("4event", stack(), |fib| e.wait(fib).unwrap()).ok().unwrap();
-        rt.spawn_named("5barrier", stack(), |fib| b.wait(fib).map(drop).unwrap()).ok().unwrap();
-        rt.spawn_named("6barrier", stack(), |fib| b.wait(fib).map(drop).unwrap()).ok().unwrap();
+        let hs = vec![
+            rt.spawn_named("1sem", stack(), |fib| s.acquire(fib).unwrap()).ok().unwrap(),
+            rt.spawn_named("2recv", stack(), |fib| empty.recv(fib).map(drop).unwrap()).ok().unwrap(),
+            rt.spawn_named("3send", stack(), |fib| {
+                full.send(fib, 1).unwrap();
+                full.send(fib, 2).unwrap();
+            })
+            .ok()
+            .unwrap(),
+            rt.spawn_named("4event", stack(), |fib| e.wait(fib).unwrap()).ok().unwrap(),
+            rt.spawn_named("5barrier", stack(), |fib| b.wait(fib).map(drop).unwrap()).ok().unwrap(),
+            rt.spawn_named("6barrier", stack(), |fib| b.wait(fib).map(drop).unwrap()).ok().unwrap(),
+        ];
         let got = deadlock_of(rt.run());
         assert_eq!(got.len(), 6);
         assert_eq!(got[0], ("1sem", WaitReason::Semaphore(addr(&s))));
@@ -747,6 +749,9 @@ fn deadlock_report_names_semaphore_channel_event_barrier_waiters() {
         assert_eq!(got[3], ("4event", WaitReason::Event(addr(&e))));
         assert_eq!(got[4], ("5barrier", WaitReason::Barrier(addr(&b))));
         assert_eq!(got[5], ("6barrier", WaitReason::Barrier(addr(&b))));
+        for h in hs {
+            assert!(matches!(rt.take(h), Err(JoinError::Cancelled)));
+        }
 
         // Cancellation left every primitive consistent: a fresh round works.
         for _ in 0..3 {

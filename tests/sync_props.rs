@@ -279,7 +279,8 @@ fn run_channel<const CAP: usize>(ops: &[ChOp]) -> Result<(), TestCaseError> {
     prop_assert_eq!(&out, &model.out);
     prop_assert_eq!(drained.into_inner().unwrap(), Vec::from(model.buf.clone()));
     // Conservation: every value sent is received once or was drained.
-    let mut seen: Vec<usize> = out.values().filter_map(|o| if let ChOut::Got(v) = o { Some(*v) } else { None }).collect();
+    let mut seen: Vec<usize> =
+        out.values().filter_map(|o| if let ChOut::Got(v) = o { Some(*v) } else { None }).collect();
     seen.extend(model.buf.iter());
     let sent = out.iter().filter(|(_, o)| **o == ChOut::Sent).count();
     seen.sort();
@@ -543,7 +544,8 @@ fn run_semaphore(initial: usize, ops: &[SemOp]) -> Result<(), TestCaseError> {
     let grants = StdMutex::new(Vec::new());
     let left = AtomicUsize::new(usize::MAX);
     let rec = |i: usize, o: LockOut| assert!(out.lock().unwrap().insert(i, o).is_none(), "two outcomes for op {i}");
-    let mut model = SemModel { permits: initial, waiters: VecDeque::new(), now: 0, out: BTreeMap::new(), grants: vec![] };
+    let mut model =
+        SemModel { permits: initial, waiters: VecDeque::new(), now: 0, out: BTreeMap::new(), grants: vec![] };
     Runtime::<64>::scope(|rt| {
         let model = &mut model;
         rt.spawn_detached(stack(), |fib| {
@@ -604,7 +606,7 @@ fn run_channel_order(producers: usize, per: usize, consumers: usize, yields: &[u
     let ticket = AtomicUsize::new(0);
     let sends = StdMutex::new(Vec::new());
     let recvs = StdMutex::new(Vec::new());
-    let finished = AtomicUsize::new(0);
+    let finished = Semaphore::new(0);
     let y = |k: usize| yields[k % yields.len()] as usize;
     Runtime::<16>::scope(|rt| {
         install(rt, seed);
@@ -618,7 +620,7 @@ fn run_channel_order(producers: usize, per: usize, consumers: usize, yields: &[u
                     ch.send(fib, v).unwrap();
                     sends.lock().unwrap().push((t, v));
                 }
-                finished.fetch_add(1, Ordering::Relaxed);
+                finished.release(fib, 1).unwrap();
             })
             .ok()
             .unwrap();
@@ -640,8 +642,8 @@ fn run_channel_order(producers: usize, per: usize, consumers: usize, yields: &[u
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
-            while finished.load(Ordering::Relaxed) < producers {
-                fib.yield_now();
+            for _ in 0..producers {
+                finished.acquire(fib).unwrap(); // a lost value shows as a deadlock, not a hang
             }
             ch.close(fib).unwrap();
         })

@@ -76,7 +76,12 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`. `const`, for `static`s.
     pub const fn new(value: T) -> Self {
-        Mutex { waiters: WaitQueue::new(), owner: Binding::new(), locked: Cell::new(false), value: UnsafeCell::new(value) }
+        Mutex {
+            waiters: WaitQueue::new(),
+            owner: Binding::new(),
+            locked: Cell::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// The value, consuming the mutex.
@@ -116,7 +121,11 @@ impl<T: ?Sized> Mutex<T> {
         Ok(MutexGuard::new(self, core))
     }
 
-    fn lock_until<'s, 'f>(&'s self, fib: &'f Fiber<'s>, deadline: Option<Ticks>) -> Result<MutexGuard<'f, T>, WaitError> {
+    fn lock_until<'s, 'f>(
+        &'s self,
+        fib: &'f Fiber<'s>,
+        deadline: Option<Ticks>,
+    ) -> Result<MutexGuard<'f, T>, WaitError> {
         let core = self.owner.check(fib)?;
         if !self.locked.get() {
             self.locked.set(true);
