@@ -61,7 +61,7 @@
 //!   a hand-off and a timeout exclude each other). Timeouts use the runtime's
 //!   clock ([`Fiber::now`](crate::Fiber::now)); a timeout of `0` tries once.
 //! * **Fibers only**: every method that touches the primitive's state takes
-//!   the running fiber's [`Fiber`](crate::Fiber) handle. Blocking outside a
+//!   the running fiber's [`Fiber`] handle. Blocking outside a
 //!   fiber is therefore rejected at compile time: there is no handle to pass.
 //!   Interrupt handlers have no handle either; they use
 //!   [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr) and a

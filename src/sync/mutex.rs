@@ -175,6 +175,11 @@ impl<T: ?Sized> fmt::Debug for Mutex<T> {
 ///
 /// `!Send`, and it borrows the fiber handle: it cannot leave the fiber that
 /// locked.
+///
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<filament::sync::MutexGuard<'static, u32>>();
+/// ```
 #[must_use = "the mutex unlocks as soon as the guard is dropped"]
 pub struct MutexGuard<'f, T: ?Sized> {
     mutex: &'f Mutex<T>,
