@@ -224,6 +224,10 @@ impl fmt::Display for DeadlockReport {
 }
 
 /// Why `run` returned early.
+///
+/// The deadlock report is stored inline (no heap), so this error is a few
+/// hundred bytes; the other variants are small.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunError {
     /// Fibers were blocked with nothing left to wake them (no ready fiber, no

@@ -159,6 +159,8 @@ pub(crate) struct Slot {
     pub wake: Wake,
     /// What kind of object `wait_obj` names, while blocked.
     pub wait_kind: WaitKind,
+    /// The runtime already cancelled this fiber once (after a deadlock).
+    pub cancelled: bool,
     /// Position in the timer heap, `u32::MAX` when it has no deadline.
     pub timer_pos: u32,
 }
@@ -178,6 +180,7 @@ impl Slot {
         started: false,
         wake: Wake::Signaled,
         wait_kind: WaitKind::Sleep,
+        cancelled: false,
         timer_pos: u32::MAX,
     };
 }

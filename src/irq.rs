@@ -124,10 +124,10 @@ impl IrqSignal {
     pub fn notify_from_isr(&self) {
         self.pending.fetch_add(1, Ordering::Release);
         #[cfg(feature = "std")]
-        if let Some(guard) = self.host.try_lock() {
-            if let Some(t) = guard.as_ref() {
-                t.unpark();
-            }
+        if let Some(guard) = self.host.try_lock()
+            && let Some(t) = guard.as_ref()
+        {
+            t.unpark();
         }
     }
 
@@ -166,8 +166,10 @@ impl IrqSignal {
             // fibers; we are the running fiber of the owning runtime.
             let wake = unsafe {
                 (*core).irq.waiters += 1;
+                (*core).pollers += 1;
                 let w = fib.wait_on(&self.waiters, WaitKind::Irq, deadline);
                 (*core).irq.waiters -= 1;
+                (*core).pollers -= 1;
                 w
             };
             if wake == Wake::TimedOut {
@@ -178,8 +180,7 @@ impl IrqSignal {
     }
 
     fn take_all(&self) -> u32 {
-        let n = self.banked.replace(0) + self.pending.swap(0, Ordering::Acquire);
-        n
+        self.banked.replace(0) + self.pending.swap(0, Ordering::Acquire)
     }
 
     /// Registers the signal with the fiber's runtime on first use.

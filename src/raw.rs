@@ -24,7 +24,7 @@
 use core::ptr;
 
 use crate::arch;
-use crate::fiber::{FiberId, Header, Slot, State, WaitKind, WaitReason, Wake};
+use crate::fiber::{FiberId, Slot, State, WaitKind, WaitReason, Wake};
 use crate::stack;
 use crate::trace::trace_event;
 use crate::wait::WaitQueue;
@@ -58,6 +58,12 @@ pub(crate) struct Core {
     /// The timer min-heap (one entry per slot at most) and its length.
     pub timers: *mut crate::time::TimerEntry,
     pub ntimers: usize,
+    /// Armed timers plus fibers waiting on interrupt signals: while non-zero,
+    /// every yield and block polls the signals and the clock.
+    pub pollers: usize,
+    /// The running `run` call's idle hook, also the clock read while polling
+    /// (lifetime erased: set and cleared by `run`, which outlives every use).
+    pub clock: Option<*mut dyn crate::time::Idle>,
     /// Tie-breaker so equal deadlines wake in arming order.
     pub timer_seq: u64,
     /// Interrupt-side signals registered with this runtime.
@@ -91,6 +97,8 @@ impl Core {
             now: 0,
             timers: ptr::null_mut(),
             ntimers: 0,
+            pollers: 0,
+            clock: None,
             timer_seq: 0,
             irq: crate::irq::IrqList::new(),
             #[cfg(feature = "trace")]
@@ -206,7 +214,7 @@ pub(crate) unsafe fn make_ready(core: *mut Core, s: *mut Slot) {
 pub(crate) unsafe fn yield_now(core: *mut Core) {
     // SAFETY: the caller is `current`, so the ring is non-empty and valid.
     unsafe {
-        crate::irq::drain(core);
+        crate::time::poll(core);
         let c = (*core).current;
         let n = (*c).next;
         if n == c {
@@ -262,7 +270,7 @@ pub(crate) unsafe fn choice_point(core: *mut Core) {
 pub(crate) unsafe fn block_current(core: *mut Core, queue: *const WaitQueue, kind: WaitKind, obj: usize) -> Wake {
     // SAFETY: the caller is `current`; ring pointers are valid.
     unsafe {
-        crate::irq::drain(core);
+        crate::time::poll(core);
         let c = (*core).current;
         check_canary(core, c);
         (*c).state = State::Blocked;
@@ -396,6 +404,7 @@ pub(crate) unsafe fn free_slot(core: *mut Core, s: *mut Slot) {
         (*s).header = ptr::null_mut();
         (*s).lo = ptr::null_mut();
         (*s).started = false;
+        (*s).cancelled = false;
         (*s).generation = (*s).generation.wrapping_add(1);
         (*s).next = (*core).free;
         (*core).free = s;
@@ -450,14 +459,4 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Irq => WaitReason::Irq(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
     }
-}
-
-/// The header of the fiber in slot `s`.
-///
-/// # Safety
-/// `s` must be a non-free slot.
-#[inline]
-pub(crate) unsafe fn header(s: *mut Slot) -> *mut Header {
-    // SAFETY: forwarded contract.
-    unsafe { (*s).header }
 }

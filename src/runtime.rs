@@ -254,12 +254,15 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// wake them; under `std` they are cancelled first (each blocking call
     /// unwinds and the fiber finishes with [`JoinError::Cancelled`]), so the
     /// runtime stays usable.
+    // The deadlock report is inline (no heap): a large Err is the price.
+    #[allow(clippy::result_large_err)]
     pub fn run(&self) -> Result<(), RunError> {
         self.run_with_idle(&mut time::NoIdle)
     }
 
     /// Like [`run`](Self::run), calling `idle` whenever no fiber is ready but some
     /// sleep or wait for an interrupt. See [`Idle`](crate::Idle).
+    #[allow(clippy::result_large_err)]
     pub fn run_with_idle(&self, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
         let Some(_guard) = self.try_lock(RUNNING) else {
             return Err(RunError::Busy);
@@ -271,7 +274,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
                 return Err(RunError::Poisoned);
             }
             (*core).in_run = true;
-            let result = run_loop(core, idle);
+            // Erase the hook's lifetime: it is cleared below, before `idle`'s
+            // borrow ends, and only used while this call runs.
+            let idle: *mut (dyn crate::Idle + '_) = idle;
+            (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
+            let result = run_loop(core);
+            (*core).clock = None;
             (*core).in_run = false;
             result
         }
@@ -858,14 +866,15 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
 ///
 /// # Safety
 /// Exclusive access to `core`; called on the host's own stack.
-unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
+#[allow(clippy::result_large_err)]
+unsafe fn run_loop(core: *mut Core) -> Result<(), RunError> {
     // SAFETY: per the contract.
     unsafe {
         // A deadlock found under std: reported once the cancelled fibers are gone.
         let mut deadlocked: Option<DeadlockReport> = None;
         loop {
             raw::reclaim_zombies(core);
-            crate::irq::drain(core);
+            time::poll(core);
             if !(*core).current.is_null() {
                 #[cfg(feature = "explore")]
                 crate::policy::choose(core);
@@ -886,7 +895,8 @@ unsafe fn run_loop(core: *mut Core, idle: &mut dyn crate::Idle) -> Result<(), Ru
                 (*core).idles += 1;
                 trace_event!(core, idle((*core).now));
                 let next = time::next_deadline(core);
-                let now = idle.idle((*core).now, next);
+                let idle = (*core).clock.expect("run installs the idle hook");
+                let now = (*idle).idle((*core).now, next);
                 time::advance(core, now);
                 continue;
             }
@@ -926,7 +936,8 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
                 (*((*s).wait_obj as *const WaitQueue)).remove(s);
             }
             time::cancel_deadline(core, s);
-            if cancel && (*s).wake != Wake::Cancelled {
+            if cancel && !(*s).cancelled {
+                (*s).cancelled = true;
                 raw::wake(core, s, Wake::Cancelled);
             } else {
                 // Already cancelled once and blocked again, or no std: park it

@@ -116,7 +116,7 @@ impl<const SIZE: usize> StaticStack<SIZE> {
     pub const fn new() -> Self {
         const {
             assert!(SIZE >= MIN_STACK_SIZE, "StaticStack smaller than MIN_STACK_SIZE");
-            assert!(SIZE % 16 == 0, "StaticStack size must be a multiple of 16");
+            assert!(SIZE.is_multiple_of(16), "StaticStack size must be a multiple of 16");
         }
         StaticStack { memory: UnsafeCell::new(MaybeUninit::uninit()), claimed: AtomicBool::new(false) }
     }
@@ -215,8 +215,8 @@ impl<'a> Stack<'a> {
     /// `[lo, lo+len)` must be writable memory exclusively owned by the token for
     /// `'a`, `lo` 16-aligned, `len >= MIN_STACK_SIZE` and a multiple of 16.
     pub(crate) unsafe fn from_raw_parts(lo: NonNull<u8>, len: usize, owner: Owner<'a>) -> Self {
-        debug_assert!(lo.as_ptr() as usize % arch::STACK_ALIGN == 0);
-        debug_assert!(len >= MIN_STACK_SIZE && len % arch::STACK_ALIGN == 0);
+        debug_assert!((lo.as_ptr() as usize).is_multiple_of(arch::STACK_ALIGN));
+        debug_assert!(len >= MIN_STACK_SIZE && len.is_multiple_of(arch::STACK_ALIGN));
         Stack { lo, len, painted: true, owner }
     }
 

@@ -38,6 +38,15 @@ pub trait Idle {
     /// Called with the current tick and the earliest deadline (`None` if only
     /// interrupt sources can wake fibers). Returns the tick count now.
     fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks;
+
+    /// The current tick, if this hook knows a clock that advances on its own
+    /// (a timer-interrupt counter, the host's monotonic clock). While timers
+    /// are armed the runtime reads it at every yield and block, so sleepers wake
+    /// on time even when other fibers never stop yielding. `None` (the
+    /// default): time advances only when the runtime idles.
+    fn now(&mut self) -> Option<Ticks> {
+        None
+    }
 }
 
 /// The default idle policy: virtual time. Jumps the clock straight to the next
@@ -58,6 +67,8 @@ impl Idle for NoIdle {
     }
 }
 
+/// Any `FnMut(now, next_deadline) -> new_now` is an idle hook (without a
+/// free-running clock).
 impl<F: FnMut(Ticks, Option<Ticks>) -> Ticks> Idle for F {
     fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks {
         self(now, next_deadline)
@@ -127,6 +138,7 @@ pub(crate) unsafe fn arm(core: *mut Core, s: *mut Slot, deadline: Ticks) {
         cancel_deadline(core, s);
         let i = (*core).ntimers;
         (*core).ntimers += 1;
+        (*core).pollers += 1;
         (*core).timer_seq += 1;
         place(core, i, TimerEntry { deadline, seq: (*core).timer_seq, slot: s });
         sift_up(core, i);
@@ -148,6 +160,7 @@ pub(crate) unsafe fn cancel_deadline(core: *mut Core, s: *mut Slot) {
         (*s).timer_pos = u32::MAX;
         let i = i as usize;
         (*core).ntimers -= 1;
+        (*core).pollers -= 1;
         let last = (*core).ntimers;
         if i != last {
             let moved = *entry(core, last);
@@ -188,7 +201,10 @@ pub(crate) unsafe fn advance(core: *mut Core, now: Ticks) {
         if now > (*core).now {
             (*core).now = now;
         }
-        while (*core).ntimers > 0 {
+        loop {
+            if (*core).ntimers == 0 {
+                break;
+            }
             let e = *entry(core, 0);
             if e.deadline > (*core).now {
                 break;
@@ -199,6 +215,39 @@ pub(crate) unsafe fn advance(core: *mut Core, now: Ticks) {
                 (*((*s).wait_obj as *const crate::wait::WaitQueue)).remove(s);
             }
             raw::wake(core, s, Wake::TimedOut);
+        }
+    }
+}
+
+/// Polls interrupt signals and the clock when anything waits on them: one
+/// load and a not-taken branch otherwise.
+///
+/// # Safety
+/// Exclusive access to `core`, inside `run`.
+#[inline(always)]
+pub(crate) unsafe fn poll(core: *mut Core) {
+    // SAFETY: plain read of the runtime's own counter.
+    if unsafe { (*core).pollers } != 0 {
+        // SAFETY: forwarded.
+        unsafe { poll_slow(core) }
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn poll_slow(core: *mut Core) {
+    // SAFETY: per `poll`; the clock pointer is valid while `run` runs.
+    unsafe {
+        crate::irq::drain(core);
+        if (*core).ntimers > 0
+            && let Some(clock) = (*core).clock
+            && let Some(now) = (*clock).now()
+        {
+            if now >= (*entry(core, 0)).deadline {
+                advance(core, now);
+            } else if now > (*core).now {
+                (*core).now = now;
+            }
         }
     }
 }

@@ -82,16 +82,4 @@ impl WaitQueue {
         }
         false
     }
-
-    /// Number of waiters: O(length), for reports.
-    pub(crate) fn len(&self) -> usize {
-        let mut n = 0;
-        let mut cur = self.head.get();
-        while !cur.is_null() {
-            n += 1;
-            // SAFETY: every linked node is a valid slot.
-            cur = unsafe { (*cur).next };
-        }
-        n
-    }
 }

@@ -172,11 +172,15 @@ fn hundred_thousand_spawns_through_eight_slots() {
         }
         // The ninth does not fit, and gets everything back.
         let extra = Stack::host(8192).unwrap();
-        let err = rt.spawn(extra, |_| 0usize).err().unwrap();
+        let marker = Arc::new(());
+        let m = marker.clone();
+        let err = rt.spawn(extra, move |_| Arc::strong_count(&m)).err().unwrap();
         assert_eq!(err.kind(), SpawnErrorKind::Full { capacity: 8 });
         let (st, f) = err.into_parts();
         assert_eq!(st.size(), 8192);
+        assert_eq!(Arc::strong_count(&marker), 2, "the closure came back with its captures");
         drop(f);
+        assert_eq!(Arc::strong_count(&marker), 1);
         rt.run().unwrap();
         for h in handles {
             rt.take(h).unwrap();
@@ -192,26 +196,27 @@ fn detached_fibers_recycle_slots_inside_one_run() {
     let rt = boxed::<4>();
     let done = Arc::new(AtomicUsize::new(0));
     let d = done.clone();
-    rt.spawn(stack(), move |fib| {
-        for _ in 0..10_000 {
-            let d = d.clone();
-            loop {
-                // Slots free up as detached fibers finish.
-                match fib.spawn_detached(Stack::host(8192).unwrap(), {
-                    let d = d.clone();
-                    move |_| d.fetch_add(1, Ordering::Relaxed)
-                }) {
-                    Ok(_) => break,
-                    Err(e) => {
-                        assert_eq!(e.kind(), SpawnErrorKind::Full { capacity: 4 });
-                        fib.yield_now();
+    let _spawner = rt
+        .spawn(stack(), move |fib| {
+            for _ in 0..10_000 {
+                let d = d.clone();
+                loop {
+                    // Slots free up as detached fibers finish.
+                    match fib.spawn_detached(Stack::host(8192).unwrap(), {
+                        let d = d.clone();
+                        move |_| d.fetch_add(1, Ordering::Relaxed)
+                    }) {
+                        Ok(_) => break,
+                        Err(e) => {
+                            assert_eq!(e.kind(), SpawnErrorKind::Full { capacity: 4 });
+                            fib.yield_now();
+                        }
                     }
                 }
             }
-        }
-    })
-    .ok()
-    .unwrap();
+        })
+        .ok()
+        .unwrap();
     rt.run().unwrap();
     assert_eq!(done.load(Ordering::Relaxed), 10_000);
 }
@@ -547,4 +552,61 @@ fn debug_prints_an_aligned_table() {
     assert!(table.contains("NAME"), "{table}");
     assert!(table.contains("worker"), "{table}");
     assert!(table.contains("Ready"), "{table}");
+}
+
+#[test]
+fn sleepers_wake_while_other_fibers_keep_yielding() {
+    // With a clock that runs on its own (HostClock), deadlines are checked at
+    // every yield, not only when the runtime idles.
+    let rt = boxed::<4>();
+    let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = woke.clone();
+    let sleeper = rt
+        .spawn(stack(), move |fib| {
+            fib.sleep(5); // 5 ms
+            w.store(true, Ordering::SeqCst);
+            fib.now()
+        })
+        .ok()
+        .unwrap();
+    let busy = rt
+        .spawn(stack(), move |fib| {
+            let start = std::time::Instant::now();
+            let mut yields = 0u64;
+            while !woke.load(Ordering::SeqCst) {
+                assert!(start.elapsed().as_secs() < 10, "sleeper never woke while we yielded");
+                fib.yield_now();
+                yields += 1;
+            }
+            yields
+        })
+        .ok()
+        .unwrap();
+    rt.run_with_idle(&mut filament::host::HostClock::new()).unwrap();
+    assert!(rt.take(sleeper).unwrap() >= 5);
+    assert!(rt.take(busy).unwrap() > 0);
+    assert_eq!(rt.stats().unwrap().idles, 0, "the runtime never had to idle");
+}
+
+#[test]
+fn virtual_time_sleeps_are_instant_and_ordered() {
+    let rt = boxed::<4>();
+    let trace = Arc::new(StdMutex::new(Vec::new()));
+    let mut hs = Vec::new();
+    for (name, ticks) in [("c", 30u64), ("a", 10), ("b", 20), ("a2", 10)] {
+        let t = trace.clone();
+        hs.push(
+            rt.spawn(stack(), move |fib| {
+                fib.sleep(ticks);
+                t.lock().unwrap().push((name, fib.now()));
+            })
+            .ok()
+            .unwrap(),
+        );
+    }
+    rt.run().unwrap();
+    assert_eq!(*trace.lock().unwrap(), vec![("a", 10), ("a2", 10), ("b", 20), ("c", 30)]);
+    for h in hs {
+        rt.take(h).unwrap();
+    }
 }

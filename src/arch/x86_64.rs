@@ -176,7 +176,7 @@ pub(crate) type Entry = unsafe extern "C" fn(arg: *mut u8, passed: *mut u8) -> !
 /// `top` must be 16-aligned and the `INIT_FRAME_BYTES` below it writable and
 /// owned by the caller.
 pub(crate) unsafe fn init_stack(top: *mut u8, entry: Entry, arg: *mut u8) -> *mut u8 {
-    debug_assert!(top as usize % STACK_ALIGN == 0);
+    debug_assert!((top as usize).is_multiple_of(STACK_ALIGN));
     let top = top.cast::<usize>();
     // SAFETY: the caller guarantees the frame below `top` is ours to write.
     unsafe {

@@ -41,18 +41,22 @@ impl Default for HostClock {
 
 impl Idle for HostClock {
     fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks {
-        let real = self.now().max(now);
+        let real = HostClock::now(self).max(now);
         match next_deadline {
             Some(d) if d <= real => real,
             Some(d) => {
                 let wait = self.tick.saturating_mul((d - real).min(u32::MAX as u64) as u32);
                 thread::park_timeout(wait);
-                self.now().max(now)
+                HostClock::now(self).max(now)
             }
             None => {
                 thread::park();
-                self.now().max(now)
+                HostClock::now(self).max(now)
             }
         }
+    }
+
+    fn now(&mut self) -> Option<Ticks> {
+        Some(HostClock::now(self))
     }
 }
