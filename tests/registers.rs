@@ -130,6 +130,7 @@ const FPCW_DEFAULT: u16 = 0x037F;
 const ROUNDING_MASK: u32 = 0x6000;
 
 #[test]
+#[cfg_attr(feature = "no-fp-control", ignore = "the no-fp-control build does not keep FP control per fiber")]
 fn fp_control_is_kept_per_fiber() {
     let host_mxcsr = mxcsr() & !0x3F;
     let host_fpcw = fpcw();
