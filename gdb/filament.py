@@ -19,10 +19,10 @@
 # `fiber bt` shows a suspended fiber's stack: the fiber's saved stack pointer
 # points at the frame `__filament_switch` pushed
 #
-#     sp+0   MXCSR | x87 CW   (absent with the `no-fp-control` feature)
-#     sp+8   rbx
+#     sp+0   MXCSR | x87 CW   (only with the `fp-control-always` feature)
+#     sp+8   rbx              (offsets shift down by 8 without that slot)
 #     sp+16  rbp
-#     sp+24  return address into the fiber
+#     sp+24  resume address inside the fiber (pushed before jumping to the switch)
 #
 # and the command temporarily loads rbx/rbp/rip/rsp of frame 0 of the selected
 # thread with those values, runs `bt`, and restores them (the trick goroutine and
@@ -275,7 +275,7 @@ def fibers(core):
 
 
 def _fp_bytes():
-    """Bytes of FP-control state below rbx in a saved context (8, or 0 with `no-fp-control`)."""
+    """Bytes of FP-control state below rbx in a saved context (8 with `fp-control-always`, else 0)."""
     global _fp_slot_bytes
     if _fp_slot_bytes is None:
         _fp_slot_bytes = 8

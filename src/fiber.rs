@@ -161,6 +161,8 @@ pub(crate) struct Slot {
     pub wait_kind: WaitKind,
     /// The runtime already cancelled this fiber once (after a deadlock).
     pub cancelled: bool,
+    /// The fiber has its own FP control state (`Fiber::set_fp_control`).
+    pub fp: bool,
     /// Position in the timer heap, `u32::MAX` when it has no deadline.
     pub timer_pos: u32,
 }
@@ -181,6 +183,7 @@ impl Slot {
         wake: Wake::Signaled,
         wait_kind: WaitKind::Sleep,
         cancelled: false,
+        fp: false,
         timer_pos: u32::MAX,
     };
 }
@@ -206,6 +209,8 @@ pub(crate) struct Header {
     pub detached: bool,
     /// The payload currently holds the outcome (not the closure).
     pub has_outcome: bool,
+    /// The fiber's own FP control state while it is switched out.
+    pub fp: crate::arch::FpControl,
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.

@@ -82,8 +82,13 @@
 //! * `trace` — scheduler trace hooks ([`Trace`]); compiled out when off.
 //! * `explore` — a scheduling-policy seam and seeded schedule exploration
 //!   (implies `std`).
-//! * `no-fp-control` — do not keep MXCSR / the x87 control word per fiber
-//!   (for kernels built without SSE and x87).
+//! * `fp-control-always` — keep MXCSR and the x87 control word of *every*
+//!   context on every switch (Boost.Context's behaviour; costs ~3 ns per switch
+//!   for `stmxcsr`). By default only fibers that call
+//!   [`Fiber::set_fp_control`] have their own state (see [`FpControl`]).
+//! * `no-fp-control` — never touch MXCSR / the x87 control word (for kernels
+//!   built without SSE and x87); `Fiber::set_fp_control` does not exist.
+
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -91,6 +96,9 @@
 
 #[cfg(feature = "std")]
 extern crate std;
+
+#[cfg(all(feature = "no-fp-control", feature = "fp-control-always"))]
+compile_error!("features `no-fp-control` and `fp-control-always` exclude each other");
 
 mod arch;
 mod error;
@@ -112,6 +120,7 @@ pub mod sync;
 #[cfg(feature = "std")]
 pub mod host;
 
+pub use arch::FpControl;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use irq::{IrqError, IrqSignal};

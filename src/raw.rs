@@ -61,6 +61,12 @@ pub(crate) struct Core {
     /// Armed timers plus fibers waiting on interrupt signals: while non-zero,
     /// every yield and block polls the signals and the clock.
     pub pollers: usize,
+    /// Live fibers with their own FP control state (default FP mode).
+    pub fp_fibers: usize,
+    /// The FP control state of every context without its own (the host and
+    /// fibers that never called `set_fp_control`), while a fiber with its own
+    /// state runs.
+    pub ambient_fp: crate::arch::FpControl,
     /// The running `run` call's idle hook, also the clock read while polling
     /// (lifetime erased: set and cleared by `run`, which outlives every use).
     pub clock: Option<*mut dyn crate::time::Idle>,
@@ -98,6 +104,8 @@ impl Core {
             timers: ptr::null_mut(),
             ntimers: 0,
             pollers: 0,
+            fp_fibers: 0,
+            ambient_fp: crate::arch::FpControl::DEFAULT,
             clock: None,
             timer_seq: 0,
             irq: crate::irq::IrqList::new(),
@@ -166,10 +174,12 @@ pub(crate) unsafe fn id_of(core: *const Core, s: *const Slot) -> FiberId {
 /// `s` must be a live fiber's slot in `core`.
 #[inline(always)]
 pub(crate) unsafe fn check_canary(core: *const Core, s: *mut Slot) {
-    // Hot path: the topmost canary word is the first one an overflow reaches.
+    // Hot path: the low half of the topmost canary word, the first one an
+    // overflow reaches (one compare with an immediate). All four words are
+    // checked in full when the fiber's slot is freed.
     // SAFETY: `lo` is the start of the fiber's owned, prepared stack.
-    let top_word = unsafe { (*s).lo.cast::<u64>().add(stack::CANARY_WORDS - 1).read_volatile() };
-    if top_word != stack::CANARY {
+    let top_word = unsafe { (*s).lo.cast::<u32>().add(2 * stack::CANARY_WORDS - 2).read_volatile() };
+    if top_word != stack::CANARY as u32 {
         // SAFETY: forwarded contract.
         unsafe { canary_broken(core, s) }
     }
@@ -235,7 +245,50 @@ pub(crate) unsafe fn yield_now(core: *mut Core) {
         trace_event!(core, switch_out(id_of(core, c)));
         trace_event!(core, switch_in(id_of(core, n)));
         (*n).runs = (*n).runs.wrapping_add(1);
-        arch::switch(&raw mut (*c).sp, (*n).sp, core.cast());
+        fp_handover(core, c, n);
+        arch::switch(&raw mut (*c).sp, (*n).sp);
+    }
+}
+
+/// Hands FP control state over from `from` to `to` (null: the host) when a
+/// fiber with its own state is involved. Two instructions otherwise.
+///
+/// # Safety
+/// Exclusive access; `from`/`to` are live slots of `core` or null.
+#[inline(always)]
+pub(crate) unsafe fn fp_handover(core: *mut Core, from: *mut Slot, to: *mut Slot) {
+    #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
+    // SAFETY: forwarded contract.
+    unsafe {
+        if (*core).fp_fibers != 0 {
+            fp_handover_slow(core, from, to);
+        }
+    }
+    let _ = (core, from, to);
+}
+
+#[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
+#[cold]
+#[inline(never)]
+unsafe fn fp_handover_slow(core: *mut Core, from: *mut Slot, to: *mut Slot) {
+    use crate::arch::FpControl;
+    // SAFETY: non-null slots are live and their headers valid.
+    unsafe {
+        let from_own = !from.is_null() && (*from).fp;
+        let to_own = !to.is_null() && (*to).fp;
+        if !from_own && !to_own {
+            return;
+        }
+        let now = FpControl::current();
+        if from_own {
+            (*(*from).header).fp = now;
+        } else {
+            (*core).ambient_fp = now;
+        }
+        let want = if to_own { (*(*to).header).fp } else { (*core).ambient_fp };
+        if want != now {
+            want.load();
+        }
     }
 }
 
@@ -279,22 +332,24 @@ pub(crate) unsafe fn block_current(core: *mut Core, queue: *const WaitQueue, kin
         (*c).wake = Wake::Signaled;
         trace_event!(core, block(id_of(core, c), wait_reason(core, c)));
         trace_event!(core, switch_out(id_of(core, c)));
-        let to = unlink_current(core);
+        let n = unlink_current(core);
         if !queue.is_null() {
             (*queue).push_back(c);
         }
-        arch::switch(&raw mut (*c).sp, to, core.cast());
+        fp_handover(core, c, n);
+        let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
+        arch::switch(&raw mut (*c).sp, to);
         (*c).wake
     }
 }
 
-/// Unlinks `current` from the ring and returns the stack pointer to resume:
-/// the next ready fiber's, or the host's when the ring became empty.
+/// Unlinks `current` from the ring and returns the fiber to resume next, or
+/// null when the ring became empty (resume the host).
 ///
 /// # Safety
 /// The ring must be non-empty.
 #[inline(always)]
-unsafe fn unlink_current(core: *mut Core) -> *mut u8 {
+unsafe fn unlink_current(core: *mut Core) -> *mut Slot {
     // SAFETY: current is non-null; ring pointers are valid.
     unsafe {
         let c = (*core).current;
@@ -302,7 +357,7 @@ unsafe fn unlink_current(core: *mut Core) -> *mut u8 {
         if n == c {
             (*core).current = ptr::null_mut();
             (*core).prev = ptr::null_mut();
-            (*core).host_sp
+            ptr::null_mut()
         } else {
             (*(*core).prev).next = n;
             (*core).current = n;
@@ -311,7 +366,7 @@ unsafe fn unlink_current(core: *mut Core) -> *mut u8 {
             let n = (*core).current;
             trace_event!(core, switch_in(id_of(core, n)));
             (*n).runs = (*n).runs.wrapping_add(1);
-            (*n).sp
+            n
         }
     }
 }
@@ -367,22 +422,27 @@ pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
     // SAFETY: the caller is `current`; its header is live.
     unsafe {
         let c = (*core).current;
-        if !stack::canary_intact((*c).lo) {
-            canary_broken(core, c);
-        }
+        check_canary(core, c);
         let h = (*c).header;
         (*c).state = State::Finished;
         (*core).unfinished -= 1;
         trace_event!(core, exit(id_of(core, c)));
         trace_event!(core, switch_out(id_of(core, c)));
         wake_all(core, &(*h).joiners);
-        let to = unlink_current(core);
+        let n = unlink_current(core);
         if (*h).detached {
             (*c).next = (*core).zombies;
             (*core).zombies = c;
         }
+        fp_handover(core, c, n);
+        #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
+        if (*c).fp {
+            (*c).fp = false;
+            (*core).fp_fibers -= 1;
+        }
+        let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
         let mut discard: *mut u8 = ptr::null_mut();
-        arch::switch(&raw mut discard, to, core.cast());
+        arch::switch(&raw mut discard, to);
         fatal(format_args!("a finished fiber was resumed"))
     }
 }
@@ -405,6 +465,7 @@ pub(crate) unsafe fn free_slot(core: *mut Core, s: *mut Slot) {
         (*s).lo = ptr::null_mut();
         (*s).started = false;
         (*s).cancelled = false;
+        (*s).fp = false;
         (*s).generation = (*s).generation.wrapping_add(1);
         (*s).next = (*core).free;
         (*core).free = s;

@@ -182,6 +182,10 @@ impl<'s, const N: usize> Runtime<'s, N> {
                 for i in 0..N {
                     let s = base.add(i);
                     (*s).next = fix((*s).next);
+                    // Fibers that never ran find the core in their first frame.
+                    if (*s).state == State::Ready && !(*s).started {
+                        (*s).sp.add(arch::INIT_CORE_WORD).cast::<*mut Core>().write(core);
+                    }
                 }
                 time::rebase(core, old, base);
             }
@@ -475,6 +479,46 @@ impl<'s> Fiber<'s> {
         unsafe { raw::yield_now(self.core) }
     }
 
+    /// Gives this fiber its own floating-point control state and loads it.
+    ///
+    /// From now until the fiber finishes, the scheduler saves this fiber's
+    /// MXCSR control bits and x87 control word when it is switched out and
+    /// restores them when it is switched in, and every other context keeps its
+    /// own (changes made with raw `ldmxcsr`/`fldcw` after this call stay private
+    /// to the fiber as well). Fibers that never call this share the host's
+    /// state and cost nothing extra per switch (two instructions while any
+    /// fiber with its own state lives). With feature `fp-control-always` every
+    /// context's state is kept on every switch and this call only loads `fp`.
+    ///
+    /// ```
+    /// use filament::{FpControl, Runtime, StaticStack};
+    /// static STACK: StaticStack<16384> = StaticStack::new();
+    /// static RT: Runtime<'static, 1> = Runtime::new();
+    /// let toward_zero = FpControl { mxcsr: 0x1F80 | 0x6000, x87: 0x0F7F };
+    /// let h = RT.spawn(STACK.claim().unwrap(), move |fib| {
+    ///     fib.set_fp_control(toward_zero);
+    ///     fib.yield_now();
+    ///     FpControl::current()
+    /// }).ok().unwrap();
+    /// RT.run().unwrap();
+    /// assert_eq!(RT.take(h).unwrap(), toward_zero);
+    /// assert_eq!(FpControl::current(), FpControl::DEFAULT); // the host kept its own
+    /// ```
+    #[cfg(not(feature = "no-fp-control"))]
+    pub fn set_fp_control(&self, fp: crate::FpControl) {
+        #[cfg(not(feature = "fp-control-always"))]
+        // SAFETY: we are the running fiber; nobody else touches the core now.
+        unsafe {
+            if !(*self.slot).fp {
+                // Until now this fiber ran with the shared state.
+                (*self.core).ambient_fp = crate::FpControl::current();
+                (*self.slot).fp = true;
+                (*self.core).fp_fibers += 1;
+            }
+        }
+        fp.load();
+    }
+
     /// Spawns a fiber from inside a fiber. See [`Runtime::spawn`].
     pub fn spawn<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
     where
@@ -734,9 +778,10 @@ where
             stack_size,
             detached,
             has_outcome: false,
+            fp: crate::arch::FpControl::DEFAULT,
         });
         stack::prepare(base, frame_top.sub(arch::INIT_FRAME_BYTES), painted);
-        let sp = arch::init_stack(frame_top, fiber_entry::<F, T>, payload);
+        let sp = arch::init_stack(frame_top, fiber_entry::<F, T>, payload, core.cast());
 
         (*core).free = (*s).next;
         (*s).sp = sp;
@@ -881,7 +926,8 @@ unsafe fn run_loop(core: *mut Core) -> Result<(), RunError> {
                 let c = (*core).current;
                 trace_event!(core, switch_in(raw::id_of(core, c)));
                 (*c).runs = (*c).runs.wrapping_add(1);
-                arch::switch(&raw mut (*core).host_sp, (*c).sp, core.cast());
+                raw::fp_handover(core, ptr::null_mut(), c);
+                arch::switch(&raw mut (*core).host_sp, (*c).sp);
                 continue;
             }
             if (*core).unfinished == 0 {
