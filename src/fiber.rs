@@ -237,3 +237,14 @@ pub(crate) unsafe fn drop_erased<X>(p: *mut u8) {
     // SAFETY: guaranteed by the caller.
     unsafe { ptr::drop_in_place(p.cast::<X>()) }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_block_sizes() {
+        let slot = core::mem::size_of::<super::Slot>();
+        let header = core::mem::size_of::<super::Header>();
+        std::println!("Slot {slot} bytes, Header {header} bytes");
+        assert!(slot <= 64);
+    }
+}
