@@ -89,7 +89,6 @@
 //! * `no-fp-control` — never touch MXCSR / the x87 control word (for kernels
 //!   built without SSE and x87); `Fiber::set_fp_control` does not exist.
 
-
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -9,9 +9,9 @@
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
+pub use x86_64::FpControl;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::*;
-pub use x86_64::FpControl;
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("filament currently supports only x86_64 (System V ABI)");

@@ -93,39 +93,39 @@ global_asm!(
     // rdi = where to store the outgoing sp, rsi = incoming sp.
     "__filament_switch:",
     ".cfi_startproc",
-    "    push rbp",                    // callee-saved; cannot be declared clobbered
+    "    push rbp", // callee-saved; cannot be declared clobbered
     ".cfi_adjust_cfa_offset 8",
     ".cfi_rel_offset rbp, 0",
-    "    push rbx",                    // callee-saved; reserved by LLVM
+    "    push rbx", // callee-saved; reserved by LLVM
     ".cfi_adjust_cfa_offset 8",
     ".cfi_rel_offset rbx, 0",
-    "    sub rsp, 8",                  // room for MXCSR + x87 control word
+    "    sub rsp, 8", // room for MXCSR + x87 control word
     ".cfi_adjust_cfa_offset 8",
-    "    stmxcsr [rsp]",               // outgoing MXCSR -> slot bytes 0..4
-    "    fnstcw [rsp + 4]",            // outgoing x87 CW -> slot bytes 4..6
-    "    mov eax, [rsp]",              // reload at the stores' own widths
+    "    stmxcsr [rsp]",                 // outgoing MXCSR -> slot bytes 0..4
+    "    fnstcw [rsp + 4]",              // outgoing x87 CW -> slot bytes 4..6
+    "    mov eax, [rsp]",                // reload at the stores' own widths
     "    movzx ecx, word ptr [rsp + 4]", // (store-forwarding friendly)
-    "    mov [rdi], rsp",              // publish the outgoing context
-    "    mov rsp, rsi",                // === now on the incoming stack (same layout) ===
-    "    xor eax, [rsp]",              // MXCSR bits that differ
-    "    xor cx, [rsp + 4]",           // x87 CW bits that differ
-    "    and eax, 0xFFC0",             // ignore MXCSR status flags (not preserved)
-    "    or eax, ecx",                 // any control bit different?
-    "    jz 2f",                       // no: skip the slow loads (the common case)
-    "    ldmxcsr [rsp]",               // yes: load the incoming MXCSR
-    "    fldcw [rsp + 4]",             // and the incoming x87 control word
+    "    mov [rdi], rsp",                // publish the outgoing context
+    "    mov rsp, rsi",                  // === now on the incoming stack (same layout) ===
+    "    xor eax, [rsp]",                // MXCSR bits that differ
+    "    xor cx, [rsp + 4]",             // x87 CW bits that differ
+    "    and eax, 0xFFC0",               // ignore MXCSR status flags (not preserved)
+    "    or eax, ecx",                   // any control bit different?
+    "    jz 2f",                         // no: skip the slow loads (the common case)
+    "    ldmxcsr [rsp]",                 // yes: load the incoming MXCSR
+    "    fldcw [rsp + 4]",               // and the incoming x87 control word
     "2:",
-    "    add rsp, 8",                  // drop the FP-control slot
+    "    add rsp, 8", // drop the FP-control slot
     ".cfi_adjust_cfa_offset -8",
-    "    pop rbx",                     // incoming rbx
+    "    pop rbx", // incoming rbx
     ".cfi_adjust_cfa_offset -8",
     ".cfi_restore rbx",
-    "    pop rbp",                     // incoming rbp
+    "    pop rbp", // incoming rbp
     ".cfi_adjust_cfa_offset -8",
     ".cfi_restore rbp",
-    "    pop rax",                     // incoming resume address
+    "    pop rax", // incoming resume address
     ".cfi_adjust_cfa_offset -8",
-    "    jmp rax",                     // into the incoming context (or the trampoline)
+    "    jmp rax", // into the incoming context (or the trampoline)
     ".cfi_endproc",
     ".size __filament_switch, . - __filament_switch",
 );
@@ -141,10 +141,10 @@ global_asm!(
     // rdi = where to store the outgoing sp, rsi = incoming sp.
     "__filament_switch:",
     ".cfi_startproc",
-    "    push rbp",       // callee-saved; cannot be declared clobbered
+    "    push rbp", // callee-saved; cannot be declared clobbered
     ".cfi_adjust_cfa_offset 8",
     ".cfi_rel_offset rbp, 0",
-    "    push rbx",       // callee-saved; reserved by LLVM
+    "    push rbx", // callee-saved; reserved by LLVM
     ".cfi_adjust_cfa_offset 8",
     ".cfi_rel_offset rbx, 0",
     "    mov [rdi], rsp", // publish the outgoing context
@@ -152,12 +152,12 @@ global_asm!(
     "    pop rbx",        // incoming rbx
     ".cfi_adjust_cfa_offset -8",
     ".cfi_restore rbx",
-    "    pop rbp",        // incoming rbp
+    "    pop rbp", // incoming rbp
     ".cfi_adjust_cfa_offset -8",
     ".cfi_restore rbp",
-    "    pop rax",        // incoming resume address
+    "    pop rax", // incoming resume address
     ".cfi_adjust_cfa_offset -8",
-    "    jmp rax",        // into the incoming context (or the trampoline)
+    "    jmp rax", // into the incoming context (or the trampoline)
     ".cfi_endproc",
     ".size __filament_switch, . - __filament_switch",
 );
