@@ -62,10 +62,12 @@ pub(crate) struct Core {
     /// every yield and block polls the signals and the clock.
     pub pollers: usize,
     /// Live fibers with their own FP control state (default FP mode).
+    #[cfg_attr(any(feature = "no-fp-control", feature = "fp-control-always"), allow(dead_code))]
     pub fp_fibers: usize,
     /// The FP control state of every context without its own (the host and
     /// fibers that never called `set_fp_control`), while a fiber with its own
     /// state runs.
+    #[cfg_attr(any(feature = "no-fp-control", feature = "fp-control-always"), allow(dead_code))]
     pub ambient_fp: crate::arch::FpControl,
     /// The running `run` call's idle hook, also the clock read while polling
     /// (lifetime erased: set and cleared by `run`, which outlives every use).

@@ -3,7 +3,7 @@
 
 use std::arch::asm;
 
-use filament::{Fiber, FpControl, Runtime, Stack};
+use filament::{Fiber, Runtime, Stack};
 
 /// Called from assembly with all callee-saved registers holding patterns.
 extern "C" fn yield_from_asm(fib: *const Fiber<'static>) {
@@ -101,88 +101,95 @@ fn callee_saved_registers_survive_yields() {
     }
 }
 
-fn mxcsr() -> u32 {
-    let mut v: u32 = 0;
-    // SAFETY: stmxcsr writes 4 bytes to the given address.
-    unsafe { asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
-    v
-}
-
-fn set_mxcsr(v: u32) {
-    // SAFETY: loads a valid MXCSR value (reserved bits clear).
-    unsafe { asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
-}
-
-fn fpcw() -> u16 {
-    let mut v: u16 = 0;
-    // SAFETY: fnstcw writes 2 bytes to the given address.
-    unsafe { asm!("fnstcw [{}]", in(reg) &mut v, options(nostack)) };
-    v
-}
-
-fn set_fpcw(v: u16) {
-    // SAFETY: loads a valid x87 control word.
-    unsafe { asm!("fldcw [{}]", in(reg) &v, options(nostack)) };
-}
-
-const MXCSR_DEFAULT: u32 = 0x1F80;
-const FPCW_DEFAULT: u16 = 0x037F;
-const ROUNDING_MASK: u32 = 0x6000;
-
-#[test]
+/// FP control state per fiber (not in `no-fp-control` builds, which share it by design).
 #[cfg(not(feature = "no-fp-control"))]
-fn fp_control_is_kept_per_fiber() {
-    let host_mxcsr = mxcsr() & !0x3F;
-    let host_fpcw = fpcw();
-    let rt = Box::new(Runtime::<'static, 8>::new());
-    // rounding: nearest (00, the shared default: this fiber declares nothing),
-    // down (01), up (10), toward zero (11); x87 precision differs too.
-    let modes = [(0u32, 0x037Fu16), (1, 0x027F), (2, 0x007F), (3, 0x0F7F)];
-    let mut handles = Vec::new();
-    for (rc, cw) in modes {
-        handles.push(
-            rt.spawn(Stack::host(64 * 1024).unwrap(), move |fib| {
-                // A fresh fiber starts with the ABI defaults.
-                let start = (mxcsr() & !0x3F, fpcw());
-                let mine = (MXCSR_DEFAULT & !ROUNDING_MASK) | (rc << 13);
-                if rc != 0 {
-                    // Declare an own FP state, then change it with raw
-                    // instructions: the changes stay private to this fiber.
-                    fib.set_fp_control(FpControl::DEFAULT);
-                    set_mxcsr(mine);
-                    set_fpcw(cw);
-                }
-                let mut bad = 0;
-                let mut q = 0.0f64;
-                for i in 0..2_000 {
-                    fib.yield_now();
-                    if mxcsr() & !0x3F != mine || fpcw() != cw {
-                        bad += 1;
+mod fp_control {
+    use std::arch::asm;
+
+    use filament::{FpControl, Runtime, Stack};
+
+    fn mxcsr() -> u32 {
+        let mut v: u32 = 0;
+        // SAFETY: stmxcsr writes 4 bytes to the given address.
+        unsafe { asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+        v
+    }
+
+    fn set_mxcsr(v: u32) {
+        // SAFETY: loads a valid MXCSR value (reserved bits clear).
+        unsafe { asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+    }
+
+    fn fpcw() -> u16 {
+        let mut v: u16 = 0;
+        // SAFETY: fnstcw writes 2 bytes to the given address.
+        unsafe { asm!("fnstcw [{}]", in(reg) &mut v, options(nostack)) };
+        v
+    }
+
+    fn set_fpcw(v: u16) {
+        // SAFETY: loads a valid x87 control word.
+        unsafe { asm!("fldcw [{}]", in(reg) &v, options(nostack)) };
+    }
+
+    const MXCSR_DEFAULT: u32 = 0x1F80;
+    const FPCW_DEFAULT: u16 = 0x037F;
+    const ROUNDING_MASK: u32 = 0x6000;
+
+    #[test]
+    fn fp_control_is_kept_per_fiber() {
+        let host_mxcsr = mxcsr() & !0x3F;
+        let host_fpcw = fpcw();
+        let rt = Box::new(Runtime::<'static, 8>::new());
+        // rounding: nearest (00, the shared default: this fiber declares nothing),
+        // down (01), up (10), toward zero (11); x87 precision differs too.
+        let modes = [(0u32, 0x037Fu16), (1, 0x027F), (2, 0x007F), (3, 0x0F7F)];
+        let mut handles = Vec::new();
+        for (rc, cw) in modes {
+            handles.push(
+                rt.spawn(Stack::host(64 * 1024).unwrap(), move |fib| {
+                    // A fresh fiber starts with the ABI defaults.
+                    let start = (mxcsr() & !0x3F, fpcw());
+                    let mine = (MXCSR_DEFAULT & !ROUNDING_MASK) | (rc << 13);
+                    if rc != 0 {
+                        // Declare an own FP state, then change it with raw
+                        // instructions: the changes stay private to this fiber.
+                        fib.set_fp_control(FpControl::DEFAULT);
+                        set_mxcsr(mine);
+                        set_fpcw(cw);
                     }
-                    // Rounding really applies: 1/3 rounded up > rounded down.
-                    q = std::hint::black_box(1.0f64 + i as f64) / std::hint::black_box(3.0);
-                }
-                // Exit with the modified state: the runtime restores the
-                // shared state for whoever runs next.
-                (start, bad, q.to_bits())
-            })
-            .ok()
-            .unwrap(),
-        );
+                    let mut bad = 0;
+                    let mut q = 0.0f64;
+                    for i in 0..2_000 {
+                        fib.yield_now();
+                        if mxcsr() & !0x3F != mine || fpcw() != cw {
+                            bad += 1;
+                        }
+                        // Rounding really applies: 1/3 rounded up > rounded down.
+                        q = std::hint::black_box(1.0f64 + i as f64) / std::hint::black_box(3.0);
+                    }
+                    // Exit with the modified state: the runtime restores the
+                    // shared state for whoever runs next.
+                    (start, bad, q.to_bits())
+                })
+                .ok()
+                .unwrap(),
+            );
+        }
+        rt.run().unwrap();
+        let results: Vec<_> = handles.into_iter().map(|h| rt.take(h).unwrap()).collect();
+        for (start, bad, _) in &results {
+            assert_eq!(*start, (MXCSR_DEFAULT, FPCW_DEFAULT));
+            assert_eq!(*bad, 0, "a fiber saw another fiber's FP control");
+        }
+        // 2000/3 rounded: down and toward zero agree, up is one ulp above, nearest
+        // matches one of them.
+        let (down, up, zero) = (results[1].2, results[2].2, results[3].2);
+        assert_eq!(down, zero);
+        assert_eq!(up, down + 1);
+        // The host context got its own modes back.
+        assert_eq!((mxcsr() & !0x3F, fpcw()), (host_mxcsr, host_fpcw));
     }
-    rt.run().unwrap();
-    let results: Vec<_> = handles.into_iter().map(|h| rt.take(h).unwrap()).collect();
-    for (start, bad, _) in &results {
-        assert_eq!(*start, (MXCSR_DEFAULT, FPCW_DEFAULT));
-        assert_eq!(*bad, 0, "a fiber saw another fiber's FP control");
-    }
-    // 2000/3 rounded: down and toward zero agree, up is one ulp above, nearest
-    // matches one of them.
-    let (down, up, zero) = (results[1].2, results[2].2, results[3].2);
-    assert_eq!(down, zero);
-    assert_eq!(up, down + 1);
-    // The host context got its own modes back.
-    assert_eq!((mxcsr() & !0x3F, fpcw()), (host_mxcsr, host_fpcw));
 }
 
 #[cfg(feature = "no-fp-control")]
