@@ -23,18 +23,28 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
             (*core).deadlocks,
             (*core).now
         )?;
-        writeln!(f, "{:<10} {:<16} {:<28} {:>8} {:>10} {:>8}", "ID", "NAME", "STATE", "STACK", "HIGH-WATER", "RUNS")?;
+        // Column widths fit the longest name and state (first pass).
+        let (mut name_w, mut state_w) = (4, 5);
+        for i in 0..(*core).cap {
+            let s = (*core).slots.add(i);
+            if (*s).state != State::Free {
+                let info = info_of(core, s);
+                name_w = name_w.max(info.name.chars().count());
+                state_w = state_w.max(state_text(info.state).len());
+            }
+        }
+        writeln!(
+            f,
+            "{:<10} {:<name_w$} {:<state_w$} {:>8} {:>10} {:>8}",
+            "ID", "NAME", "STATE", "STACK", "HIGH-WATER", "RUNS"
+        )?;
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);
             if (*s).state == State::Free {
                 continue;
             }
             let info = info_of(core, s);
-            let mut state = heapless::String::<40>::new();
-            let _ = match info.state {
-                FiberState::Blocked(r) => fmt::write(&mut state, format_args!("blocked {r:?}")),
-                other => fmt::write(&mut state, format_args!("{other:?}")),
-            };
+            let state = state_text(info.state);
             let mut hw = heapless::String::<12>::new();
             let _ = match info.stack_high_water {
                 Some(b) => fmt::write(&mut hw, format_args!("{b}")),
@@ -44,7 +54,7 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
             let _ = fmt::write(&mut id, format_args!("{}", info.id));
             writeln!(
                 f,
-                "{:<10} {:<16} {:<28} {:>8} {:>10} {:>8}",
+                "{:<10} {:<name_w$} {:<state_w$} {:>8} {:>10} {:>8}",
                 id.as_str(),
                 info.name,
                 state.as_str(),
@@ -55,4 +65,13 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
         }
         Ok(())
     }
+}
+
+fn state_text(state: FiberState) -> heapless::String<48> {
+    let mut text = heapless::String::new();
+    let _ = match state {
+        FiberState::Blocked(r) => fmt::write(&mut text, format_args!("blocked {r:?}")),
+        other => fmt::write(&mut text, format_args!("{other:?}")),
+    };
+    text
 }

@@ -610,3 +610,17 @@ fn virtual_time_sleeps_are_instant_and_ordered() {
         rt.take(h).unwrap();
     }
 }
+
+#[test]
+fn debug_table_columns_fit_long_names() {
+    let rt = boxed::<4>();
+    let _a = rt.spawn_named("a-rather-long-fiber-name", stack(), |_| ()).ok().unwrap();
+    let _b = rt.spawn_named("b", stack(), |_| ()).ok().unwrap();
+    let table = format!("{rt:?}");
+    let lines: Vec<&str> = table.lines().skip(1).collect();
+    // Every row puts the STACK column at the same place as the header.
+    let col = lines[0].find("STACK").unwrap() + "STACK".len();
+    for row in &lines[1..] {
+        assert!(row[..col].trim_end().ends_with("262144"), "misaligned row in\n{table}");
+    }
+}
