@@ -82,6 +82,9 @@ pub(crate) struct Core {
     /// The scheduling policy (feature `explore`); `None`: strict FIFO.
     #[cfg(feature = "explore")]
     pub policy: Option<std::boxed::Box<dyn crate::policy::SchedulePolicy + Send>>,
+    /// Written by the final switch out of a finished fiber whose stack needs no
+    /// release store (a borrowed buffer): a harmless target for that store.
+    pub scratch: u8,
     /// Counters for reports.
     pub spawns: u64,
     pub idles: u64,
@@ -115,6 +118,7 @@ impl Core {
             tracer: None,
             #[cfg(feature = "explore")]
             policy: None,
+            scratch: 0,
             spawns: 0,
             idles: 0,
             deadlocks: 0,
@@ -414,8 +418,14 @@ pub(crate) unsafe fn wake_all(core: *mut Core, q: &WaitQueue) {
     while unsafe { wake_one(core, q) } {}
 }
 
-/// Finishes the running fiber: wakes its joiners, parks it as finished (or as a
-/// zombie to reclaim if detached) and switches away for good.
+/// Finishes the running fiber: wakes its joiners, parks it as finished (or,
+/// if detached, frees its slot at once) and switches away for good.
+///
+/// A detached fiber's stack is released by the final switch itself, right
+/// after it has left that stack ([`arch::switch_final`]), when releasing it is
+/// a single store (a [`StaticStack`](crate::StaticStack) claim, a borrowed
+/// buffer). A mapped host stack must be unmapped by a call: that fiber becomes a
+/// zombie, released by the next context that reclaims zombies.
 ///
 /// # Safety
 /// Must be called by the running fiber on its own stack, after its closure's
@@ -424,28 +434,100 @@ pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
     // SAFETY: the caller is `current`; its header is live.
     unsafe {
         let c = (*core).current;
-        check_canary(core, c);
+        // The one full canary check of this fiber's lifetime (it is also the
+        // switch-out check): nothing runs on this stack after it.
+        if !stack::canary_intact((*c).lo) {
+            canary_broken(core, c);
+        }
         let h = (*c).header;
         (*c).state = State::Finished;
         (*core).unfinished -= 1;
         trace_event!(core, exit(id_of(core, c)));
         trace_event!(core, switch_out(id_of(core, c)));
-        wake_all(core, &(*h).joiners);
-        let n = unlink_current(core);
-        if (*h).detached {
-            (*c).next = (*core).zombies;
-            (*core).zombies = c;
+        // The fast path makes no call that returns, so it saves no registers.
+        if !(*h).joiners.is_empty() || fp_own_any(core) {
+            exit_slow(core, c, h);
         }
-        fp_handover(core, c, n);
-        #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
-        if (*c).fp {
-            (*c).fp = false;
-            (*core).fp_fibers -= 1;
+        exit_switch(core, c, h, false)
+    }
+}
+
+/// Whether any live fiber has its own FP control state (default FP mode).
+#[inline(always)]
+fn fp_own_any(core: *mut Core) -> bool {
+    #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
+    // SAFETY: plain read of the core's counter by its running fiber.
+    unsafe {
+        (*core).fp_fibers != 0
+    }
+    #[cfg(any(feature = "no-fp-control", feature = "fp-control-always"))]
+    {
+        let _ = core;
+        false
+    }
+}
+
+/// [`exit_current`] with joiners to wake or FP control state to hand over.
+///
+/// # Safety
+/// As for `exit_current`; `c` is current and `h` its header.
+#[cold]
+#[inline(never)]
+unsafe fn exit_slow(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Header) -> ! {
+    // SAFETY: forwarded; the joiner queue holds blocked slots of core.
+    unsafe {
+        wake_all(core, &(*h).joiners);
+        exit_switch(core, c, h, true)
+    }
+}
+
+/// The end of [`exit_current`]: unlinks the finished fiber, frees it if it is
+/// detached, and switches away for good.
+///
+/// A detached fiber's stack is released by the final switch itself, right
+/// after it has left that stack ([`arch::switch_final`]), when releasing it is
+/// a single store (a [`StaticStack`](crate::StaticStack) claim, a borrowed
+/// buffer). A mapped host stack must be unmapped by a call: that fiber becomes a
+/// zombie, released by the next context that reclaims zombies.
+///
+/// # Safety
+/// As for `exit_current`; joiners already woken; `c` is current, `h` its header.
+#[inline(always)]
+unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Header, fp: bool) -> ! {
+    // SAFETY: everything read from the header (on the dying stack) is read
+    // before the final switch, which is the last thing that runs on it.
+    unsafe {
+        let n = unlink_current(core);
+        if fp {
+            fp_handover(core, c, n);
+            #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
+            if (*c).fp {
+                (*c).fp = false;
+                (*core).fp_fibers -= 1;
+            }
         }
         let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
-        let mut discard: *mut u8 = ptr::null_mut();
-        arch::switch(&raw mut discard, to);
-        fatal(format_args!("a finished fiber was resumed"))
+        let mut release: *const u8 = &raw const (*core).scratch;
+        if (*h).detached {
+            // Detached fibers have no joiners: join and detach both consume
+            // the one handle.
+            debug_assert!((*h).joiners.is_empty());
+            match (*h).stack.release_byte() {
+                Some(byte) => {
+                    if !byte.is_null() {
+                        release = byte;
+                    }
+                    // The token is released by the store in the final switch;
+                    // it is never dropped (a ManuallyDrop on the dying stack).
+                    retire_slot(core, c);
+                }
+                None => {
+                    (*c).next = (*core).zombies;
+                    (*core).zombies = c;
+                }
+            }
+        }
+        arch::switch_final(to, release)
     }
 }
 
@@ -457,11 +539,25 @@ pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
 pub(crate) unsafe fn free_slot(core: *mut Core, s: *mut Slot) {
     // SAFETY: per the contract no frame lives on the stack and nobody runs on it.
     unsafe {
-        let h = (*s).header;
-        if !stack::canary_intact((*s).lo) {
+        // A finished fiber had its full canary check at exit, and nothing ran
+        // on its stack since. A fiber that never ran gets it here.
+        if (*s).state != State::Finished && !stack::canary_intact((*s).lo) {
             canary_broken(core, s);
         }
-        crate::fiber::release_stack(h);
+        crate::fiber::release_stack((*s).header);
+        retire_slot(core, s);
+    }
+}
+
+/// The slot half of [`free_slot`]: resets `s` and pushes it on the free list.
+/// Its stack token must already be released (or about to be, by the caller).
+///
+/// # Safety
+/// `s` is a non-free slot of `core` in no ring or queue.
+#[inline(always)]
+unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract.
+    unsafe {
         (*s).state = State::Free;
         (*s).header = ptr::null_mut();
         (*s).lo = ptr::null_mut();

@@ -245,6 +245,21 @@ impl<'a> Stack<'a> {
     pub(crate) fn top(&self) -> *mut u8 {
         self.lo.as_ptr().wrapping_add(self.len)
     }
+
+    /// If releasing this token is at most a single byte store of `0` — a
+    /// [`StaticStack`] claim (its flag) or a borrowed buffer (nothing: null) —
+    /// returns that byte. The caller may then release the token by that store
+    /// instead of dropping it (and must not drop it as well). `None`: the token
+    /// must be dropped (a mapped host stack is unmapped by a call).
+    #[inline(always)]
+    pub(crate) fn release_byte(&self) -> Option<*const u8> {
+        match self.owner {
+            Owner::Borrowed(_) => Some(core::ptr::null()),
+            Owner::Claim(flag) => Some(flag.as_ptr().cast_const().cast::<u8>()),
+            #[cfg(feature = "std")]
+            Owner::Mapped { .. } => None,
+        }
+    }
 }
 
 impl Drop for Stack<'_> {
@@ -292,10 +307,14 @@ pub(crate) unsafe fn prepare(lo: *mut u8, until: *mut u8, paint: bool) {
 ///
 /// # Safety
 /// `lo` must be the start of a prepared stack that is still owned.
+#[inline(always)]
 pub(crate) unsafe fn canary_intact(lo: *const u8) -> bool {
-    let words = lo.cast::<u64>();
-    // SAFETY: the canary words lie inside the owned stack.
-    (0..CANARY_WORDS).all(|i| unsafe { words.add(i).read_volatile() } == CANARY)
+    // SAFETY: the canary words lie inside the owned stack, 16-aligned. Plain
+    // (non-volatile) reads are enough: the words are only ever written through
+    // frames the compiler cannot see, behind a context switch (an asm block
+    // that clobbers memory) or before `prepare` returned.
+    let w = unsafe { lo.cast::<[u64; CANARY_WORDS]>().read() };
+    w.iter().fold(0, |acc, &x| acc | (x ^ CANARY)) == 0
 }
 
 /// Bytes used below `top`: the distance from `top` to the lowest word that no

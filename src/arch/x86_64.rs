@@ -162,6 +162,53 @@ global_asm!(
     ".size __filament_switch, . - __filament_switch",
 );
 
+#[cfg(feature = "fp-control-always")]
+global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl __filament_switch_final",
+    ".hidden __filament_switch_final",
+    ".type __filament_switch_final,@function",
+    // Entered by jmp from a context that is discarded (a finished fiber):
+    // rdi = byte to clear once off the old stack, rsi = incoming sp.
+    "__filament_switch_final:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",        // the discarded context has no caller to unwind to
+    "    mov rsp, rsi",          // === now on the incoming stack; the old one is dead ===
+    "    mov byte ptr [rdi], 0", // release the old stack (a release store on x86)
+    "    ldmxcsr [rsp]",         // the incoming MXCSR (the discarded one is not kept)
+    "    fldcw [rsp + 4]",       // and the incoming x87 control word
+    "    add rsp, 8",            // drop the FP-control slot
+    "    pop rbx",               // incoming rbx
+    "    pop rbp",               // incoming rbp
+    "    pop rax",               // incoming resume address
+    "    jmp rax",               // into the incoming context
+    ".cfi_endproc",
+    ".size __filament_switch_final, . - __filament_switch_final",
+);
+
+#[cfg(not(feature = "fp-control-always"))]
+global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl __filament_switch_final",
+    ".hidden __filament_switch_final",
+    ".type __filament_switch_final,@function",
+    // Entered by jmp from a context that is discarded (a finished fiber):
+    // rdi = byte to clear once off the old stack, rsi = incoming sp.
+    "__filament_switch_final:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",        // the discarded context has no caller to unwind to
+    "    mov rsp, rsi",          // === now on the incoming stack; the old one is dead ===
+    "    mov byte ptr [rdi], 0", // release the old stack (a release store on x86)
+    "    pop rbx",               // incoming rbx
+    "    pop rbp",               // incoming rbp
+    "    pop rax",               // incoming resume address
+    "    jmp rax",               // into the incoming context
+    ".cfi_endproc",
+    ".size __filament_switch_final, . - __filament_switch_final",
+);
+
 global_asm!(
     ".text",
     ".p2align 4",
@@ -185,6 +232,7 @@ global_asm!(
 
 unsafe extern "C" {
     fn __filament_switch();
+    fn __filament_switch_final();
     fn __filament_fiber_start();
 }
 
@@ -237,6 +285,35 @@ pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
             in("rsi") to,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("sysv64"),
+        );
+    }
+}
+
+/// Abandons the running context for good and resumes the context whose saved
+/// stack pointer is `to`; once on that stack (and only then) stores `0` to the
+/// byte at `release`, which frees the abandoned stack for reuse (a
+/// [`StaticStack`](crate::StaticStack) claim flag, or a scratch byte).
+///
+/// Nothing of the running context is saved: it must never be resumed. The
+/// store is a plain byte store, a release store on x86 (TSO): every earlier
+/// write of this context is visible to whoever sees the flag clear.
+///
+/// # Safety
+/// `to` as for [`switch`]; `release` valid for a one-byte write from this
+/// thread and, if it is a claim flag, the running stack must be the memory it
+/// guards (so it is released only after no frame of ours runs on it).
+#[inline(always)]
+pub(crate) unsafe fn switch_final(to: *mut u8, release: *const u8) -> ! {
+    // SAFETY: the routine never returns here; the incoming context restores
+    // its own registers (rbx/rbp and, under `fp-control-always`, FP control)
+    // and expects every other register clobbered, as after `switch`.
+    unsafe {
+        asm!(
+            "jmp {f}", // never comes back
+            f = sym __filament_switch_final,
+            in("rdi") release,
+            in("rsi") to,
+            options(noreturn),
         );
     }
 }
