@@ -210,7 +210,7 @@ class FiberView:
 
     @property
     def stack_size(self):
-        return int(self.header["stack_size"])
+        return int(_field(self.header["stack"], "len"))
 
     def high_water(self):
         """Bytes used below the top of a painted stack, or None."""
@@ -318,7 +318,7 @@ stack size, high-water mark in bytes (painted stacks; '-' otherwise), runs
             % (
                 _addr(core.address),
                 int(core["cap"]),
-                int(core["used"]),
+                int(core["spawns"]) - int(core["frees"]),
                 int(core["now"]),
                 "running" if bool(core["in_run"]) else "not running",
             )

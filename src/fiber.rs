@@ -197,20 +197,19 @@ pub(crate) struct Header {
     pub joiners: WaitQueue,
     /// Closure, later outcome.
     pub payload: *mut u8,
-    /// Drops the closure in place (fiber never started).
-    pub drop_closure: unsafe fn(*mut u8),
-    /// Drops the outcome in place (finished, never taken).
-    pub drop_outcome: unsafe fn(*mut u8),
+    /// Drops the payload in place: the closure (`false`: the fiber never
+    /// started) or the outcome (`true`: finished, never taken).
+    pub drop_payload: unsafe fn(*mut u8, bool),
     /// A `&'static str` given at spawn.
     pub name: &'static str,
-    /// Stack size in bytes (for reports).
-    pub stack_size: usize,
     /// The outcome is dropped at finish and the slot freed at once.
     pub detached: bool,
     /// The payload currently holds the outcome (not the closure).
     pub has_outcome: bool,
-    /// The fiber's own FP control state while it is switched out.
-    pub fp: crate::arch::FpControl,
+    /// The fiber's own FP control state while it is switched out. Written
+    /// by `Fiber::set_fp_control` (not at spawn): read only for fibers that
+    /// called it.
+    pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.
@@ -229,13 +228,14 @@ pub(crate) unsafe fn release_stack(header: *mut Header) {
     }
 }
 
-/// Drops a value of type `X` in place (type-erased payload destructor).
+/// Drops a payload in place: a `C` (the closure) if `outcome` is false, an
+/// `O` (the outcome) if it is true (type-erased payload destructor).
 ///
 /// # Safety
-/// `p` must point to a valid, owned `X` that is not used afterwards.
-pub(crate) unsafe fn drop_erased<X>(p: *mut u8) {
+/// `p` must point to a valid, owned value of that type, not used afterwards.
+pub(crate) unsafe fn drop_payload<C, O>(p: *mut u8, outcome: bool) {
     // SAFETY: guaranteed by the caller.
-    unsafe { ptr::drop_in_place(p.cast::<X>()) }
+    unsafe { if outcome { ptr::drop_in_place(p.cast::<O>()) } else { ptr::drop_in_place(p.cast::<C>()) } }
 }
 
 #[cfg(test)]

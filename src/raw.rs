@@ -47,8 +47,6 @@ pub(crate) struct Core {
     pub cap: usize,
     /// Fibers spawned and not yet finished.
     pub unfinished: usize,
-    /// Slots in use (not free).
-    pub used: usize,
     /// A deadlock left fibers that can never run again.
     pub poisoned: bool,
     /// `run` is on the host's stack right now.
@@ -85,13 +83,19 @@ pub(crate) struct Core {
     /// Written by the final switch out of a finished fiber whose stack needs no
     /// release store (a borrowed buffer): a harmless target for that store.
     pub scratch: u8,
-    /// Counters for reports.
+    /// Counters for reports. Slots in use = `spawns - frees`.
     pub spawns: u64,
+    pub frees: u64,
     pub idles: u64,
     pub deadlocks: u64,
 }
 
 impl Core {
+    /// Slots in use (not free).
+    pub(crate) fn used(&self) -> usize {
+        self.spawns.wrapping_sub(self.frees) as usize
+    }
+
     pub(crate) const fn new() -> Self {
         Core {
             current: ptr::null_mut(),
@@ -102,7 +106,6 @@ impl Core {
             slots: ptr::null_mut(),
             cap: 0,
             unfinished: 0,
-            used: 0,
             poisoned: false,
             in_run: false,
             now: 0,
@@ -120,6 +123,7 @@ impl Core {
             policy: None,
             scratch: 0,
             spawns: 0,
+            frees: 0,
             idles: 0,
             deadlocks: 0,
         }
@@ -196,7 +200,7 @@ pub(crate) unsafe fn check_canary(core: *const Core, s: *mut Slot) {
 unsafe fn canary_broken(core: *const Core, s: *mut Slot) -> ! {
     // SAFETY: s is a live slot whose header is intact (the header is at the
     // *top* of the stack; an overflow smashes the bottom first).
-    let (id, name, size) = unsafe { (id_of(core, s), (*(*s).header).name, (*(*s).header).stack_size) };
+    let (id, name, size) = unsafe { (id_of(core, s), (*(*s).header).name, (*(*s).header).stack.size()) };
     fatal(format_args!("stack overflow: canary of fiber {id} \"{name}\" ({size}-byte stack) is broken"))
 }
 
@@ -287,11 +291,13 @@ unsafe fn fp_handover_slow(core: *mut Core, from: *mut Slot, to: *mut Slot) {
         }
         let now = FpControl::current();
         if from_own {
-            (*(*from).header).fp = now;
+            (*(*from).header).fp.write(now);
         } else {
             (*core).ambient_fp = now;
         }
-        let want = if to_own { (*(*to).header).fp } else { (*core).ambient_fp };
+        // A fiber with its own state has its header's `fp` written (by
+        // `set_fp_control`, then at every switch-out).
+        let want = if to_own { (*(*to).header).fp.assume_init() } else { (*core).ambient_fp };
         if want != now {
             want.load();
         }
@@ -440,7 +446,6 @@ pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
             canary_broken(core, c);
         }
         let h = (*c).header;
-        (*c).state = State::Finished;
         (*core).unfinished -= 1;
         trace_event!(core, exit(id_of(core, c)));
         trace_event!(core, switch_out(id_of(core, c)));
@@ -507,27 +512,22 @@ unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Heade
             }
         }
         let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
-        let mut release: *const u8 = &raw const (*core).scratch;
+        let scratch = &raw const (*core).scratch;
         if (*h).detached {
             // Detached fibers have no joiners: join and detach both consume
             // the one handle.
             debug_assert!((*h).joiners.is_empty());
-            match (*h).stack.release_byte() {
-                Some(byte) => {
-                    if !byte.is_null() {
-                        release = byte;
-                    }
-                    // The token is released by the store in the final switch;
-                    // it is never dropped (a ManuallyDrop on the dying stack).
-                    retire_slot(core, c);
-                }
-                None => {
-                    (*c).next = (*core).zombies;
-                    (*core).zombies = c;
-                }
+            if let Some(release) = (*h).stack.release_byte(scratch) {
+                // The token is released by the store in the final switch; it
+                // is never dropped (it is a ManuallyDrop on the dying stack).
+                retire_slot(core, c);
+                arch::switch_final(to, release)
             }
+            (*c).next = (*core).zombies;
+            (*core).zombies = c;
         }
-        arch::switch_final(to, release)
+        (*c).state = State::Finished;
+        arch::switch_final(to, scratch)
     }
 }
 
@@ -567,7 +567,7 @@ unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
         (*s).generation = (*s).generation.wrapping_add(1);
         (*s).next = (*core).free;
         (*core).free = s;
-        (*core).used -= 1;
+        (*core).frees += 1;
     }
 }
 

@@ -17,7 +17,7 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
             f,
             "Runtime {{ capacity: {}, live: {}, spawns: {}, idles: {}, deadlocks: {}, now: {} }}",
             (*core).cap,
-            (*core).used,
+            (*core).used(),
             (*core).spawns,
             (*core).idles,
             (*core).deadlocks,

@@ -385,14 +385,14 @@ impl<const N: usize> Drop for Runtime<'_, N> {
                     State::Finished => {
                         let h = (*s).header;
                         if (*h).has_outcome {
-                            ((*h).drop_outcome)((*h).payload);
+                            ((*h).drop_payload)((*h).payload, true);
                             (*h).has_outcome = false;
                         }
                         raw::free_slot(core, s);
                     }
                     State::Ready if !(*s).started => {
                         let h = (*s).header;
-                        ((*h).drop_closure)((*h).payload);
+                        ((*h).drop_payload)((*h).payload, false);
                         raw::free_slot(core, s);
                     }
                     _ => live_frames += 1,
@@ -515,6 +515,8 @@ impl<'s> Fiber<'s> {
                 (*self.slot).fp = true;
                 (*self.core).fp_fibers += 1;
             }
+            // Read at the next switch-in if something switches us out first.
+            (*(*self.slot).header).fp.write(fp);
         }
         fp.load();
     }
@@ -746,24 +748,36 @@ where
         }
 
         // Layout from the top: header, payload (its own alignment), frame.
-        let lo = stack.lo() as usize;
-        let top = stack.top() as usize;
-        let header_at = (top - mem::size_of::<Header>()) & !(mem::align_of::<Header>().max(16) - 1);
-        let payload_at =
-            header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
-        let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
-        let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + ENTRY_HEADROOM + stack::CANARY_BYTES;
-        if payload_at <= lo || top - lo < needed {
-            let kind = SpawnErrorKind::StackTooSmall { needed, size: top - lo };
-            return Err(SpawnError::new(kind, stack, f));
-        }
+        // The token guarantees a 16-aligned `top`, so with a payload aligned to
+        // at most 16 every offset below is a compile-time constant.
+        let size = stack.size();
         let base = stack.lo();
-        let header = base.add(header_at - lo).cast::<Header>();
-        let payload = base.add(payload_at - lo);
-        let frame_top = base.add(frame_top - lo);
+        let top = stack.top();
+        const { assert!(mem::align_of::<Header>() <= arch::STACK_ALIGN) };
+        let (header, payload, frame_top) = if const { mem::align_of::<Payload<F, T>>() <= arch::STACK_ALIGN } {
+            // Constants (sizes of types), folded at compile time.
+            let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
+            let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
+            let needed = frame_off + arch::INIT_FRAME_BYTES + ENTRY_HEADROOM + stack::CANARY_BYTES;
+            if size < needed {
+                return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
+            }
+            (top.sub(header_off).cast::<Header>(), top.sub(frame_off), top.sub(frame_off))
+        } else {
+            let lo = base as usize;
+            let top = top as usize;
+            let header_at = (top - mem::size_of::<Header>()) & !(arch::STACK_ALIGN - 1);
+            let payload_at =
+                header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
+            let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
+            let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + ENTRY_HEADROOM + stack::CANARY_BYTES;
+            if payload_at <= lo || size < needed {
+                return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
+            }
+            (base.add(header_at - lo).cast::<Header>(), base.add(payload_at - lo), base.add(frame_top - lo))
+        };
 
         let painted = stack.is_painted();
-        let stack_size = stack.size();
         // Erase 's: the token is dropped only once no frame remains on it and
         // never after the runtime ('s-bounded) is gone.
         let stack: Stack<'static> = mem::transmute::<Stack<'s>, Stack<'static>>(stack);
@@ -772,24 +786,21 @@ where
             stack: ManuallyDrop::new(stack),
             joiners: WaitQueue::new(),
             payload,
-            drop_closure: fiber::drop_erased::<F>,
-            drop_outcome: fiber::drop_erased::<Result<T, JoinError<()>>>,
+            drop_payload: fiber::drop_payload::<F, Result<T, JoinError<()>>>,
             name,
-            stack_size,
             detached,
             has_outcome: false,
-            fp: crate::arch::FpControl::DEFAULT,
+            fp: mem::MaybeUninit::uninit(),
         });
         stack::prepare(base, frame_top.sub(arch::INIT_FRAME_BYTES), painted);
         let sp = arch::init_stack(frame_top, fiber_entry::<F, T>, payload, core.cast());
 
+        // `started` is already false: a free slot was never run or was retired.
         (*core).free = (*s).next;
         (*s).sp = sp;
         (*s).lo = base;
         (*s).header = header;
         (*s).runs = 0;
-        (*s).started = false;
-        (*core).used += 1;
         (*core).unfinished += 1;
         (*core).spawns += 1;
         trace_event!(core, spawn(raw::id_of(core, s), name));
@@ -897,7 +908,7 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
         if (*s).state == State::Finished {
             if (*h).has_outcome {
                 (*h).has_outcome = false;
-                ((*h).drop_outcome)((*h).payload);
+                ((*h).drop_payload)((*h).payload, true);
             }
             raw::free_slot(core, s);
         } else {
@@ -912,7 +923,60 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
 /// # Safety
 /// Exclusive access to `core`; called on the host's own stack.
 #[allow(clippy::result_large_err)]
+#[inline(always)]
 unsafe fn run_loop(core: *mut Core) -> Result<(), RunError> {
+    // SAFETY: per the contract.
+    unsafe {
+        // The common case — fibers run until every one has finished — needs no
+        // deadlock report (2 KiB) and no idle hook: keep it out of that frame.
+        if run_ready(core) { Ok(()) } else { run_blocked(core) }
+    }
+}
+
+/// Runs ready fibers until the ring is empty. Returns whether every fiber
+/// has finished (otherwise some are blocked).
+///
+/// # Safety
+/// As for [`run_loop`].
+#[inline(always)]
+unsafe fn run_ready(core: *mut Core) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        loop {
+            if !(*core).zombies.is_null() {
+                reclaim_zombies_cold(core);
+            }
+            time::poll(core);
+            let c = (*core).current;
+            if c.is_null() {
+                return (*core).unfinished == 0;
+            }
+            #[cfg(feature = "explore")]
+            crate::policy::choose(core);
+            let c = (*core).current;
+            trace_event!(core, switch_in(raw::id_of(core, c)));
+            (*c).runs = (*c).runs.wrapping_add(1);
+            raw::fp_handover(core, ptr::null_mut(), c);
+            arch::switch(&raw mut (*core).host_sp, (*c).sp);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn reclaim_zombies_cold(core: *mut Core) {
+    // SAFETY: forwarded: the host context runs on no zombie's stack.
+    unsafe { raw::reclaim_zombies(core) }
+}
+
+/// [`run_loop`] once fibers are blocked: idling, timers and deadlock detection.
+///
+/// # Safety
+/// As for [`run_loop`].
+#[cold]
+#[inline(never)]
+#[allow(clippy::result_large_err)]
+unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
     // SAFETY: per the contract.
     unsafe {
         // A deadlock found under std: reported once the cancelled fibers are gone.
@@ -1031,7 +1095,7 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
             id: raw::id_of(core, s),
             name: (*h).name,
             state,
-            stack_size: (*h).stack_size,
+            stack_size: (*h).stack.size(),
             stack_high_water: hw,
             runs: (*s).runs,
         }
@@ -1042,5 +1106,7 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
 /// Exclusive access to `core`.
 unsafe fn stats(core: *mut Core) -> Stats {
     // SAFETY: per the contract.
-    unsafe { Stats { spawns: (*core).spawns, idles: (*core).idles, deadlocks: (*core).deadlocks, live: (*core).used } }
+    unsafe {
+        Stats { spawns: (*core).spawns, idles: (*core).idles, deadlocks: (*core).deadlocks, live: (*core).used() }
+    }
 }

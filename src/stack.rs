@@ -247,17 +247,20 @@ impl<'a> Stack<'a> {
     }
 
     /// If releasing this token is at most a single byte store of `0` — a
-    /// [`StaticStack`] claim (its flag) or a borrowed buffer (nothing: null) —
-    /// returns that byte. The caller may then release the token by that store
-    /// instead of dropping it (and must not drop it as well). `None`: the token
-    /// must be dropped (a mapped host stack is unmapped by a call).
+    /// [`StaticStack`] claim (its flag), or a borrowed buffer (nothing to do:
+    /// `otherwise`, a byte the caller may harmlessly clear) — returns that
+    /// byte. The caller may then release the token by that store instead of
+    /// dropping it (and must not drop it as well). `None`: the token must be
+    /// dropped (a mapped host stack is unmapped by a call).
     #[inline(always)]
-    pub(crate) fn release_byte(&self) -> Option<*const u8> {
+    pub(crate) fn release_byte(&self, otherwise: *const u8) -> Option<*const u8> {
+        if let Owner::Claim(flag) = self.owner {
+            return Some(flag.as_ptr().cast_const().cast::<u8>());
+        }
         match self.owner {
-            Owner::Borrowed(_) => Some(core::ptr::null()),
-            Owner::Claim(flag) => Some(flag.as_ptr().cast_const().cast::<u8>()),
             #[cfg(feature = "std")]
             Owner::Mapped { .. } => None,
+            _ => Some(otherwise),
         }
     }
 }

@@ -43,7 +43,7 @@
 //!
 //! ```text
 //!   top (16-aligned, just below the fiber header and closure)
-//!   top-8   0                      padding
+//!   top-8   (not written)          padding
 //!   top-16  core pointer           read by the trampoline (2nd entry argument)
 //!   top-24  __filament_fiber_start "resume address": jumped to
 //!   top-32  arg                    popped into rbp
@@ -249,7 +249,7 @@ pub(crate) unsafe fn init_stack(top: *mut u8, entry: Entry, arg: *mut u8, core: 
     let top = top.cast::<usize>();
     // SAFETY: the caller guarantees the frame below `top` is ours to write.
     unsafe {
-        top.sub(1).write(0);
+        // top-8 is padding: never read (the trampoline's CFI ends unwinding).
         top.sub(2).write(core as usize);
         top.sub(3).write(__filament_fiber_start as *const () as usize);
         top.sub(4).write(arg as usize);
