@@ -436,6 +436,7 @@ pub(crate) unsafe fn wake_all(core: *mut Core, q: &WaitQueue) {
 /// # Safety
 /// Must be called by the running fiber on its own stack, after its closure's
 /// frame is gone and its outcome is stored (or dropped, if detached).
+#[inline(always)]
 pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
     // SAFETY: the caller is `current`; its header is live.
     unsafe {
@@ -558,9 +559,9 @@ pub(crate) unsafe fn free_slot(core: *mut Core, s: *mut Slot) {
 unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
     // SAFETY: per the contract.
     unsafe {
+        // `header`, `lo` and `sp` keep stale values: nothing reads them in a
+        // free slot (every reader checks `state` first).
         (*s).state = State::Free;
-        (*s).header = ptr::null_mut();
-        (*s).lo = ptr::null_mut();
         (*s).started = false;
         (*s).cancelled = false;
         (*s).fp = false;
@@ -601,7 +602,7 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
             let target = unsafe {
                 (0..(*core).cap)
                     .map(|i| (*core).slots.add(i))
-                    .find(|&t| !(*t).header.is_null() && ptr::addr_of!((*(*t).header).joiners) as usize == obj)
+                    .find(|&t| (*t).state != State::Free && ptr::addr_of!((*(*t).header).joiners) as usize == obj)
             };
             match target {
                 // SAFETY: t is a slot of core.
