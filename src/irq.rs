@@ -32,7 +32,7 @@
 use core::cell::Cell;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::fiber::{WaitKind, Wake};
 use crate::raw::{self, Core};
@@ -89,19 +89,25 @@ impl core::error::Error for IrqError {}
 pub struct IrqSignal {
     /// Raised by interrupt handlers: the only field they touch.
     pending: AtomicU32,
-    /// Fiber side (owner runtime's thread only): counts moved out of `pending`.
-    banked: Cell<u32>,
+    /// Counts moved out of `pending` by the scheduler, not yet taken. Written
+    /// only by the owner runtime's thread; atomic so `pending()` may read it
+    /// from anywhere.
+    banked: AtomicU32,
+    /// Fiber side (owner runtime's thread only).
     waiters: WaitQueue,
-    owner: Cell<*const Core>,
+    /// Serial of the runtime the signal is registered with (0: none). Only the
+    /// compare-exchange winner links the signal into its runtime's list.
+    owner: AtomicU64,
+    /// Link in the owner's list (owner runtime's thread only).
     next: Cell<*const IrqSignal>,
     #[cfg(feature = "std")]
     host: spin::Mutex<Option<std::thread::Thread>>,
 }
 
-// SAFETY: `pending` is atomic and the only field touched from interrupt context
-// or other threads (plus the `host` spin lock under std). The Cell fields are
-// touched only by fibers of the one runtime the signal is registered with
-// (checked through `owner`), all on the thread running that runtime.
+// SAFETY: `pending`, `banked` and `owner` are atomics; `pending` is the only
+// field written from interrupt context or other threads (plus the `host` spin
+// lock under std). `waiters` and `next` are touched only by the one runtime
+// whose serial won the `owner` compare-exchange, on the thread running it.
 unsafe impl Sync for IrqSignal {}
 
 impl IrqSignal {
@@ -109,9 +115,9 @@ impl IrqSignal {
     pub const fn new() -> Self {
         IrqSignal {
             pending: AtomicU32::new(0),
-            banked: Cell::new(0),
+            banked: AtomicU32::new(0),
             waiters: WaitQueue::new(),
-            owner: Cell::new(ptr::null()),
+            owner: AtomicU64::new(0),
             next: Cell::new(ptr::null()),
             #[cfg(feature = "std")]
             host: spin::Mutex::new(None),
@@ -134,11 +140,11 @@ impl IrqSignal {
     /// Notifications raised and not yet taken by a fiber (approximate while
     /// interrupts keep arriving).
     pub fn pending(&self) -> u32 {
-        self.pending.load(Ordering::Relaxed) + self.banked.get()
+        self.pending.load(Ordering::Relaxed) + self.banked.load(Ordering::Relaxed)
     }
 
     /// Takes every notification so far without blocking (0 if none).
-    pub fn try_take(&self, fib: &Fiber<'_>) -> Result<u32, IrqError> {
+    pub fn try_take<'s>(&'s self, fib: &Fiber<'s>) -> Result<u32, IrqError> {
         self.bind(fib)?;
         Ok(self.take_all())
     }
@@ -180,23 +186,23 @@ impl IrqSignal {
     }
 
     fn take_all(&self) -> u32 {
-        self.banked.replace(0) + self.pending.swap(0, Ordering::Acquire)
+        self.banked.swap(0, Ordering::Relaxed) + self.pending.swap(0, Ordering::Acquire)
     }
 
-    /// Registers the signal with the fiber's runtime on first use.
-    fn bind(&self, fib: &Fiber<'_>) -> Result<(), IrqError> {
-        let core = fib.core_ptr().cast_const();
-        let owner = self.owner.get();
-        if owner == core {
-            return Ok(());
+    /// Registers the signal with the fiber's runtime on first use. `'s`: the
+    /// signal outlives the runtime's stacks, hence every use of the list entry.
+    fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), IrqError> {
+        let core = fib.core_ptr();
+        // SAFETY: the fiber's core is live while it runs.
+        let me = unsafe { (*core).serial };
+        match self.owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Err(owner) if owner == me => return Ok(()),
+            Err(_) => return Err(IrqError::WrongRuntime),
+            Ok(_) => {}
         }
-        if !owner.is_null() {
-            return Err(IrqError::WrongRuntime);
-        }
-        self.owner.set(core);
-        // SAFETY: we run inside the runtime; the list is touched only by it.
+        // SAFETY: we won the registration and run inside the runtime, the only
+        // code touching its list.
         unsafe {
-            let core = core.cast_mut();
             self.next.set((*core).irq.head);
             (*core).irq.head = self;
         }
@@ -245,7 +251,7 @@ unsafe fn drain_slow(core: *mut Core) {
             if !s.waiters.is_empty() {
                 let n = s.pending.swap(0, Ordering::Acquire);
                 if n > 0 {
-                    s.banked.set(s.banked.get() + n);
+                    s.banked.fetch_add(n, Ordering::Relaxed);
                     raw::wake_one(core, &s.waiters);
                 }
             }
@@ -274,8 +280,8 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
         while !sig.is_null() {
             let s = &*sig;
             sig = s.next.get();
-            s.owner.set(ptr::null());
             s.next.set(ptr::null());
+            s.owner.store(0, Ordering::Release);
             #[cfg(feature = "std")]
             {
                 *s.host.lock() = None;

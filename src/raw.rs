@@ -88,6 +88,10 @@ pub(crate) struct Core {
     pub frees: u64,
     pub idles: u64,
     pub deadlocks: u64,
+    /// This runtime's identity (never reused in the process; 0 until the
+    /// runtime is first used). Join handles and primitives remember it, so a
+    /// new runtime at a dead one's address is never mistaken for it.
+    pub serial: u64,
 }
 
 impl Core {
@@ -126,9 +130,14 @@ impl Core {
             frees: 0,
             idles: 0,
             deadlocks: 0,
+            serial: 0,
         }
     }
 }
+
+/// Hands out runtime serials. The crate's only global: an id allocator, not
+/// scheduler state (runtimes never share anything through it).
+pub(crate) static NEXT_SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 /// Stops the program with a message. Used where continuing would be unsound
 /// (a broken canary, a runtime dropped with live frames on borrowed stacks).

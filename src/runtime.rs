@@ -76,7 +76,9 @@ pub struct Runtime<'s, const N: usize> {
     timers: UnsafeCell<[TimerEntry; N]>,
     lock: AtomicU8,
     scoped: bool,
-    _stacks: PhantomData<Stack<'s>>,
+    /// Invariant in `'s`: a `&Runtime<'static, N>` must not coerce to a
+    /// runtime accepting shorter-lived stacks and closures.
+    _stacks: PhantomData<fn(Stack<'s>) -> Stack<'s>>,
 }
 
 // SAFETY: all interior state is reached only by the holder of `lock` (outer calls)
@@ -136,6 +138,31 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// });
     /// assert_eq!(out, 7);
     /// ```
+    ///
+    /// A `'static` runtime never accepts borrowed stacks or closures (the
+    /// runtime's lifetime is invariant):
+    ///
+    /// ```compile_fail
+    /// use filament::{Runtime, Stack};
+    /// static RT: Runtime<'static, 2> = Runtime::new();
+    /// fn spawn_on_local() {
+    ///     let mut buf = vec![0u8; 16384];
+    ///     let _ = RT.spawn_detached(Stack::from_slice(&mut buf).unwrap(), |_| ()); // error: `buf` does not live long enough
+    /// }
+    /// ```
+    ///
+    /// nor can a fiber lend its own locals to a fiber it spawns:
+    ///
+    /// ```compile_fail
+    /// use filament::{Runtime, StaticStack};
+    /// static S: [StaticStack<16384>; 2] = [const { StaticStack::new() }; 2];
+    /// static RT: Runtime<'static, 2> = Runtime::new();
+    /// RT.spawn_detached(S[0].claim().unwrap(), |fib| {
+    ///     let local = String::from("on the parent's stack");
+    ///     let r = &local;
+    ///     let _ = fib.spawn_detached(S[1].claim().unwrap(), move |_| r.len()); // error
+    /// });
+    /// ```
     pub fn scope<R>(f: impl FnOnce(&Runtime<'s, N>) -> R) -> R {
         let rt = Self::with_scope(true);
         f(&rt)
@@ -163,6 +190,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         unsafe {
             let old = (*core).slots;
             if old.is_null() {
+                (*core).serial = raw::NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
                 (*core).slots = base;
                 (*core).cap = N;
                 (*core).timers = self.timers.get().cast::<TimerEntry>();
@@ -202,7 +230,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_with(stack, "", false, f).map(|(id, header)| JoinHandle::new(id, header))
+        self.spawn_with(stack, "", false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
     }
 
     /// Like [`spawn`](Self::spawn) with a name shown in reports and traces.
@@ -216,7 +244,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_with(stack, name, false, f).map(|(id, header)| JoinHandle::new(id, header))
+        self.spawn_with(stack, name, false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
     }
 
     /// Spawns a fiber nobody will join: its result is dropped when it finishes
@@ -226,7 +254,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_with(stack, "", true, f).map(|(id, _)| id)
+        self.spawn_with(stack, "", true, f).map(|(id, _, _)| id)
     }
 
     fn spawn_with<F, T>(
@@ -235,7 +263,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         name: &'static str,
         detached: bool,
         f: F,
-    ) -> Result<(FiberId, *mut Header), SpawnError<'s, F>>
+    ) -> Result<(FiberId, *mut Header, u64), SpawnError<'s, F>>
     where
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
@@ -455,7 +483,9 @@ pub struct Stats {
 pub struct Fiber<'s> {
     core: *mut Core,
     slot: *mut Slot,
-    _marker: PhantomData<(*mut (), Stack<'s>)>,
+    /// Not Send/Sync (`*mut ()`), and invariant in `'s` so a fiber cannot lend
+    /// its own short-lived locals to fibers or primitives that need `'s`.
+    _marker: PhantomData<(*mut (), fn(Stack<'s>) -> Stack<'s>)>,
 }
 
 impl<'s> Fiber<'s> {
@@ -528,7 +558,7 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: we run inside `run`, which holds the runtime's lock.
-        unsafe { spawn_raw(self.core, stack, "", false, f) }.map(|(id, h)| JoinHandle::new(id, h))
+        unsafe { spawn_raw(self.core, stack, "", false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a named fiber from inside a fiber.
@@ -543,7 +573,7 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, name, false, f) }.map(|(id, h)| JoinHandle::new(id, h))
+        unsafe { spawn_raw(self.core, stack, name, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a detached fiber from inside a fiber. See [`Runtime::spawn_detached`].
@@ -553,7 +583,7 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, "", true, f) }.map(|(id, _)| id)
+        unsafe { spawn_raw(self.core, stack, "", true, f) }.map(|(id, _, _)| id)
     }
 
     /// Blocks until the fiber finishes and returns its value (or how it failed).
@@ -686,6 +716,8 @@ fn cancel_unwind() -> ! {
 pub struct JoinHandle<T> {
     id: FiberId,
     header: *mut Header,
+    /// The spawning runtime's serial: a handle is only ever honoured by it.
+    runtime: u64,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -697,8 +729,8 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    fn new(id: FiberId, header: *mut Header) -> Self {
-        JoinHandle { id, header, _marker: PhantomData }
+    fn new(id: FiberId, header: *mut Header, runtime: u64) -> Self {
+        JoinHandle { id, header, runtime, _marker: PhantomData }
     }
 
     /// The fiber's id.
@@ -729,7 +761,7 @@ unsafe fn spawn_raw<'s, F, T>(
     name: &'static str,
     detached: bool,
     f: F,
-) -> Result<(FiberId, *mut Header), SpawnError<'s, F>>
+) -> Result<(FiberId, *mut Header, u64), SpawnError<'s, F>>
 where
     F: FnOnce(&Fiber<'s>) -> T + Send + 's,
     T: Send + 's,
@@ -805,7 +837,7 @@ where
         (*core).spawns += 1;
         trace_event!(core, spawn(raw::id_of(core, s), name));
         raw::make_ready(core, s);
-        Ok((raw::id_of(core, s), header))
+        Ok((raw::id_of(core, s), header, (*core).serial))
     }
 }
 
@@ -871,7 +903,11 @@ unsafe fn find<T>(core: *mut Core, h: &JoinHandle<T>) -> Option<*mut Slot> {
             return None;
         }
         let s = (*core).slots.add(h.id.index as usize);
-        ((*s).state != State::Free && (*s).generation == h.id.generation && (*s).header == h.header).then_some(s)
+        ((*core).serial == h.runtime
+            && (*s).state != State::Free
+            && (*s).generation == h.id.generation
+            && (*s).header == h.header)
+            .then_some(s)
     }
 }
 

@@ -624,3 +624,18 @@ fn debug_table_columns_fit_long_names() {
         assert!(row[..col].trim_end().ends_with("262144"), "misaligned row in\n{table}");
     }
 }
+
+#[test]
+fn a_stale_handle_is_rejected_by_a_new_runtime_on_the_same_stack() {
+    // Same slot index, generation and header address in a second runtime:
+    // only the runtime serial tells them apart.
+    static S: StaticStack<16384> = StaticStack::new();
+    let a = Runtime::<'static, 1>::new();
+    let stale = a.spawn(S.claim().unwrap(), |_| String::from("a")).ok().unwrap();
+    drop(a);
+    let b = Runtime::<'static, 1>::new();
+    let real = b.spawn(S.claim().unwrap(), |_| [0x4141_4141_4141_4141usize, 16, 16]).ok().unwrap();
+    b.run().unwrap();
+    assert!(matches!(b.take(stale), Err(JoinError::WrongRuntime(_))));
+    assert_eq!(b.take(real).unwrap()[1], 16);
+}

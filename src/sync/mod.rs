@@ -80,10 +80,27 @@
 //!   [`RunError::Deadlock`](crate::RunError::Deadlock) naming each blocked
 //!   fiber and the primitive's address ([`WaitReason`](crate::WaitReason)).
 //!   A waiter cancelled that way (under `std`) leaves the primitive consistent.
+//!
+//! # Lifetimes
+//!
+//! Blocking methods take `&'s self` with the fiber's `&Fiber<'s>`: a primitive
+//! fibers can block on must outlive the runtime's stacks, so no fiber can still
+//! be queued in it when it is gone. A primitive on a fiber's own stack can only
+//! be used through the non-blocking `try_` forms:
+//!
+//! ```compile_fail
+//! use filament::sync::Mutex;
+//! use filament::{Runtime, StaticStack};
+//! static STACK: StaticStack<16384> = StaticStack::new();
+//! static RT: Runtime<'static, 2> = Runtime::new();
+//! RT.spawn_detached(STACK.claim().unwrap(), |fib| {
+//!     let local = Mutex::new(0);
+//!     *local.lock(fib).unwrap() += 1; // error: `local` does not live long enough
+//! });
+//! ```
 
 use core::fmt;
-use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::raw::Core;
 use crate::runtime::Fiber;
@@ -165,13 +182,14 @@ impl From<WrongRuntime> for TryError {
     }
 }
 
-/// The runtime a primitive is bound to: null until first use, then that
-/// runtime's core for good.
-pub(crate) struct Binding(AtomicPtr<Core>);
+/// The runtime a primitive is bound to: 0 until first use, then that
+/// runtime's serial for good (serials are never reused, so a new runtime at a
+/// dead one's address is a different runtime).
+pub(crate) struct Binding(AtomicU64);
 
 impl Binding {
     pub(crate) const fn new() -> Self {
-        Binding(AtomicPtr::new(ptr::null_mut()))
+        Binding(AtomicU64::new(0))
     }
 
     /// Binds to `fib`'s runtime on first use; returns its core if the
@@ -184,14 +202,16 @@ impl Binding {
     #[inline]
     pub(crate) fn check(&self, fib: &Fiber<'_>) -> Result<*mut Core, WrongRuntime> {
         let core = fib.core_ptr();
+        // SAFETY: the fiber's core is live while the fiber runs.
+        let me = unsafe { (*core).serial };
         let owner = self.0.load(Ordering::Acquire);
-        if owner == core {
+        if owner == me {
             return Ok(core);
         }
-        if owner.is_null() {
-            return match self.0.compare_exchange(ptr::null_mut(), core, Ordering::AcqRel, Ordering::Acquire) {
+        if owner == 0 {
+            return match self.0.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => Ok(core),
-                Err(now) if now == core => Ok(core),
+                Err(now) if now == me => Ok(core),
                 Err(_) => Err(WrongRuntime),
             };
         }
