@@ -43,7 +43,7 @@ pub(crate) unsafe fn choose(core: *mut Core) {
             }
         }
         let Some(policy) = (*core).policy.as_mut() else { return };
-        let k = policy.choose(&ids) % ids.len();
+        let k = raw::no_unwind("a SchedulePolicy", || policy.choose(&ids)) % ids.len();
         if k == 0 {
             return;
         }

@@ -135,6 +135,27 @@ impl Core {
     }
 }
 
+/// Stops the program if dropped: armed around user callbacks the scheduler
+/// calls from the middle of a switch or from the host loop (idle hook, clock,
+/// tracer, scheduling policy), where an unwind would leave the ready ring or a
+/// suspended fiber half-switched.
+pub(crate) struct AbortOnUnwind(pub &'static str);
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        fatal(format_args!("{} panicked inside the scheduler; stopping", self.0))
+    }
+}
+
+/// Runs a user callback that must not unwind into the scheduler.
+#[inline(always)]
+pub(crate) fn no_unwind<R>(what: &'static str, f: impl FnOnce() -> R) -> R {
+    let guard = AbortOnUnwind(what);
+    let r = f();
+    core::mem::forget(guard);
+    r
+}
+
 /// Hands out runtime serials. The crate's only global: an id allocator, not
 /// scheduler state (runtimes never share anything through it).
 pub(crate) static NEXT_SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
@@ -308,6 +329,8 @@ unsafe fn fp_handover_slow(core: *mut Core, from: *mut Slot, to: *mut Slot) {
         // `set_fp_control`, then at every switch-out).
         let want = if to_own { (*(*to).header).fp.assume_init() } else { (*core).ambient_fp };
         if want != now {
+            // SAFETY: restoring a state some context had loaded itself (under
+            // its own `FpControl::load` contract) or the shared state.
             want.load();
         }
     }

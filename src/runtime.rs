@@ -23,6 +23,9 @@ const IDLE: u8 = 0;
 const BUSY: u8 = 1;
 const RUNNING: u8 = 2;
 
+/// Makes a type invariant in `'s` (neither longer nor shorter lifetimes coerce).
+type Invariant<'s> = fn(Stack<'s>) -> Stack<'s>;
+
 /// A fiber runtime with room for `N` fibers, no heap.
 ///
 /// `'s` is how long the stacks it runs on live. [`Runtime::new`] makes a runtime
@@ -78,7 +81,7 @@ pub struct Runtime<'s, const N: usize> {
     scoped: bool,
     /// Invariant in `'s`: a `&Runtime<'static, N>` must not coerce to a
     /// runtime accepting shorter-lived stacks and closures.
-    _stacks: PhantomData<fn(Stack<'s>) -> Stack<'s>>,
+    _stacks: PhantomData<Invariant<'s>>,
 }
 
 // SAFETY: all interior state is reached only by the holder of `lock` (outer calls)
@@ -405,31 +408,43 @@ impl<const N: usize> Drop for Runtime<'_, N> {
         unsafe {
             raw::reclaim_zombies(core);
             crate::irq::unregister_all(core);
-            let mut live_frames = 0usize;
+            // Decide first, before any user destructor runs (one may panic).
+            let live_frames = (0..N)
+                .map(|i| (*core).slots.add(i))
+                .filter(|&s| match (*s).state {
+                    State::Free | State::Finished => false,
+                    State::Ready => (*s).started,
+                    State::Blocked => true,
+                })
+                .count();
+            if live_frames > 0 && self.scoped {
+                raw::fatal(format_args!(
+                    "a scoped runtime was dropped with {live_frames} suspended fiber(s) on borrowed stacks"
+                ));
+            }
+            // If a destructor below panics, the remaining closures, outcomes
+            // and stacks are leaked (never freed under live frames: none exist).
             for i in 0..N {
                 let s = (*core).slots.add(i);
                 match (*s).state {
-                    State::Free => {}
                     State::Finished => {
                         let h = (*s).header;
                         if (*h).has_outcome {
-                            ((*h).drop_payload)((*h).payload, true);
                             (*h).has_outcome = false;
+                            ((*h).drop_payload)((*h).payload, true);
                         }
                         raw::free_slot(core, s);
                     }
                     State::Ready if !(*s).started => {
                         let h = (*s).header;
+                        // Mark it started so a panic in the closure's drop
+                        // cannot lead to a second drop.
+                        (*s).started = true;
                         ((*h).drop_payload)((*h).payload, false);
                         raw::free_slot(core, s);
                     }
-                    _ => live_frames += 1,
+                    _ => {}
                 }
-            }
-            if live_frames > 0 && self.scoped {
-                raw::fatal(format_args!(
-                    "a scoped runtime was dropped with {live_frames} suspended fiber(s) on borrowed stacks"
-                ));
             }
             // A 'static runtime leaks those stacks: their tokens stay in place.
         }
@@ -485,7 +500,7 @@ pub struct Fiber<'s> {
     slot: *mut Slot,
     /// Not Send/Sync (`*mut ()`), and invariant in `'s` so a fiber cannot lend
     /// its own short-lived locals to fibers or primitives that need `'s`.
-    _marker: PhantomData<(*mut (), fn(Stack<'s>) -> Stack<'s>)>,
+    _marker: PhantomData<(*mut (), Invariant<'s>)>,
 }
 
 impl<'s> Fiber<'s> {
@@ -520,13 +535,19 @@ impl<'s> Fiber<'s> {
     /// fiber with its own state lives). With feature `fp-control-always` every
     /// context's state is kept on every switch and this call only loads `fp`.
     ///
+    /// # Safety
+    /// As for [`FpControl::load`](crate::FpControl::load): Rust assumes the
+    /// default FP environment, so the fiber takes responsibility for the code
+    /// it runs under a different one.
+    ///
     /// ```
     /// use filament::{FpControl, Runtime, StaticStack};
     /// static STACK: StaticStack<16384> = StaticStack::new();
     /// static RT: Runtime<'static, 1> = Runtime::new();
     /// let toward_zero = FpControl { mxcsr: 0x1F80 | 0x6000, x87: 0x0F7F };
     /// let h = RT.spawn(STACK.claim().unwrap(), move |fib| {
-    ///     fib.set_fp_control(toward_zero);
+    ///     // SAFETY: this fiber runs no float code under the new state.
+    ///     unsafe { fib.set_fp_control(toward_zero) };
     ///     fib.yield_now();
     ///     FpControl::current()
     /// }).ok().unwrap();
@@ -535,7 +556,7 @@ impl<'s> Fiber<'s> {
     /// assert_eq!(FpControl::current(), FpControl::DEFAULT); // the host kept its own
     /// ```
     #[cfg(not(feature = "no-fp-control"))]
-    pub fn set_fp_control(&self, fp: crate::FpControl) {
+    pub unsafe fn set_fp_control(&self, fp: crate::FpControl) {
         #[cfg(not(feature = "fp-control-always"))]
         // SAFETY: we are the running fiber; nobody else touches the core now.
         unsafe {
@@ -548,7 +569,8 @@ impl<'s> Fiber<'s> {
             // Read at the next switch-in if something switches us out first.
             (*(*self.slot).header).fp.write(fp);
         }
-        fp.load();
+        // SAFETY: the caller accepts the FP-environment contract.
+        unsafe { fp.load() };
     }
 
     /// Spawns a fiber from inside a fiber. See [`Runtime::spawn`].
@@ -751,6 +773,15 @@ union Payload<F, T> {
     _outcome: ManuallyDrop<Result<T, JoinError<()>>>,
 }
 
+/// Stack the entry glue itself needs below the initial frame: fixed headroom
+/// plus room for the copies of the closure and of its outcome that the entry
+/// frames make (moving `F` into the call, returning `T`, wrapping it in a
+/// `Result`). Unoptimised builds copy more often.
+const fn entry_headroom<F, T>() -> usize {
+    let copies = if cfg!(debug_assertions) { 6 } else { 2 };
+    ENTRY_HEADROOM + copies * (mem::size_of::<F>() + mem::size_of::<Result<T, JoinError<()>>>())
+}
+
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
 ///
 /// # Safety
@@ -790,7 +821,7 @@ where
             // Constants (sizes of types), folded at compile time.
             let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
             let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
-            let needed = frame_off + arch::INIT_FRAME_BYTES + ENTRY_HEADROOM + stack::CANARY_BYTES;
+            let needed = frame_off + arch::INIT_FRAME_BYTES + entry_headroom::<F, T>() + stack::CANARY_BYTES;
             if size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
@@ -802,7 +833,7 @@ where
             let payload_at =
                 header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
             let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
-            let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + ENTRY_HEADROOM + stack::CANARY_BYTES;
+            let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + entry_headroom::<F, T>() + stack::CANARY_BYTES;
             if payload_at <= lo || size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
@@ -856,9 +887,8 @@ where
     unsafe {
         let slot = (*core).current;
         (*slot).started = true;
-        let f = payload.cast::<F>().read();
         let fib = Fiber { core, slot, _marker: PhantomData };
-        let outcome = call_closure(f, &fib);
+        let outcome = call_closure(payload.cast::<F>(), &fib);
         let header = (*slot).header;
         if (*header).detached {
             drop(outcome);
@@ -870,26 +900,36 @@ where
     }
 }
 
+/// Moves the closure out of the payload as late as possible (inside the
+/// unwind boundary), so a large closure is copied into as few frames as
+/// possible, and calls it.
+///
+/// # Safety
+/// `f` points to a valid `F` that nobody else reads.
 #[cfg(feature = "std")]
-fn call_closure<'s, F, T>(f: F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
+unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
     extern crate std;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(fib))) {
+    // SAFETY: read exactly once, per the contract.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { f.read() }(fib))) {
         Ok(v) => Ok(v),
         Err(payload) => Err(crate::host::outcome_of_panic(payload)),
     }
 }
 
+/// # Safety
+/// `f` points to a valid `F` that nobody else reads.
 #[cfg(not(feature = "std"))]
-fn call_closure<'s, F, T>(f: F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
+unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
     // Without std a panic runs the user's panic handler; an unwind reaching
     // the `extern "C"` entry aborts, so it never crosses the assembly frames.
-    Ok(f(fib))
+    // SAFETY: read exactly once, per the contract.
+    Ok(unsafe { f.read() }(fib))
 }
 
 /// Finds the slot a handle refers to, if it belongs to this runtime.
@@ -1042,7 +1082,7 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
                 trace_event!(core, idle((*core).now));
                 let next = time::next_deadline(core);
                 let idle = (*core).clock.expect("run installs the idle hook");
-                let now = (*idle).idle((*core).now, next);
+                let now = raw::no_unwind("the Idle hook", || (*idle).idle((*core).now, next));
                 time::advance(core, now);
                 continue;
             }

@@ -241,7 +241,7 @@ unsafe fn poll_slow(core: *mut Core) {
         crate::irq::drain(core);
         if (*core).ntimers > 0
             && let Some(clock) = (*core).clock
-            && let Some(now) = (*clock).now()
+            && let Some(now) = raw::no_unwind("Idle::now", || (*clock).now())
         {
             if now >= (*entry(core, 0)).deadline {
                 advance(core, now);

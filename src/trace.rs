@@ -37,7 +37,7 @@ macro_rules! trace_event {
             // SAFETY: the tracer outlives the runtime ('s) and is only called on
             // the thread running it.
             if let Some(t) = unsafe { (*$core).tracer } {
-                unsafe { (*t).$method($($arg),*) }
+                $crate::raw::no_unwind("a Trace hook", || unsafe { (*t).$method($($arg),*) })
             }
         }
     }};

@@ -154,7 +154,10 @@ mod fp_control {
                     if rc != 0 {
                         // Declare an own FP state, then change it with raw
                         // instructions: the changes stay private to this fiber.
-                        fib.set_fp_control(FpControl::DEFAULT);
+                        // SAFETY: the float code below is written for the
+                        // modes it sets and checks (it compares run-time
+                        // results across rounding modes on purpose).
+                        unsafe { fib.set_fp_control(FpControl::DEFAULT) };
                         set_mxcsr(mine);
                         set_fpcw(cw);
                     }

@@ -110,3 +110,35 @@ fn static_runtime_dropped_after_a_poisoning_deadlock_leaks_soundly() {
     // The fiber's frames are still on the stack: it stays claimed forever.
     assert!(STACK.is_claimed());
 }
+
+#[test]
+fn a_panicking_idle_hook_stops_the_program() {
+    // An unwind out of the scheduler would leave fibers half-switched and
+    // resumable from anywhere: the runtime aborts instead.
+    let out = run_in_child("a_panicking_idle_hook_stops_the_program", || {
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let _h = rt.spawn(Stack::host(64 * 1024).unwrap(), |fib| fib.sleep(10)).ok().unwrap();
+        let mut idle = |_now: u64, _next: Option<u64>| -> u64 { panic!("idle hook fails") };
+        let _ = rt.run_with_idle(&mut idle);
+        println!("UNREACHABLE: run returned after the idle hook panicked");
+    });
+    assert!(!out.stdout.contains("UNREACHABLE"), "{out:?}");
+    assert_eq!(out.signal, Some(libc::SIGABRT), "{out:?}");
+    assert!(out.stderr.contains("the Idle hook panicked inside the scheduler"), "stderr: {}", out.stderr);
+}
+
+#[test]
+fn spawn_counts_the_entry_glue_copies_of_a_big_closure() {
+    // 7 200 bytes of captures fit an 8 KiB stack once, but not the copies the
+    // entry frames make: rejected at spawn, nothing lost.
+    static S: filament::StaticStack<8192> = filament::StaticStack::new();
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let big = [7u64; 900];
+    let err = rt.spawn(S.claim().unwrap(), move |_| big[899]).err().expect("must not fit");
+    assert!(matches!(err.kind(), filament::SpawnErrorKind::StackTooSmall { size: 8192, .. }), "{err}");
+    let (stack, f) = err.into_parts();
+    drop(stack);
+    let h = rt.spawn(Stack::host(256 * 1024).unwrap(), f).ok().unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(h).unwrap(), 7);
+}

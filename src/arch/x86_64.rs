@@ -346,11 +346,20 @@ impl FpControl {
     }
 
     /// Loads this state into the running context.
+    ///
+    /// # Safety
+    /// Rust assumes the default floating-point environment: the compiler may
+    /// fold float operations at compile time with default rounding, so code
+    /// running under another rounding mode, flush-to-zero or unmasked FP
+    /// exceptions can observe results that differ from a run-time evaluation,
+    /// or trap. The caller takes responsibility for the code that runs under
+    /// the loaded state (typically: only code written for it, e.g. interval
+    /// arithmetic, until the default state is loaded again). The MXCSR value
+    /// must have no reserved bit set (bits 16 and up are masked off here).
     #[inline]
-    pub fn load(self) {
-        // SAFETY: loading control words has no memory effects; reserved MXCSR
-        // bits must be clear, which `mxcsr & 0xFFFF` guarantees for the ones
-        // above bit 15 (a set reserved bit below would #GP: documented).
+    pub unsafe fn load(self) {
+        // SAFETY: loading control words has no memory effects; the caller
+        // accepts the FP-environment contract above; bits 16+ are masked off.
         unsafe {
             asm!("ldmxcsr [{}]", in(reg) &(self.mxcsr & 0xFFFF), options(nostack, preserves_flags));
             asm!("fldcw [{}]", in(reg) &self.x87, options(nostack, preserves_flags));
