@@ -2,7 +2,7 @@
 //!
 //! Stackful cooperative threads (fibers) on stacks you provide, in a fixed-size
 //! table, switched by a hand-written x86_64 context switch, scheduled
-//! round-robin. No heap, no global state; the same code runs on bare metal and,
+//! round-robin. No heap, no global scheduler state (only an atomic id counter); the same code runs on bare metal and,
 //! with the `std` feature, inside ordinary host processes and `cargo test`.
 //!
 //! ```
