@@ -2,8 +2,9 @@
 //!
 //! Stackful cooperative threads (fibers) on stacks you provide, in a fixed-size
 //! table, switched by a hand-written x86_64 context switch, scheduled
-//! round-robin. No heap, no global scheduler state (only an atomic id counter); the same code runs on bare metal and,
-//! with the `std` feature, inside ordinary host processes and `cargo test`.
+//! round-robin. No heap and no global scheduler state (the one global is an
+//! atomic counter handing out runtime ids); the same code runs on bare metal
+//! and, with the `std` feature, inside ordinary host processes and `cargo test`.
 //!
 //! ```
 //! use filament::{Runtime, StaticStack};
