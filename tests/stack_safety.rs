@@ -134,7 +134,7 @@ fn spawn_counts_the_entry_glue_copies_of_a_big_closure() {
     static S: filament::StaticStack<8192> = filament::StaticStack::new();
     let rt = Box::new(Runtime::<'static, 1>::new());
     let big = [7u64; 900];
-    let err = rt.spawn(S.claim().unwrap(), move |_| big[899]).err().expect("must not fit");
+    let err = rt.spawn(S.claim().unwrap(), move |_| big[899]).expect_err("must not fit");
     assert!(matches!(err.kind(), filament::SpawnErrorKind::StackTooSmall { size: 8192, .. }), "{err}");
     let (stack, f) = err.into_parts();
     drop(stack);
