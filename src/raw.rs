@@ -92,6 +92,8 @@ pub(crate) struct Core {
     /// runtime is first used). Join handles and primitives remember it, so a
     /// new runtime at a dead one's address is never mistaken for it.
     pub serial: u64,
+    /// Switch-ins of fibers whose slots were freed (for the switch total).
+    pub retired_runs: u64,
 }
 
 impl Core {
@@ -131,6 +133,7 @@ impl Core {
             idles: 0,
             deadlocks: 0,
             serial: 0,
+            retired_runs: 0,
         }
     }
 }
@@ -597,6 +600,7 @@ unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
         // `header`, `lo` and `sp` keep stale values: nothing reads them in a
         // free slot (every reader checks `state` first).
         (*s).state = State::Free;
+        (*core).retired_runs += (*s).runs as u64;
         (*s).started = false;
         (*s).cancelled = false;
         (*s).fp = false;

@@ -13,14 +13,16 @@ use crate::runtime::info_of;
 pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) -> fmt::Result {
     // SAFETY: per the contract.
     unsafe {
+        let st = crate::runtime::stats(core);
         writeln!(
             f,
-            "Runtime {{ capacity: {}, live: {}, spawns: {}, idles: {}, deadlocks: {}, now: {} }}",
+            "Runtime {{ capacity: {}, live: {}, spawns: {}, switches: {}, idles: {}, deadlocks: {}, now: {} }}",
             (*core).cap,
-            (*core).used(),
-            (*core).spawns,
-            (*core).idles,
-            (*core).deadlocks,
+            st.live,
+            st.spawns,
+            st.switches,
+            st.idles,
+            st.deadlocks,
             (*core).now
         )?;
         // Column widths fit the longest name and state (first pass).

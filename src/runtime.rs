@@ -490,6 +490,9 @@ pub struct Stats {
     pub deadlocks: u64,
     /// Fibers alive now (spawned, slot not yet free).
     pub live: usize,
+    /// Switches into fibers (from another fiber or from `run`), all fibers
+    /// ever spawned included.
+    pub switches: u64,
 }
 
 /// The running fiber's view of its runtime, passed to its closure.
@@ -1180,9 +1183,20 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
 
 /// # Safety
 /// Exclusive access to `core`.
-unsafe fn stats(core: *mut Core) -> Stats {
+pub(crate) unsafe fn stats(core: *mut Core) -> Stats {
     // SAFETY: per the contract.
     unsafe {
-        Stats { spawns: (*core).spawns, idles: (*core).idles, deadlocks: (*core).deadlocks, live: (*core).used() }
+        let live_runs: u64 = (0..(*core).cap)
+            .map(|i| (*core).slots.add(i))
+            .filter(|&s| (*s).state != State::Free)
+            .map(|s| (*s).runs as u64)
+            .sum();
+        Stats {
+            spawns: (*core).spawns,
+            idles: (*core).idles,
+            deadlocks: (*core).deadlocks,
+            live: (*core).used(),
+            switches: (*core).retired_runs + live_runs,
+        }
     }
 }

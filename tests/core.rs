@@ -639,3 +639,29 @@ fn a_stale_handle_is_rejected_by_a_new_runtime_on_the_same_stack() {
     assert!(matches!(b.take(stale), Err(JoinError::WrongRuntime(_))));
     assert_eq!(b.take(real).unwrap()[1], 16);
 }
+
+#[test]
+fn stats_count_every_switch_in() {
+    let rt = boxed::<4>();
+    let mut hs = Vec::new();
+    for _ in 0..3 {
+        hs.push(
+            rt.spawn(stack(), |fib| {
+                for _ in 0..3 {
+                    fib.yield_now();
+                }
+            })
+            .ok()
+            .unwrap(),
+        );
+    }
+    rt.run().unwrap();
+    // Each fiber: switched in to start, then once after each of its 3 yields.
+    assert_eq!(rt.stats().unwrap().switches, 12);
+    for h in hs {
+        rt.take(h).unwrap(); // freed slots keep counting in the total
+    }
+    let st = rt.stats().unwrap();
+    assert_eq!((st.switches, st.live, st.spawns), (12, 0, 3));
+    assert!(format!("{rt:?}").contains("switches: 12"));
+}
