@@ -183,6 +183,10 @@ class FiberView:
             self.state == "Ready" and bool(core["in_run"]) and _addr(core["current"]) == _addr(self.slot_ptr)
         )
         self.running = self.current and self._cpu_on_own_stack()
+        # Runs are counted at switch-out: the fiber at the head of the ring
+        # during `run` is in (or about to start) a run not counted yet.
+        if self.current:
+            self.runs += 1
 
     def _cpu_on_own_stack(self):
         try:

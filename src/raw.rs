@@ -287,7 +287,10 @@ pub(crate) unsafe fn yield_now(core: *mut Core) {
         };
         trace_event!(core, switch_out(id_of(core, c)));
         trace_event!(core, switch_in(id_of(core, n)));
-        (*n).runs = (*n).runs.wrapping_add(1);
+        // Runs are counted at switch-out, on the outgoing slot whose line is
+        // hot anyway: a counter on the incoming slot was a read-modify-write
+        // the next yield's loads waited on (measured ~1 ns per yield).
+        (*c).runs = (*c).runs.wrapping_add(1);
         fp_handover(core, c, n);
         arch::switch(&raw mut (*c).sp, (*n).sp);
     }
@@ -379,6 +382,7 @@ pub(crate) unsafe fn block_current(core: *mut Core, queue: *const WaitQueue, kin
         (*c).wake = Wake::Signaled;
         trace_event!(core, block(id_of(core, c), wait_reason(core, c)));
         trace_event!(core, switch_out(id_of(core, c)));
+        (*c).runs = (*c).runs.wrapping_add(1);
         let n = unlink_current(core);
         if !queue.is_null() {
             (*queue).push_back(c);
@@ -412,7 +416,6 @@ unsafe fn unlink_current(core: *mut Core) -> *mut Slot {
             crate::policy::choose(core);
             let n = (*core).current;
             trace_event!(core, switch_in(id_of(core, n)));
-            (*n).runs = (*n).runs.wrapping_add(1);
             n
         }
     }
@@ -479,6 +482,7 @@ pub(crate) unsafe fn exit_current(core: *mut Core) -> ! {
     // SAFETY: the caller is `current`; its header is live.
     unsafe {
         let c = (*core).current;
+        (*c).runs = (*c).runs.wrapping_add(1);
         // The one full canary check of this fiber's lifetime (it is also the
         // switch-out check): nothing runs on this stack after it.
         if !stack::canary_intact((*c).lo) {

@@ -1034,7 +1034,6 @@ unsafe fn run_ready(core: *mut Core) -> bool {
             crate::policy::choose(core);
             let c = (*core).current;
             trace_event!(core, switch_in(raw::id_of(core, c)));
-            (*c).runs = (*c).runs.wrapping_add(1);
             raw::fp_handover(core, ptr::null_mut(), c);
             arch::switch(&raw mut (*core).host_sp, (*c).sp);
         }
@@ -1068,7 +1067,6 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
                 crate::policy::choose(core);
                 let c = (*core).current;
                 trace_event!(core, switch_in(raw::id_of(core, c)));
-                (*c).runs = (*c).runs.wrapping_add(1);
                 raw::fp_handover(core, ptr::null_mut(), c);
                 arch::switch(&raw mut (*core).host_sp, (*c).sp);
                 continue;
@@ -1176,7 +1174,8 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
             state,
             stack_size: (*h).stack.size(),
             stack_high_water: hw,
-            runs: (*s).runs,
+            // Counted at switch-out; the running fiber's current run too.
+            runs: (*s).runs + u32::from((*core).in_run && (*core).current == s && (*s).state == State::Ready),
         }
     }
 }
@@ -1196,7 +1195,7 @@ pub(crate) unsafe fn stats(core: *mut Core) -> Stats {
             idles: (*core).idles,
             deadlocks: (*core).deadlocks,
             live: (*core).used(),
-            switches: (*core).retired_runs + live_runs,
+            switches: (*core).retired_runs + live_runs + u64::from((*core).in_run && !(*core).current.is_null()),
         }
     }
 }
