@@ -1040,6 +1040,10 @@ unsafe fn run_ready(core: *mut Core) -> bool {
     }
 }
 
+/// Out-of-line zombie reclaim for the host loop (zombies are rare).
+///
+/// # Safety
+/// Exclusive access to `core`; called on the host's own stack.
 #[cold]
 #[inline(never)]
 unsafe fn reclaim_zombies_cold(core: *mut Core) {
