@@ -173,9 +173,11 @@ impl IrqSignal {
             let wake = unsafe {
                 (*core).irq.waiters += 1;
                 (*core).pollers += 1;
+                crate::raw::refresh_slow(core);
                 let w = fib.wait_on(&self.waiters, WaitKind::Irq, deadline);
                 (*core).irq.waiters -= 1;
                 (*core).pollers -= 1;
+                crate::raw::refresh_slow(core);
                 w
             };
             if wake == Wake::TimedOut {

@@ -363,6 +363,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         unsafe {
             let t: *const (dyn crate::Trace + 's) = tracer;
             (*core).tracer = Some(mem::transmute::<*const (dyn crate::Trace + 's), *const dyn crate::Trace>(t));
+            raw::refresh_slow(core);
         }
         true
     }
@@ -375,7 +376,10 @@ impl<'s, const N: usize> Runtime<'s, N> {
         let Some(_guard) = self.try_lock(BUSY) else { return false };
         let core = self.core();
         // SAFETY: we hold the lock.
-        unsafe { (*core).policy = policy };
+        unsafe {
+            (*core).policy = policy;
+            raw::refresh_slow(core);
+        }
         true
     }
 
@@ -524,7 +528,7 @@ impl<'s> Fiber<'s> {
     #[inline]
     pub fn yield_now(&self) {
         // SAFETY: a Fiber exists only on its own running fiber's stack.
-        unsafe { raw::yield_now(self.core) }
+        unsafe { raw::yield_fast(self.core) }
     }
 
     /// Gives this fiber its own floating-point control state and loads it.
@@ -568,6 +572,7 @@ impl<'s> Fiber<'s> {
                 (*self.core).ambient_fp = crate::FpControl::current();
                 (*self.slot).fp = true;
                 (*self.core).fp_fibers += 1;
+                raw::refresh_slow(self.core);
             }
             // Read at the next switch-in if something switches us out first.
             (*(*self.slot).header).fp.write(fp);

@@ -139,6 +139,7 @@ pub(crate) unsafe fn arm(core: *mut Core, s: *mut Slot, deadline: Ticks) {
         let i = (*core).ntimers;
         (*core).ntimers += 1;
         (*core).pollers += 1;
+        raw::refresh_slow(core);
         (*core).timer_seq += 1;
         place(core, i, TimerEntry { deadline, seq: (*core).timer_seq, slot: s });
         sift_up(core, i);
@@ -161,6 +162,7 @@ pub(crate) unsafe fn cancel_deadline(core: *mut Core, s: *mut Slot) {
         let i = i as usize;
         (*core).ntimers -= 1;
         (*core).pollers -= 1;
+        raw::refresh_slow(core);
         let last = (*core).ntimers;
         if i != last {
             let moved = *entry(core, last);
