@@ -321,6 +321,12 @@ pub(crate) unsafe fn yield_fast(core: *mut Core) {
         // hot anyway: a counter on the incoming slot was a read-modify-write
         // the next yield's loads waited on (measured ~1 ns per yield).
         (*c).runs = (*c).runs.wrapping_add(1);
+        // Warm the stack line the *next* yield will pop from: with thousands
+        // of fibers it is a cache miss on the critical path (rsp is loaded,
+        // then popped from). Interleaved A/B (bench/README.md): N = 10 000
+        // 19.3 -> 8.2 ns, N = 1 024 4.15 -> 3.72 ns, N = 2 2.63 -> 2.06 ns,
+        // N = 64 2.03 -> 2.46 ns (all in L1 there, so the extra loads cost).
+        arch::prefetch((*(*n).next).sp);
         arch::switch(&raw mut (*c).sp, (*n).sp);
     }
 }

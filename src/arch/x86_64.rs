@@ -318,6 +318,15 @@ pub(crate) unsafe fn switch_final(to: *mut u8, release: *const u8) -> ! {
     }
 }
 
+/// Hints the CPU to bring the cache line at `p` into L1. Never faults, any
+/// address is allowed (a prefetch is not a memory access).
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    // SAFETY: `prefetcht0` only loads a cache line speculatively; it cannot
+    // fault or change memory, whatever `p` is (SSE: baseline on x86_64).
+    unsafe { asm!("prefetcht0 [{}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
+}
+
 /// The floating-point control state a fiber runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FpControl {
