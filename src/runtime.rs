@@ -183,7 +183,20 @@ impl<'s, const N: usize> Runtime<'s, N> {
 
     /// Binds the core to where the runtime is now (it may have moved since the
     /// last call) and returns it. Must hold the lock.
+    #[inline(always)]
     fn core(&self) -> *mut Core {
+        let core = self.core.get();
+        // SAFETY: we hold the lock (or run inside `run`): a plain read.
+        if unsafe { (*core).slots } != self.slots.get().cast::<Slot>() {
+            self.bind();
+        }
+        core
+    }
+
+    /// [`core`](Self::core)'s rare case: first use, or the runtime moved.
+    #[cold]
+    #[inline(never)]
+    fn bind(&self) {
         let core = self.core.get();
         let base = self.slots.get().cast::<Slot>();
         // SAFETY: we hold the lock (or run inside `run`), so nobody else touches
@@ -221,7 +234,6 @@ impl<'s, const N: usize> Runtime<'s, N> {
                 time::rebase(core, old, base);
             }
         }
-        core
     }
 
     /// Spawns a fiber running `f` on `stack`. It first runs when [`run`](Self::run)
@@ -904,7 +916,7 @@ where
             payload.cast::<Result<T, JoinError<()>>>().write(outcome);
             (*header).has_outcome = true;
         }
-        raw::exit_current(core)
+        raw::leave(core)
     }
 }
 

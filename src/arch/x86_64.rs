@@ -54,9 +54,10 @@
 //!
 //! The first switch into the fiber pops this frame exactly like a suspended
 //! one and jumps into the trampoline with `rsp == top-16` (16-aligned). The
-//! trampoline calls `entry(arg, core)`, so the entry function starts with
-//! `rsp ≡ 8 (mod 16)` like any function. The entry function never returns; if
-//! it did, `ud2` traps.
+//! trampoline pushes a return address and *jumps* to `entry(arg, core)`, so the
+//! entry function starts with `rsp ≡ 8 (mod 16)` like any called function,
+//! without a `call` that would never be matched by a `ret` (see
+//! [`jump_noreturn`]). The entry function never returns; if it did, `ud2` traps.
 //!
 //! # Backtraces
 //!
@@ -224,8 +225,15 @@ global_asm!(
     "    mov rdi, rbp",   // arg 1: the fiber's payload pointer
     "    mov rsi, [rsp]", // arg 2: the core
     "    xor ebp, ebp",   // terminate frame-pointer chains
-    "    call rbx",       // entry(arg, core) -> !, rsp ≡ 8 (mod 16) inside
-    "    ud2",            // entry never returns; trap if it ever does
+    // A jump with a pushed return address instead of `call`: entry never
+    // returns, and a call that never returns would leave a stale entry on the
+    // return-stack predictor (the host's next `ret` would mispredict). To the
+    // unwinder the frame looks called from label 1, inside this function.
+    "    lea rax, [rip + 1f]", // the return address a call would have pushed
+    "    push rax",            // rsp ≡ 8 (mod 16) at entry, as after a call
+    "    jmp rbx",             // entry(arg, core) -> !
+    "1:",
+    "    ud2", // entry never returns; trap if it ever does
     ".cfi_endproc",
     ".size __filament_fiber_start, . - __filament_fiber_start",
 );
@@ -285,6 +293,31 @@ pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
             in("rsi") to,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("sysv64"),
+        );
+    }
+}
+
+/// Jumps into `f(arg)`, which never returns, abandoning the running frames
+/// (they stay on the stack untouched). A jump, not a call, so no return-stack
+/// predictor entry is left behind.
+///
+/// # Safety
+/// Calling `f(arg)` must be sound at this point, and nothing of the running
+/// function may be needed afterwards (its locals stay in place but are never
+/// returned to).
+#[inline(always)]
+pub(crate) unsafe fn jump_noreturn<T>(f: unsafe extern "C" fn(*mut T) -> !, arg: *mut T) -> ! {
+    // SAFETY: the stack is realigned downwards (the abandoned frames above
+    // stay intact) and a zero "return address" is pushed, so `f` starts with
+    // rsp ≡ 8 (mod 16) as after a call, and an unwinder stops at the zero.
+    unsafe {
+        asm!(
+            "and rsp, -16", // 16-align (never moves rsp up)
+            "push 0",       // fake return address: nothing to return to
+            "jmp {f}",      // f(arg) -> !
+            f = in(reg) f,
+            in("rdi") arg,
+            options(noreturn),
         );
     }
 }
