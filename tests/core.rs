@@ -384,7 +384,7 @@ fn empty_fiber_high_water_is_small() {
     let used = rt.stack_high_water(id).unwrap();
     println!("empty fiber used {used} bytes of stack (header + payload + frames)");
     // Header, payload, initial frame and the entry glue (catch_unwind under std).
-    let limit = if cfg!(debug_assertions) { 2048 } else { 512 };
+    let limit = if cfg!(debug_assertions) { 2048 } else { 256 }; // release: the issue-5 bar
     assert!(used <= limit, "empty fiber used {used} bytes");
     rt.take(h).unwrap();
 }
