@@ -270,9 +270,12 @@ fn closure_too_big_for_stack_is_handed_back() {
 
 #[test]
 fn too_small_and_misaligned_buffers() {
-    let mut tiny = [0u8; 512];
+    // 16-aligned, so all 512 bytes are usable (a bare array may land anywhere).
+    #[repr(align(16))]
+    struct Tiny([u8; 512]);
+    let mut tiny = Tiny([0u8; 512]);
     assert_eq!(
-        Stack::from_slice(&mut tiny).unwrap_err(),
+        Stack::from_slice(&mut tiny.0).unwrap_err(),
         StackError::TooSmall { min: MIN_STACK_SIZE, given: 512, usable: 512 }
     );
     // Just enough, but misaligned by 1: alignment eats into it and it is rejected

@@ -7,7 +7,8 @@
 //! "worker", and the test reads its transcript:
 //!
 //! * `bt` inside a fiber ends at `__filament_fiber_start`, with no `??` or garbage frames
-//!   and no "Backtrace stopped" complaint (the trampoline's `.cfi_undefined rip`);
+//!   and no "Backtrace stopped" complaint (the trampoline's `.cfi_undefined rip`), also
+//!   inside `exit_current`, which the entry glue jumps to rather than calls;
 //! * `info fibers` lists the six staged fibers with the right states, one Running;
 //! * `fiber bt N` of each suspended fiber shows the function it is suspended in;
 //! * after all that the registers are restored: the process continues and exits normally.
@@ -321,4 +322,24 @@ fn gdb_release_backtrace_ends_at_trampoline() {
     assert!(frames(bt).iter().take(2).any(|f| f.contains("filament_gdb_marker")), "not stopped at the marker:\n{bt}");
     assert!(bt.contains("gdb_target::marker"), "{bt}");
     assert_clean_fiber_backtrace("release bt", bt);
+}
+
+/// A backtrace taken while a fiber finishes (inside `exit_current`, entered by a
+/// jump that pushes a return address inside the trampoline) ends cleanly at the
+/// trampoline as well, in debug and release.
+#[test]
+fn gdb_backtrace_inside_fiber_exit() {
+    if !gdb_available() {
+        return;
+    }
+    for release in [false, true] {
+        let exe = build_debuggee(release);
+        let t = run_gdb(&exe, &["break filament::raw::exit_current", "run", "bt", "kill"]);
+        println!("{t}");
+        let bt = section(&t, "bt");
+        let fr = frames(bt);
+        assert!(fr[0].contains("filament::raw::exit_current"), "not stopped in exit_current:\n{bt}");
+        assert_eq!(fr.len(), 2, "exit_current is entered straight from the trampoline's frame:\n{bt}");
+        assert_clean_fiber_backtrace(if release { "release bt in exit" } else { "bt in exit" }, bt);
+    }
 }

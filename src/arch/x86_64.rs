@@ -233,7 +233,10 @@ global_asm!(
     "    push rax",            // rsp ≡ 8 (mod 16) at entry, as after a call
     "    jmp rbx",             // entry(arg, core) -> !
     "1:",
-    "    ud2", // entry never returns; trap if it ever does
+    ".globl __filament_fiber_exit_ra",
+    ".hidden __filament_fiber_exit_ra",
+    "__filament_fiber_exit_ra:", // also the return address `jump_noreturn` pushes
+    "    ud2",                   // entry never returns; trap if it ever does
     ".cfi_endproc",
     ".size __filament_fiber_start, . - __filament_fiber_start",
 );
@@ -242,6 +245,7 @@ unsafe extern "C" {
     fn __filament_switch();
     fn __filament_switch_final();
     fn __filament_fiber_start();
+    fn __filament_fiber_exit_ra();
 }
 
 /// The signature of a fiber entry function called by the trampoline.
@@ -299,7 +303,8 @@ pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
 
 /// Jumps into `f(arg)`, which never returns, abandoning the running frames
 /// (they stay on the stack untouched). A jump, not a call, so no return-stack
-/// predictor entry is left behind.
+/// predictor entry is left behind. Only for code running on a fiber stack
+/// (the pushed return address points into the fiber trampoline).
 ///
 /// # Safety
 /// Calling `f(arg)` must be sound at this point, and nothing of the running
@@ -308,13 +313,16 @@ pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
 #[inline(always)]
 pub(crate) unsafe fn jump_noreturn<T>(f: unsafe extern "C" fn(*mut T) -> !, arg: *mut T) -> ! {
     // SAFETY: the stack is realigned downwards (the abandoned frames above
-    // stay intact) and a zero "return address" is pushed, so `f` starts with
-    // rsp ≡ 8 (mod 16) as after a call, and an unwinder stops at the zero.
+    // stay intact) and a return address is pushed, so `f` starts with
+    // rsp ≡ 8 (mod 16) as after a call. The address is the trampoline's
+    // `ud2`, never returned to: to an unwinder `f` looks called from the
+    // trampoline, whose CFI (rip undefined) ends the backtrace there cleanly.
     unsafe {
         asm!(
             "and rsp, -16", // 16-align (never moves rsp up)
-            "push 0",       // fake return address: nothing to return to
+            "push {ra}",    // the return address a call from the trampoline would leave
             "jmp {f}",      // f(arg) -> !
+            ra = in(reg) __filament_fiber_exit_ra as *const () as usize,
             f = in(reg) f,
             in("rdi") arg,
             options(noreturn),
