@@ -7,7 +7,8 @@ next to its disassembly, grouped by function: the listing behind the
 instruction totals of `callgrind.sh`.
 
 usage: python3 bench/instr.py <case> [U]        (U defaults to 20000)
-Build first: cargo build --profile bench -p filament-bench --bin count
+       FEATURES=no-fp-control python3 bench/instr.py fil-yield-2
+Builds `count` first (bench profile, with $FEATURES), like callgrind.sh.
 """
 import collections
 import os
@@ -19,6 +20,8 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 binary = os.path.join(root, "target", "release", "count")
 case = sys.argv[1]
 u = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+subprocess.run(["cargo", "build", "--quiet", "--profile", "bench", "-p", "filament-bench", "--bin", "count",
+                "--features", os.environ.get("FEATURES", "")], cwd=root, check=True)
 
 
 def counts(n):
