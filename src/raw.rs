@@ -309,14 +309,7 @@ pub(crate) unsafe fn yield_fast(core: *mut Core) {
         if (*core).slow != 0 {
             return yield_general(core);
         }
-        let c = (*core).current;
-        let n = (*c).next;
-        if n == c {
-            return; // alone in the ring: keep running
-        }
-        check_canary(core, c);
-        (*core).prev = c;
-        (*core).current = n;
+        let Some((c, n)) = step_ring(core) else { return };
         // Runs are counted at switch-out, on the outgoing slot whose line is
         // hot anyway: a counter on the incoming slot was a read-modify-write
         // the next yield's loads waited on (measured ~1 ns per yield).
@@ -326,8 +319,33 @@ pub(crate) unsafe fn yield_fast(core: *mut Core) {
         // then popped from). Interleaved A/B (bench/README.md): N = 10 000
         // 19.3 -> 8.2 ns, N = 1 024 4.15 -> 3.72 ns, N = 2 2.63 -> 2.06 ns,
         // N = 64 2.03 -> 2.46 ns (all in L1 there, so the extra loads cost).
+        // `n.next` is always a live ring slot; its `sp` may be stale (at N = 2
+        // it is `c.sp`, rewritten by this very switch), which a prefetch
+        // tolerates: it never faults.
         arch::prefetch((*(*n).next).sp);
         arch::switch(&raw mut (*c).sp, (*n).sp);
+    }
+}
+
+/// The ring step shared by both yields: checks the outgoing fiber's canary
+/// and makes its successor current. Returns `(outgoing, incoming)`, or `None`
+/// when the running fiber is alone in the ring (nothing changes).
+///
+/// # Safety
+/// Must be called by the running fiber of `core`, on its own stack.
+#[inline(always)]
+unsafe fn step_ring(core: *mut Core) -> Option<(*mut Slot, *mut Slot)> {
+    // SAFETY: the caller is `current`, so the ring is non-empty and valid.
+    unsafe {
+        let c = (*core).current;
+        let n = (*c).next;
+        if n == c {
+            return None; // alone in the ring: keep running
+        }
+        check_canary(core, c);
+        (*core).prev = c;
+        (*core).current = n;
+        Some((c, n))
     }
 }
 
@@ -351,16 +369,10 @@ pub(crate) unsafe fn yield_now(core: *mut Core) {
     // SAFETY: the caller is `current`, so the ring is non-empty and valid.
     unsafe {
         crate::time::poll(core);
-        let c = (*core).current;
-        let n = (*c).next;
-        if n == c {
-            return; // alone in the ring: keep running
-        }
-        check_canary(core, c);
-        (*core).prev = c;
-        (*core).current = n;
+        let Some((c, n)) = step_ring(core) else { return };
         #[cfg(feature = "explore")]
         let n = {
+            let _ = n; // the policy may pick another fiber
             crate::policy::choose(core);
             let n = (*core).current;
             if n == c {
