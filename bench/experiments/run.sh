@@ -28,8 +28,10 @@ bins=("$out/base")
 for p in "${patches[@]}"; do
     name=$(basename "$p" .patch)
     git apply "$p"
-    # restore the tree whatever happens to the build
-    if build "$name"; then git checkout -- src bench/src; else git checkout -- src bench/src; exit 1; fi
+    ok=0
+    build "$name" || ok=$?
+    git checkout -- src bench/src # restore the tree whatever the build did
+    [ "$ok" -eq 0 ] || exit "$ok"
     bins+=("$out/$name")
 done
 bench/ab.sh "$cases" "${bins[@]}"
