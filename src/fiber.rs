@@ -123,6 +123,17 @@ pub(crate) enum WaitKind {
     Irq,
     /// Not in any wait queue; `wait_obj` is the deadline tick.
     Sleep,
+    /// Not waiting (every slot that is not Blocked): `wait_obj` is 0.
+    None,
+}
+
+impl WaitKind {
+    /// Whether a fiber waiting with this kind is linked in the wait queue
+    /// whose address is its `wait_obj`.
+    #[inline]
+    pub(crate) fn has_queue(self) -> bool {
+        !matches!(self, WaitKind::Sleep | WaitKind::None)
+    }
 }
 
 /// How a blocked fiber was woken.
@@ -181,7 +192,7 @@ impl Slot {
         state: State::Free,
         started: false,
         wake: Wake::Signaled,
-        wait_kind: WaitKind::Sleep,
+        wait_kind: WaitKind::None,
         cancelled: false,
         fp: false,
         timer_pos: u32::MAX,

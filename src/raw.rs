@@ -26,6 +26,7 @@ use core::ptr;
 use crate::arch;
 use crate::fiber::{FiberId, Slot, State, WaitKind, WaitReason, Wake};
 use crate::stack;
+use crate::time::Ticks;
 use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
@@ -455,26 +456,48 @@ pub(crate) unsafe fn choice_point(core: *mut Core) {
 }
 
 /// Takes the running fiber off the ready ring, links it into `queue` (if
-/// any) and switches to the next ready fiber (or the host). Returns how it was
-/// woken.
+/// any), arms `deadline` (if any) and switches to the next ready fiber (or the
+/// host). Returns how it was woken.
+///
+/// The deadline is armed *here*, after the fiber is marked Blocked and after
+/// the clock was polled: the timer heap only ever holds Blocked fibers
+/// (invariant I3), so no clock reading, however far it jumped, can make
+/// `time::advance` act on the running fiber. A deadline that the freshly
+/// polled clock has already reached returns `TimedOut` without blocking.
 ///
 /// The ring and the wait queue share `Slot::next`, so the fiber is unlinked from
 /// the ring before it is linked into the queue.
 ///
 /// # Safety
 /// Must be called by the running fiber of `core` on its own stack. `queue`, if
-/// non-null, must stay valid until the fiber is woken. `obj` is the queue's
+/// non-null, must stay valid until the fiber is woken and `kind` must name a
+/// queue kind; if null, `kind` is `WaitKind::Sleep`. `obj` is the queue's
 /// address, or the deadline for a plain sleep.
-pub(crate) unsafe fn block_current(core: *mut Core, queue: *const WaitQueue, kind: WaitKind, obj: usize) -> Wake {
-    // SAFETY: the caller is `current`; ring pointers are valid.
+pub(crate) unsafe fn block_current(
+    core: *mut Core,
+    queue: *const WaitQueue,
+    kind: WaitKind,
+    obj: usize,
+    deadline: Option<Ticks>,
+) -> Wake {
+    // SAFETY: the caller is `current`; ring pointers are valid (I1).
     unsafe {
         crate::time::poll(core);
+        if let Some(d) = deadline
+            && d <= (*core).now
+        {
+            return Wake::TimedOut;
+        }
         let c = (*core).current;
         check_canary(core, c);
         (*c).state = State::Blocked;
         (*c).wait_kind = kind;
         (*c).wait_obj = obj;
         (*c).wake = Wake::Signaled;
+        if let Some(d) = deadline {
+            // `c` is Blocked from here on: the heap holds only Blocked slots.
+            crate::time::arm(core, c, d);
+        }
         trace_event!(core, block(id_of(core, c), wait_reason(core, c)));
         trace_event!(core, switch_out(id_of(core, c)));
         (*c).runs = (*c).runs.wrapping_add(1);
@@ -527,6 +550,8 @@ pub(crate) unsafe fn wake(core: *mut Core, s: *mut Slot, how: Wake) {
     unsafe {
         debug_assert!((*s).state == State::Blocked);
         (*s).wake = how;
+        (*s).wait_kind = WaitKind::None;
+        (*s).wait_obj = 0;
         crate::time::cancel_deadline(core, s);
         trace_event!(core, wake(id_of(core, s)));
         make_ready(core, s);
@@ -719,6 +744,8 @@ unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
         (*core).retired_runs += (*s).runs as u64;
         (*s).started = false;
         (*s).cancelled = false;
+        (*s).wait_kind = WaitKind::None;
+        (*s).wait_obj = 0;
         (*s).fp = false;
         (*s).generation = (*s).generation.wrapping_add(1);
         (*s).next = (*core).free;
@@ -773,5 +800,7 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Barrier => WaitReason::Barrier(obj),
         WaitKind::Irq => WaitReason::Irq(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
+        // Only Blocked slots are described; a Blocked slot always has a kind.
+        WaitKind::None => WaitReason::Sleep(u64::MAX),
     }
 }

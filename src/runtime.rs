@@ -641,7 +641,7 @@ impl<'s> Fiber<'s> {
             }
             if (*target).state != State::Finished {
                 let q = &raw const (*(*target).header).joiners;
-                let wake = raw::block_current(self.core, q, WaitKind::Join, q as usize);
+                let wake = raw::block_current(self.core, q, WaitKind::Join, q as usize, None);
                 self.check_cancel(wake);
             }
             take_outcome(self.core, handle)
@@ -670,9 +670,19 @@ impl<'s> Fiber<'s> {
     }
 
     /// The runtime's current tick.
+    ///
+    /// With an idle hook whose clock runs on its own ([`Idle::now`](crate::Idle::now)
+    /// returns `Some`: [`HostClock`](crate::host::HostClock), a tick counter) this
+    /// reads that clock first (never backwards), so a deadline computed from it
+    /// (`sleep`, every `_timeout` form) counts from the real present, not from
+    /// the last time the runtime looked. Fibers whose deadlines the new time
+    /// reached are made ready (they run after this fiber's next switch).
     pub fn now(&self) -> Ticks {
-        // SAFETY: we run inside `run`.
-        unsafe { (*self.core).now }
+        // SAFETY: we are the running fiber, inside `run`.
+        unsafe {
+            time::refresh(self.core);
+            (*self.core).now
+        }
     }
 
     /// Sleeps for `ticks` ticks (at least; wakes at the first clock advance that
@@ -683,13 +693,9 @@ impl<'s> Fiber<'s> {
 
     /// Sleeps until the clock reaches `deadline`.
     pub fn sleep_until(&self, deadline: Ticks) {
-        // SAFETY: we are the running fiber.
+        // SAFETY: we are the running fiber; a sleep waits in no queue.
         unsafe {
-            if deadline <= (*self.core).now {
-                return;
-            }
-            time::arm(self.core, self.slot, deadline);
-            let wake = raw::block_current(self.core, ptr::null(), WaitKind::Sleep, deadline as usize);
+            let wake = raw::block_current(self.core, ptr::null(), WaitKind::Sleep, deadline as usize, Some(deadline));
             self.check_cancel(wake);
         }
     }
@@ -710,13 +716,7 @@ impl<'s> Fiber<'s> {
     pub(crate) unsafe fn wait_on(&self, q: &WaitQueue, kind: WaitKind, deadline: Option<Ticks>) -> Wake {
         // SAFETY: we are the running fiber; q outlives the wait by contract.
         unsafe {
-            if let Some(d) = deadline {
-                if d <= (*self.core).now {
-                    return Wake::TimedOut;
-                }
-                time::arm(self.core, self.slot, d);
-            }
-            let wake = raw::block_current(self.core, q, kind, q as *const WaitQueue as usize);
+            let wake = raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline);
             self.check_cancel(wake);
             wake
         }
@@ -1140,7 +1140,7 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
             if (*s).state != State::Blocked {
                 continue;
             }
-            if (*s).wait_kind != WaitKind::Sleep {
+            if (*s).wait_kind.has_queue() {
                 (*((*s).wait_obj as *const WaitQueue)).remove(s);
             }
             time::cancel_deadline(core, s);

@@ -128,13 +128,16 @@ unsafe fn sift_down(core: *mut Core, mut i: usize) {
     }
 }
 
-/// Arms a deadline for the running fiber `s` (replacing any previous one).
+/// Arms a deadline for `s`, a fiber that is blocking right now (replacing any
+/// previous one). Called only by `raw::block_current`, after it marked `s`
+/// Blocked: the heap holds Blocked slots only.
 ///
 /// # Safety
-/// `s` is a live slot of `core`; exclusive access.
+/// `s` is a Blocked slot of `core`; exclusive access.
 pub(crate) unsafe fn arm(core: *mut Core, s: *mut Slot, deadline: Ticks) {
     // SAFETY: at most one entry per slot, so ntimers < cap here.
     unsafe {
+        debug_assert!((*s).state == crate::fiber::State::Blocked);
         cancel_deadline(core, s);
         let i = (*core).ntimers;
         (*core).ntimers += 1;
@@ -212,8 +215,14 @@ pub(crate) unsafe fn advance(core: *mut Core, now: Ticks) {
                 break;
             }
             let s = e.slot;
+            if (*s).state != crate::fiber::State::Blocked {
+                // Impossible by construction (only `block_current` arms, after
+                // marking the fiber Blocked; every wake cancels). Stop rather
+                // than relink a fiber that is not blocked.
+                raw::fatal(format_args!("timer heap entry of a fiber that is not blocked"));
+            }
             cancel_deadline(core, s);
-            if (*s).wait_kind != crate::fiber::WaitKind::Sleep {
+            if (*s).wait_kind.has_queue() {
                 (*((*s).wait_obj as *const crate::wait::WaitQueue)).remove(s);
             }
             raw::wake(core, s, Wake::TimedOut);
@@ -250,6 +259,24 @@ unsafe fn poll_slow(core: *mut Core) {
             } else if now > (*core).now {
                 (*core).now = now;
             }
+        }
+    }
+}
+
+/// Reads the idle hook's free-running clock, if it has one, and moves the
+/// runtime's time to it (never backwards), waking every fiber whose deadline
+/// it reached. Called by `Fiber::now`, so deadlines count from the present.
+///
+/// # Safety
+/// Exclusive access to `core`, inside `run` (the clock pointer is valid), by
+/// the running fiber or the host context.
+pub(crate) unsafe fn refresh(core: *mut Core) {
+    // SAFETY: per the contract; `advance` only queues fibers that are Blocked.
+    unsafe {
+        if let Some(clock) = (*core).clock
+            && let Some(now) = raw::no_unwind("Idle::now", || (*clock).now())
+        {
+            advance(core, now);
         }
     }
 }

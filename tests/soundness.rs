@@ -1,0 +1,102 @@
+//! Regression tests for the soundness review (issue 12): each test here failed
+//! on the code it guards against, before the fix.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use filament::sync::{Channel, Event, Mutex, Semaphore};
+use filament::{Idle, Runtime, Stack, Ticks};
+
+fn stack() -> Stack<'static> {
+    Stack::host(256 * 1024).expect("mmap stack")
+}
+
+/// Runs `f` on its own thread and fails the test if it does not finish in 10 s
+/// (a hung scheduler must be a failure, not a hung test run).
+fn with_watchdog<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(r) => r,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: did not finish within 10 s (scheduler hang)"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the scenario panicked (see above)"),
+    }
+}
+
+/// A clock that runs on its own: the test (or a fiber) moves it; the runtime
+/// reads it at every yield and block while timers are armed.
+#[derive(Clone)]
+struct JumpClock(Arc<AtomicU64>);
+
+impl Idle for JumpClock {
+    fn idle(&mut self, now: Ticks, next_deadline: Option<Ticks>) -> Ticks {
+        // Virtual time while idle: jump to the next deadline.
+        let t = next_deadline.unwrap_or(now).max(now).max(self.0.load(Ordering::SeqCst));
+        self.0.fetch_max(t, Ordering::SeqCst);
+        t
+    }
+    fn now(&mut self) -> Option<Ticks> {
+        Some(self.0.load(Ordering::SeqCst))
+    }
+}
+
+static SEM: Semaphore = Semaphore::new(0);
+static EVT: Event = Event::new();
+static MTX: Mutex<u32> = Mutex::new(0);
+static CHAN: Channel<u32, 1> = Channel::new();
+
+/// Defect 1: a fiber that runs past its own future deadline without yielding
+/// and then starts a timed wait must not be "woken" while it still runs.
+/// Before the fix the deadline was armed before the fiber was blocked, the
+/// block polled the clock, and the running fiber was made ready on top of
+/// itself: the ready ring lost every other fiber and `run` never returned.
+#[test]
+fn a_timed_wait_never_wakes_the_running_fiber() {
+    for form in 0..6u32 {
+        let done = with_watchdog("timed wait after the clock moved", move || {
+            let clock = JumpClock(Arc::new(AtomicU64::new(0)));
+            let rt = Box::new(Runtime::<'static, 8>::new());
+            let c = clock.0.clone();
+            let waiter = rt
+                .spawn(stack(), move |fib| {
+                    // A tick passes while this fiber runs without yielding.
+                    c.fetch_add(1000, Ordering::SeqCst);
+                    match form {
+                        0 => fib.sleep(10),
+                        1 => drop(SEM.acquire_timeout(fib, 10)),
+                        2 => drop(EVT.wait_timeout(fib, 10)),
+                        3 => {
+                            let _g = MTX.lock(fib).unwrap();
+                            fib.sleep(10);
+                        }
+                        4 => drop(CHAN.recv_timeout(fib, 10)),
+                        _ => fib.sleep_until(fib.now() + 10),
+                    }
+                    fib.now()
+                })
+                .unwrap();
+            let mut others = Vec::new();
+            for i in 0..3u64 {
+                others.push(
+                    rt.spawn(stack(), move |fib| {
+                        for _ in 0..5 {
+                            fib.yield_now();
+                        }
+                        i
+                    })
+                    .unwrap(),
+                );
+            }
+            rt.run_with_idle(&mut clock.clone()).unwrap();
+            let woke_at = rt.take(waiter).unwrap();
+            let sum: u64 = others.into_iter().map(|h| rt.take(h).unwrap()).sum();
+            (woke_at, sum)
+        });
+        assert_eq!(done.1, 3, "form {form}: every other fiber ran to the end");
+        assert!(done.0 >= 1000, "form {form}: the wait saw the clock that moved (woke at {})", done.0);
+    }
+}
