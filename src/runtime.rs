@@ -908,11 +908,10 @@ where
         let slot = (*core).current;
         (*slot).started = true;
         let fib = Fiber { core, slot, _marker: PhantomData };
-        let outcome = call_closure(payload.cast::<F>(), &fib);
         let header = (*slot).header;
-        if (*header).detached {
-            drop(outcome);
-        } else {
+        // `None`: the fiber is detached and its result (or panic) was dropped
+        // inside the unwind boundary.
+        if let Some(outcome) = call_closure(payload.cast::<F>(), &fib, header) {
             payload.cast::<Result<T, JoinError<()>>>().write(outcome);
             (*header).has_outcome = true;
         }
@@ -922,34 +921,61 @@ where
 
 /// Moves the closure out of the payload as late as possible (inside the
 /// unwind boundary), so a large closure is copied into as few frames as
-/// possible, and calls it.
+/// possible, and calls it. A detached fiber's result is dropped inside the
+/// boundary too: a panicking `Drop` of the result, of a captured value or of
+/// a panic payload never unwinds into the `extern "C"` entry.
 ///
 /// # Safety
-/// `f` points to a valid `F` that nobody else reads.
+/// `f` points to a valid `F` that nobody else reads; `header` is the running
+/// fiber's header.
 #[cfg(feature = "std")]
-unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
+unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>, header: *mut Header) -> Option<Result<T, JoinError<()>>>
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
     extern crate std;
-    // SAFETY: read exactly once, per the contract.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { f.read() }(fib))) {
-        Ok(v) => Ok(v),
-        Err(payload) => Err(crate::host::outcome_of_panic(payload)),
+    let run = || {
+        // SAFETY: read exactly once, per the contract.
+        let value = unsafe { f.read() }(fib);
+        // SAFETY: the header lives as long as the fiber; `detached` may have
+        // been set while the fiber ran (detach of a running fiber).
+        if unsafe { (*header).detached } {
+            drop(value);
+            None
+        } else {
+            Some(value)
+        }
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(v) => v.map(Ok),
+        // SAFETY: as above.
+        Err(payload) if unsafe { (*header).detached } => {
+            crate::host::drop_panic_payload(payload);
+            None
+        }
+        Err(payload) => Some(Err(crate::host::outcome_of_panic(payload))),
     }
 }
 
 /// # Safety
-/// `f` points to a valid `F` that nobody else reads.
+/// `f` points to a valid `F` that nobody else reads; `header` is the running
+/// fiber's header.
 #[cfg(not(feature = "std"))]
-unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>) -> Result<T, JoinError<()>>
+unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>, header: *mut Header) -> Option<Result<T, JoinError<()>>>
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
     // Without std a panic runs the user's panic handler; an unwind reaching
     // the `extern "C"` entry aborts, so it never crosses the assembly frames.
     // SAFETY: read exactly once, per the contract.
-    Ok(unsafe { f.read() }(fib))
+    let value = unsafe { f.read() }(fib);
+    // SAFETY: the header lives as long as the fiber.
+    if unsafe { (*header).detached } {
+        drop(value);
+        None
+    } else {
+        Some(Ok(value))
+    }
 }
 
 /// Finds the slot a handle refers to, if it belongs to this runtime.
@@ -1002,11 +1028,22 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
         };
         let h = (*s).header;
         if (*s).state == State::Finished {
+            // Frees the slot even if the outcome's `Drop` panics (the panic
+            // then reaches the caller of `detach`, the slot is not leaked).
+            struct FreeOnExit(*mut Core, *mut Slot);
+            impl Drop for FreeOnExit {
+                fn drop(&mut self) {
+                    // SAFETY: the slot is finished and its outcome is gone
+                    // (dropped, or abandoned by a panicking drop); nobody
+                    // runs on its stack.
+                    unsafe { raw::free_slot(self.0, self.1) }
+                }
+            }
+            let _free = FreeOnExit(core, s);
             if (*h).has_outcome {
                 (*h).has_outcome = false;
                 ((*h).drop_payload)((*h).payload, true);
             }
-            raw::free_slot(core, s);
         } else {
             (*h).detached = true;
         }

@@ -100,3 +100,62 @@ fn a_timed_wait_never_wakes_the_running_fiber() {
         assert!(done.0 >= 1000, "form {form}: the wait saw the clock that moved (woke at {})", done.0);
     }
 }
+
+/// A value whose destructor panics.
+struct PanicsOnDrop(&'static str);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{} panicked in drop", self.0);
+        }
+    }
+}
+
+/// Defect 3a: a detached fiber's result is dropped inside the fiber; a
+/// panicking `Drop` used to unwind out of the `extern "C"` entry and abort the
+/// process.
+#[test]
+fn a_detached_result_whose_drop_panics_does_not_abort() {
+    let out = filament::host::run_in_child("a_detached_result_whose_drop_panics_does_not_abort", || {
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        rt.spawn_detached(stack(), |_| PanicsOnDrop("result")).unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.stats().unwrap().live, 0, "the detached fiber's slot was freed");
+        println!("SCENARIO-DONE");
+    });
+    assert!(out.success() && out.stdout.contains("SCENARIO-DONE"), "{out:?}");
+}
+
+/// Defect 3b: a panic payload whose own `Drop` panics used to be dropped after
+/// `catch_unwind` returned, inside the `extern "C"` entry: abort.
+#[test]
+fn a_panic_payload_whose_drop_panics_does_not_abort() {
+    let out = filament::host::run_in_child("a_panic_payload_whose_drop_panics_does_not_abort", || {
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let joined = rt.spawn(stack(), |_| std::panic::panic_any(PanicsOnDrop("payload"))).unwrap();
+        rt.spawn_detached(stack(), |_| std::panic::panic_any(PanicsOnDrop("detached payload"))).unwrap();
+        rt.run().unwrap();
+        let err = rt.take(joined).unwrap_err();
+        assert_eq!(err.panic_message(), Some("<non-string panic payload>"));
+        assert_eq!(rt.stats().unwrap().live, 0);
+        println!("SCENARIO-DONE");
+    });
+    assert!(out.success() && out.stdout.contains("SCENARIO-DONE"), "{out:?}");
+}
+
+/// Defect 3c: `detach` of a finished fiber whose result's `Drop` panics: the
+/// panic reaches the detaching caller and the slot is freed all the same.
+#[test]
+fn detach_of_a_result_whose_drop_panics_frees_the_slot() {
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let h = rt.spawn(stack(), |_| PanicsOnDrop("detached result")).unwrap();
+    rt.run().unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.detach(h)));
+    assert!(caught.is_err(), "the result's panic reaches the caller of detach");
+    assert_eq!(rt.stats().unwrap().live, 0, "the slot is free although the drop panicked");
+    // And the one slot can be used again.
+    let again = rt.spawn(stack(), |_| 5).unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(again).unwrap(), 5);
+}

@@ -24,6 +24,8 @@ use crate::stack::{MIN_STACK_SIZE, Owner, Stack, StackError};
 /// The unwind payload that cancels a deadlocked fiber.
 pub(crate) struct Cancelled;
 
+/// Turns a fiber's panic payload into its outcome. The payload is dropped
+/// with [`drop_panic_payload`]: its own `Drop` may panic too.
 pub(crate) fn outcome_of_panic(payload: Box<dyn Any + Send>) -> JoinError<()> {
     if payload.is::<Cancelled>() {
         return JoinError::Cancelled;
@@ -35,7 +37,26 @@ pub(crate) fn outcome_of_panic(payload: Box<dyn Any + Send>) -> JoinError<()> {
     } else {
         String::from("<non-string panic payload>")
     };
+    drop_panic_payload(payload);
     JoinError::Panicked(PanicMessage { text })
+}
+
+/// How many nested panicking payload destructors are dropped before the rest
+/// is leaked (a chain of payloads whose drops keep panicking is user code
+/// that never ends; leaking ends it, and leaking is safe).
+const PAYLOAD_DROP_ATTEMPTS: usize = 8;
+
+/// Drops a panic payload inside `catch_unwind`: a payload whose `Drop` panics
+/// (with a payload whose `Drop` panics, …) must not unwind into the fiber's
+/// `extern "C"` entry, which would abort the process.
+pub(crate) fn drop_panic_payload(mut payload: Box<dyn Any + Send>) {
+    for _ in 0..PAYLOAD_DROP_ATTEMPTS {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(next) => payload = next,
+        }
+    }
+    core::mem::forget(payload);
 }
 
 fn page_size() -> usize {
