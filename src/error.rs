@@ -126,6 +126,9 @@ pub enum JoinError<T> {
     SelfJoin(JoinHandle<T>),
     /// The runtime is running on another context (`take` only).
     Busy(JoinHandle<T>),
+    /// The joining fiber is unwinding and the target has not finished (`join`
+    /// only). A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
+    Unwinding(JoinHandle<T>),
 }
 
 impl JoinError<()> {
@@ -142,9 +145,11 @@ impl<T> JoinError<T> {
     /// The handle, if this error gave it back.
     pub fn into_handle(self) -> Option<JoinHandle<T>> {
         match self {
-            JoinError::NotFinished(h) | JoinError::WrongRuntime(h) | JoinError::SelfJoin(h) | JoinError::Busy(h) => {
-                Some(h)
-            }
+            JoinError::NotFinished(h)
+            | JoinError::WrongRuntime(h)
+            | JoinError::SelfJoin(h)
+            | JoinError::Busy(h)
+            | JoinError::Unwinding(h) => Some(h),
             JoinError::Panicked(_) | JoinError::Cancelled => None,
         }
     }
@@ -167,6 +172,7 @@ impl<T> fmt::Debug for JoinError<T> {
             JoinError::WrongRuntime(h) => f.debug_tuple("WrongRuntime").field(h).finish(),
             JoinError::SelfJoin(h) => f.debug_tuple("SelfJoin").field(h).finish(),
             JoinError::Busy(h) => f.debug_tuple("Busy").field(h).finish(),
+            JoinError::Unwinding(h) => f.debug_tuple("Unwinding").field(h).finish(),
         }
     }
 }
@@ -180,6 +186,7 @@ impl<T> fmt::Display for JoinError<T> {
             JoinError::WrongRuntime(h) => write!(f, "handle {} belongs to another runtime", h.id()),
             JoinError::SelfJoin(h) => write!(f, "fiber {} cannot join itself", h.id()),
             JoinError::Busy(h) => write!(f, "runtime busy; fiber {} not taken", h.id()),
+            JoinError::Unwinding(h) => write!(f, "cannot wait for fiber {} while unwinding", h.id()),
         }
     }
 }
@@ -211,6 +218,19 @@ impl DeadlockReport {
         self.count += 1;
         let _ = self.fibers.push(BlockedFiber { id, name, reason });
     }
+
+    /// Adds the fibers of a later deadlock found in the same `run` (after the
+    /// fibers cancelled by this one unwound), each fiber once.
+    pub(crate) fn merge(&mut self, later: DeadlockReport) {
+        let unlisted = later.count.saturating_sub(later.fibers.len());
+        for b in later.fibers {
+            if !self.fibers.iter().any(|seen| seen.id == b.id) {
+                self.count += 1;
+                let _ = self.fibers.push(b);
+            }
+        }
+        self.count += unlisted;
+    }
 }
 
 impl fmt::Display for DeadlockReport {
@@ -237,6 +257,10 @@ pub enum RunError {
     Busy,
     /// An earlier deadlock left fibers that can never run.
     Poisoned,
+    /// `run` was called while the calling thread unwinds (from a destructor
+    /// during a panic): fibers could not switch without observing that panic
+    /// (std only).
+    Unwinding,
 }
 
 impl fmt::Display for RunError {
@@ -245,6 +269,7 @@ impl fmt::Display for RunError {
             RunError::Deadlock(r) => fmt::Display::fmt(r, f),
             RunError::Busy => f.write_str("runtime already running"),
             RunError::Poisoned => f.write_str("runtime poisoned by an earlier deadlock"),
+            RunError::Unwinding => f.write_str("cannot run fibers while the calling thread unwinds"),
         }
     }
 }

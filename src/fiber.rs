@@ -125,6 +125,9 @@ pub(crate) enum WaitKind {
     Sleep,
     /// Not waiting (every slot that is not Blocked): `wait_obj` is 0.
     None,
+    /// Parked for good by a deadlock it was already cancelled for once: in no
+    /// queue, never woken (reported as sleeping until `u64::MAX`).
+    Parked,
 }
 
 impl WaitKind {
@@ -132,7 +135,7 @@ impl WaitKind {
     /// whose address is its `wait_obj`.
     #[inline]
     pub(crate) fn has_queue(self) -> bool {
-        !matches!(self, WaitKind::Sleep | WaitKind::None)
+        !matches!(self, WaitKind::Sleep | WaitKind::None | WaitKind::Parked)
     }
 }
 
@@ -146,6 +149,8 @@ pub(crate) enum Wake {
     TimedOut,
     /// The runtime gave up on it (deadlock); it must unwind or exit.
     Cancelled,
+    /// It is unwinding and did not block at all (see `raw::unwinding`).
+    Unwinding,
 }
 
 /// The fiber control block. Hot fields first; kept within one cache line.

@@ -60,6 +60,9 @@ pub enum IrqError {
     TimedOut,
     /// The signal is registered with another runtime.
     WrongRuntime,
+    /// This fiber is unwinding and no notification was pending: a fiber
+    /// never blocks while it unwinds (std only).
+    Unwinding,
 }
 
 impl fmt::Display for IrqError {
@@ -67,6 +70,7 @@ impl fmt::Display for IrqError {
         match self {
             IrqError::TimedOut => f.write_str("timed out waiting for an interrupt signal"),
             IrqError::WrongRuntime => f.write_str("signal registered with another runtime"),
+            IrqError::Unwinding => f.write_str("cannot wait for an interrupt signal while unwinding"),
         }
     }
 }
@@ -180,9 +184,13 @@ impl IrqSignal {
                 crate::raw::refresh_slow(core);
                 w
             };
-            if wake == Wake::TimedOut {
+            if wake == Wake::TimedOut || wake == Wake::Unwinding {
                 let n = self.take_all();
-                return if n > 0 { Ok(n) } else { Err(IrqError::TimedOut) };
+                return match n {
+                    0 if wake == Wake::Unwinding => Err(IrqError::Unwinding),
+                    0 => Err(IrqError::TimedOut),
+                    n => Ok(n),
+                };
             }
         }
     }

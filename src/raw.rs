@@ -50,6 +50,8 @@ pub(crate) struct Core {
     pub unfinished: usize,
     /// A deadlock left fibers that can never run again.
     pub poisoned: bool,
+    /// Fibers parked for good by deadlocks (`WaitKind::Parked`).
+    pub parked: usize,
     /// `run` is on the host's stack right now.
     pub in_run: bool,
     /// The runtime's clock, in ticks.
@@ -118,6 +120,7 @@ impl Core {
             cap: 0,
             unfinished: 0,
             poisoned: false,
+            parked: 0,
             in_run: false,
             now: 0,
             timers: ptr::null_mut(),
@@ -163,6 +166,28 @@ pub(crate) fn no_unwind<R>(what: &'static str, f: impl FnOnce() -> R) -> R {
     let r = f();
     core::mem::forget(guard);
     r
+}
+
+/// Whether the running fiber is unwinding (a panic, or a deadlock
+/// cancellation, is running its destructors). Always `false` without `std`.
+///
+/// std keeps "this thread is panicking" (`thread::panicking`, which std's
+/// `Mutex` poisoning and our own exploration consult) per OS thread, and there
+/// is no stable way to save and restore it per fiber. So a fiber never
+/// switches while it unwinds: a yield returns at once and a wait that would
+/// block fails with an `Unwinding` error. Because no fiber is ever suspended
+/// mid-unwind, `thread::panicking()` on the runtime's thread is true exactly
+/// while the *running* fiber unwinds, which makes this check exact.
+#[inline(always)]
+pub(crate) fn unwinding() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::thread::panicking()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
 }
 
 /// Hands out runtime serials. The crate's only global: an id allocator, not
@@ -307,7 +332,9 @@ pub(crate) unsafe fn refresh_slow(core: *mut Core) {
 pub(crate) unsafe fn yield_fast(core: *mut Core) {
     // SAFETY: the caller is `current`, so the ring is non-empty and valid.
     unsafe {
-        if (*core).slow != 0 {
+        // `unwinding` is a constant `false` without std; with std, one load
+        // and a not-taken branch (std's global panic count is zero).
+        if (*core).slow != 0 || unwinding() {
             return yield_general(core);
         }
         let Some((c, n)) = step_ring(core) else { return };
@@ -369,6 +396,9 @@ unsafe fn yield_general(core: *mut Core) {
 pub(crate) unsafe fn yield_now(core: *mut Core) {
     // SAFETY: the caller is `current`, so the ring is non-empty and valid.
     unsafe {
+        if unwinding() {
+            return; // never switch while unwinding (see `unwinding`)
+        }
         crate::time::poll(core);
         let Some((c, n)) = step_ring(core) else { return };
         #[cfg(feature = "explore")]
@@ -482,6 +512,9 @@ pub(crate) unsafe fn block_current(
 ) -> Wake {
     // SAFETY: the caller is `current`; ring pointers are valid (I1).
     unsafe {
+        if unwinding() {
+            return Wake::Unwinding; // never switch while unwinding
+        }
         crate::time::poll(core);
         if let Some(d) = deadline
             && d <= (*core).now
@@ -801,6 +834,6 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Irq => WaitReason::Irq(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
         // Only Blocked slots are described; a Blocked slot always has a kind.
-        WaitKind::None => WaitReason::Sleep(u64::MAX),
+        WaitKind::None | WaitKind::Parked => WaitReason::Sleep(u64::MAX),
     }
 }

@@ -320,6 +320,9 @@ impl<'s, const N: usize> Runtime<'s, N> {
             if (*core).poisoned {
                 return Err(RunError::Poisoned);
             }
+            if raw::unwinding() {
+                return Err(RunError::Unwinding);
+            }
             (*core).in_run = true;
             // Erase the hook's lifetime: it is cleared below, before `idle`'s
             // borrow ends, and only used while this call runs.
@@ -642,6 +645,9 @@ impl<'s> Fiber<'s> {
             if (*target).state != State::Finished {
                 let q = &raw const (*(*target).header).joiners;
                 let wake = raw::block_current(self.core, q, WaitKind::Join, q as usize, None);
+                if wake == Wake::Unwinding {
+                    return Err(JoinError::Unwinding(handle));
+                }
                 self.check_cancel(wake);
             }
             take_outcome(self.core, handle)
@@ -1135,6 +1141,11 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
                     None => Ok(()),
                 };
             }
+            if (*core).unfinished == (*core).parked {
+                // Only fibers parked for good are left (poisoned runtime);
+                // every fiber a deadlock cancelled has unwound by now.
+                return Err(RunError::Deadlock(deadlocked.unwrap_or_default()));
+            }
             // Nothing ready, some fibers blocked.
             if time::has_timers(core) || crate::irq::armed(core) {
                 (*core).idles += 1;
@@ -1145,12 +1156,14 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
                 time::advance(core, now);
                 continue;
             }
+            // Cancelled fibers unwind now (the loop runs them, even when this
+            // pass also parked a fiber for good); report when they are done,
+            // naming the fibers of every deadlock found on the way.
             let report = deadlock(core);
-            if (*core).poisoned {
-                return Err(RunError::Deadlock(deadlocked.unwrap_or(report)));
+            match &mut deadlocked {
+                Some(first) => first.merge(report),
+                None => deadlocked = Some(report),
             }
-            // Cancelled fibers unwind now; report when they are done.
-            deadlocked.get_or_insert(report);
         }
     }
 }
@@ -1167,14 +1180,14 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
         let mut report = DeadlockReport::default();
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);
-            if (*s).state == State::Blocked {
+            if (*s).state == State::Blocked && (*s).wait_kind != WaitKind::Parked {
                 report.push(raw::id_of(core, s), (*(*s).header).name, raw::wait_reason(core, s));
             }
         }
         let cancel = cfg!(feature = "std");
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);
-            if (*s).state != State::Blocked {
+            if (*s).state != State::Blocked || (*s).wait_kind == WaitKind::Parked {
                 continue;
             }
             if (*s).wait_kind.has_queue() {
@@ -1188,8 +1201,9 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
                 // Already cancelled once and blocked again, or no std: park it
                 // for good. It is in no queue, so nothing points at it.
                 (*core).poisoned = true;
-                (*s).wait_kind = WaitKind::Sleep;
-                (*s).wait_obj = u64::MAX as usize;
+                (*core).parked += 1;
+                (*s).wait_kind = WaitKind::Parked;
+                (*s).wait_obj = 0;
             }
         }
         report

@@ -159,3 +159,119 @@ fn detach_of_a_result_whose_drop_panics_frees_the_slot() {
     rt.run().unwrap();
     assert_eq!(rt.take(again).unwrap(), 5);
 }
+
+/// Yields a few times from its destructor (which runs while its fiber unwinds).
+struct YieldsInDrop<'a>(&'a filament::Fiber<'static>);
+
+impl Drop for YieldsInDrop<'_> {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            self.0.yield_now();
+        }
+    }
+}
+
+/// Defect 9a: std keeps "this thread is panicking" per OS thread. A fiber
+/// that yielded from a destructor while it unwound made every other fiber see
+/// `thread::panicking() == true`. A fiber never switches while it unwinds.
+#[test]
+fn no_fiber_observes_another_fibers_unwind() {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let unwinder = rt
+        .spawn(stack(), |fib| {
+            let _y = YieldsInDrop(fib);
+            panic!("unwinding with a yield in a destructor");
+        })
+        .unwrap();
+    let observer = rt
+        .spawn(stack(), |fib| {
+            let mut seen = 0;
+            for _ in 0..10 {
+                seen += std::thread::panicking() as u32;
+                fib.yield_now();
+            }
+            seen
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert!(rt.take(unwinder).unwrap_err().panic_message().is_some());
+    assert_eq!(rt.take(observer).unwrap(), 0, "the observer saw the other fiber's unwind");
+    assert!(!std::thread::panicking());
+}
+
+static NEVER_SENT: Channel<u32, 1> = Channel::new();
+static NO_PERMITS: Semaphore = Semaphore::new(0);
+
+/// Blocks on a semaphore nobody releases from its destructor.
+struct BlocksInDrop<'a>(&'a filament::Fiber<'static>, Arc<std::sync::Mutex<Option<String>>>);
+
+impl Drop for BlocksInDrop<'_> {
+    fn drop(&mut self) {
+        let r = NO_PERMITS.acquire(self.0);
+        *self.1.lock().unwrap() = Some(format!("{r:?}"));
+    }
+}
+
+/// Defect 9b: a fiber cancelled by a deadlock unwinds; a destructor that
+/// blocks again used to park it mid-unwind for good, leaving the host thread
+/// "panicking" after `run` returned. Now the wait fails at once (it cannot
+/// block while unwinding), the fiber finishes `Cancelled`, and the thread is
+/// not panicking.
+#[test]
+fn a_cancelled_fiber_is_never_parked_mid_unwind() {
+    let result = with_watchdog("cancel then block in a destructor", || {
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let s = seen.clone();
+        let h = rt
+            .spawn(stack(), move |fib| {
+                let _b = BlocksInDrop(fib, s);
+                NEVER_SENT.recv(fib)
+            })
+            .unwrap();
+        let run = rt.run();
+        let panicking_after = std::thread::panicking();
+        let outcome = rt.take(h).map(|_| ()).map_err(|e| format!("{e:?}"));
+        let again = rt.spawn(stack(), |_| 1).map(|_| ()).map_err(|e| format!("{:?}", e.kind()));
+        (format!("{run:?}"), panicking_after, outcome, seen.lock().unwrap().clone(), again)
+    });
+    let (run, panicking_after, outcome, seen, again) = result;
+    assert!(run.contains("Deadlock"), "{run}");
+    assert!(!panicking_after, "the host thread was left panicking");
+    assert_eq!(outcome, Err("Cancelled".to_string()));
+    assert!(seen.is_some_and(|s| s.contains("Unwinding")), "the wait in the destructor failed with Unwinding");
+    assert_eq!(again, Ok(()), "the runtime is not poisoned");
+}
+
+static FIRST: Channel<u32, 1> = Channel::new();
+static SECOND: Channel<u32, 1> = Channel::new();
+static THIRD: Channel<u32, 1> = Channel::new();
+
+/// Defect 10: in one deadlock pass a fiber cancelled for the first time was
+/// made ready, then `run` returned because another fiber (cancelled before,
+/// blocked again) poisoned the runtime: the first one never unwound
+/// (`NotFinished`), and the report named only the first deadlock.
+#[test]
+fn a_poisoning_deadlock_still_unwinds_the_fibers_it_cancelled() {
+    let (run, late) = with_watchdog("second deadlock poisons", || {
+        let rt: &'static Runtime<'static, 4> = Box::leak(Box::new(Runtime::new()));
+        let late = Arc::new(std::sync::Mutex::new(None));
+        let l = late.clone();
+        rt.spawn_named("stubborn", stack(), move |fib| {
+            // Swallow the first cancellation...
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| FIRST.recv(fib)));
+            // ...start a fiber that blocks for the first time...
+            *l.lock().unwrap() = Some(fib.spawn_named("late", stack(), |fib| SECOND.recv(fib)).unwrap());
+            // ...and block again: the second deadlock parks this one for good.
+            let _ = THIRD.recv(fib);
+        })
+        .unwrap();
+        let run = rt.run();
+        let late = late.lock().unwrap().take().unwrap();
+        let late = rt.take(late).map(|_| ()).map_err(|e| format!("{e:?}"));
+        (format!("{run:?}"), late)
+    });
+    assert_eq!(late, Err("Cancelled".to_string()), "the fiber cancelled by the poisoning pass unwound");
+    assert!(run.contains("\"stubborn\""), "{run}");
+    assert!(run.contains("\"late\""), "the report names the second deadlock's fibers too: {run}");
+}

@@ -161,6 +161,8 @@ impl Barrier {
         drop(arrival);
         if wake == Wake::Signaled || self.generation.get() != generation {
             Ok(BarrierWaitResult { leader: false, generation })
+        } else if wake == Wake::Unwinding {
+            Err(WaitError::Unwinding)
         } else {
             Err(WaitError::TimedOut)
         }

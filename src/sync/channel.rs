@@ -216,6 +216,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         match left {
             None => Ok(()),
             Some(v) if wake == Wake::TimedOut => Err(SendError::TimedOut(v)),
+            Some(v) if wake == Wake::Unwinding => Err(SendError::Unwinding(v)),
             // Woken without the value taken: the channel was closed.
             Some(v) => Err(SendError::Closed(v)),
         }
@@ -240,6 +241,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         match got {
             Some(v) => Ok(v),
             None if wake == Wake::TimedOut => Err(RecvError::TimedOut),
+            None if wake == Wake::Unwinding => Err(RecvError::Unwinding),
             // Woken without a value: the channel was closed (and is empty).
             None => Err(RecvError::Closed),
         }
@@ -314,13 +316,15 @@ pub enum SendError<T> {
     TimedOut(T),
     /// The channel is bound to another runtime.
     WrongRuntime(T),
+    /// This fiber is unwinding (a panic or a cancellation is running its destructors) and the wait would have blocked. A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
+    Unwinding(T),
 }
 
 impl<T> SendError<T> {
     /// The value that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Closed(v) | SendError::TimedOut(v) | SendError::WrongRuntime(v) => v,
+            SendError::Closed(v) | SendError::TimedOut(v) | SendError::WrongRuntime(v) | SendError::Unwinding(v) => v,
         }
     }
 }
@@ -354,6 +358,8 @@ pub enum RecvError {
     TimedOut,
     /// The channel is bound to another runtime.
     WrongRuntime,
+    /// This fiber is unwinding (a panic or a cancellation is running its destructors) and the wait would have blocked. A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
+    Unwinding,
 }
 
 /// Why [`Channel::try_recv`] failed.
@@ -385,6 +391,7 @@ impl<T> fmt::Debug for SendError<T> {
             SendError::Closed(_) => "Closed(..)",
             SendError::TimedOut(_) => "TimedOut(..)",
             SendError::WrongRuntime(_) => "WrongRuntime(..)",
+            SendError::Unwinding(_) => "Unwinding(..)",
         })
     }
 }
@@ -395,6 +402,7 @@ impl<T> fmt::Display for SendError<T> {
             SendError::Closed(_) => "sending on a closed channel",
             SendError::TimedOut(_) => "timed out sending on a full channel",
             SendError::WrongRuntime(_) => "channel is bound to another runtime",
+            SendError::Unwinding(_) => "cannot block sending while the fiber unwinds",
         })
     }
 }
@@ -429,6 +437,7 @@ impl fmt::Display for RecvError {
             RecvError::Closed => "receiving on a closed, empty channel",
             RecvError::TimedOut => "timed out receiving on an empty channel",
             RecvError::WrongRuntime => "channel is bound to another runtime",
+            RecvError::Unwinding => "cannot block receiving while the fiber unwinds",
         })
     }
 }

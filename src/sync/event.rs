@@ -120,6 +120,7 @@ impl Event {
         match unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) } {
             Wake::Signaled => Ok(()),
             _ if self.set.get() => Ok(()),
+            Wake::Unwinding => Err(WaitError::Unwinding),
             _ => Err(WaitError::TimedOut),
         }
     }

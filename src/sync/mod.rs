@@ -137,12 +137,15 @@ pub enum WaitError {
     TimedOut,
     /// The primitive is bound to another runtime.
     WrongRuntime,
+    /// This fiber is unwinding (a panic or a cancellation is running its destructors) and the wait would have blocked. A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
+    Unwinding,
 }
 
 impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WaitError::TimedOut => f.write_str("timed out"),
+            WaitError::Unwinding => f.write_str("cannot block while the fiber unwinds"),
             WaitError::WrongRuntime => fmt::Display::fmt(&WrongRuntime, f),
         }
     }

@@ -138,6 +138,7 @@ impl<T: ?Sized> Mutex<T> {
         match unsafe { fib.wait_on(&self.waiters, WaitKind::Mutex, deadline) } {
             // Woken only by an unlock, which handed us the lock (`locked` stayed true).
             Wake::Signaled => Ok(MutexGuard::new(self, core)),
+            Wake::Unwinding => Err(WaitError::Unwinding),
             // The runtime took us off the queue: nobody handed us anything.
             _ => Err(WaitError::TimedOut),
         }

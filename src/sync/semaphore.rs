@@ -114,6 +114,7 @@ impl Semaphore {
         match unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) } {
             // Woken only by `release`, which handed us a permit.
             Wake::Signaled => Ok(()),
+            Wake::Unwinding => Err(WaitError::Unwinding),
             // Taken off the queue by the runtime: no permit was handed to us.
             _ => Err(WaitError::TimedOut),
         }
