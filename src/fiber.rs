@@ -167,9 +167,10 @@ pub(crate) struct Slot {
     /// While blocked: the address of the wait queue it is linked in (or the
     /// deadline tick for a plain sleep). See `wait_kind`.
     pub wait_obj: usize,
+    /// Times this fiber was switched in (counted at switch-out). `u64`: at a
+    /// billion switches a second it wraps after 584 years.
+    pub runs: u64,
     pub generation: u32,
-    /// Times this fiber was switched in.
-    pub runs: u32,
     pub state: State,
     pub started: bool,
     pub wake: Wake,
@@ -192,8 +193,8 @@ impl Slot {
         lo: ptr::null_mut(),
         header: ptr::null_mut(),
         wait_obj: 0,
-        generation: 0,
         runs: 0,
+        generation: 0,
         state: State::Free,
         started: false,
         wake: Wake::Signaled,

@@ -774,7 +774,7 @@ unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
         // `header`, `lo` and `sp` keep stale values: nothing reads them in a
         // free slot (every reader checks `state` first).
         (*s).state = State::Free;
-        (*core).retired_runs += (*s).runs as u64;
+        (*core).retired_runs += (*s).runs;
         (*s).started = false;
         (*s).cancelled = false;
         (*s).wait_kind = WaitKind::None;

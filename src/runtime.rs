@@ -495,7 +495,7 @@ pub struct FiberInfo {
     /// Bytes of stack used so far (`None` for unpainted stacks).
     pub stack_high_water: Option<usize>,
     /// Times it was switched in.
-    pub runs: u32,
+    pub runs: u64,
 }
 
 /// Runtime totals.
@@ -1247,7 +1247,7 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
             stack_size: (*h).stack.size(),
             stack_high_water: hw,
             // Counted at switch-out; the running fiber's current run too.
-            runs: (*s).runs + u32::from((*core).in_run && (*core).current == s && (*s).state == State::Ready),
+            runs: (*s).runs + u64::from((*core).in_run && (*core).current == s && (*s).state == State::Ready),
         }
     }
 }
@@ -1260,7 +1260,7 @@ pub(crate) unsafe fn stats(core: *mut Core) -> Stats {
         let live_runs: u64 = (0..(*core).cap)
             .map(|i| (*core).slots.add(i))
             .filter(|&s| (*s).state != State::Free)
-            .map(|s| (*s).runs as u64)
+            .map(|s| (*s).runs)
             .sum();
         Stats {
             spawns: (*core).spawns,
@@ -1269,5 +1269,39 @@ pub(crate) unsafe fn stats(core: *mut Core) -> Stats {
             live: (*core).used(),
             switches: (*core).retired_runs + live_runs + u64::from((*core).in_run && !(*core).current.is_null()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Defect 12: per-fiber switch-in counts were `u32` and wrapped after 2^32
+    /// switches (~72 min at 1 M switches/s), so `runs` and `Stats::switches`
+    /// dropped by 2^32. Starts a fiber's count just below 2^32 and yields.
+    #[test]
+    fn run_counts_do_not_wrap_at_2_pow_32() {
+        extern crate std;
+        static STACKS: [crate::StaticStack<65536>; 2] = [const { crate::StaticStack::new() }; 2];
+        let rt = std::boxed::Box::new(Runtime::<'static, 2>::new());
+        let h = rt
+            .spawn(STACKS[0].claim().unwrap(), |fib| {
+                // SAFETY: our own slot, while we run; no reader is active.
+                unsafe { (*fib.slot_ptr()).runs = (u32::MAX - 1) as _ };
+                for _ in 0..4 {
+                    fib.yield_now();
+                }
+                fib.id()
+            })
+            .ok()
+            .unwrap();
+        let other = rt.spawn(STACKS[1].claim().unwrap(), |fib| (0..4).for_each(|_| fib.yield_now())).ok().unwrap();
+        rt.run().unwrap();
+        let id = h.id();
+        let runs = rt.fiber_info(id).unwrap().runs as u64;
+        assert!(runs > u32::MAX as u64, "runs wrapped: {runs}");
+        assert!(rt.stats().unwrap().switches > u32::MAX as u64);
+        rt.take(h).unwrap();
+        rt.take(other).unwrap();
     }
 }

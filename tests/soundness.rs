@@ -257,15 +257,16 @@ fn a_poisoning_deadlock_still_unwinds_the_fibers_it_cancelled() {
         let rt: &'static Runtime<'static, 4> = Box::leak(Box::new(Runtime::new()));
         let late = Arc::new(std::sync::Mutex::new(None));
         let l = late.clone();
-        rt.spawn_named("stubborn", stack(), move |fib| {
-            // Swallow the first cancellation...
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| FIRST.recv(fib)));
-            // ...start a fiber that blocks for the first time...
-            *l.lock().unwrap() = Some(fib.spawn_named("late", stack(), |fib| SECOND.recv(fib)).unwrap());
-            // ...and block again: the second deadlock parks this one for good.
-            let _ = THIRD.recv(fib);
-        })
-        .unwrap();
+        let _stubborn = rt
+            .spawn_named("stubborn", stack(), move |fib| {
+                // Swallow the first cancellation...
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| FIRST.recv(fib)));
+                // ...start a fiber that blocks for the first time...
+                *l.lock().unwrap() = Some(fib.spawn_named("late", stack(), |fib| SECOND.recv(fib)).unwrap());
+                // ...and block again: the second deadlock parks this one for good.
+                let _ = THIRD.recv(fib);
+            })
+            .unwrap();
         let run = rt.run();
         let late = late.lock().unwrap().take().unwrap();
         let late = rt.take(late).map(|_| ()).map_err(|e| format!("{e:?}"));

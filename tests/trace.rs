@@ -29,7 +29,7 @@ struct Recorded {
     /// Every fiber spawned: id and name.
     fibers: Vec<(FiberId, &'static str)>,
     /// Sum of `FiberInfo::runs` over all fibers, read from the runtime.
-    runtime_runs: u32,
+    runtime_runs: u64,
 }
 
 /// A pipeline with a channel, a sleeper, a joiner and yields: every hook fires.
@@ -90,9 +90,9 @@ fn pipeline() -> Recorded {
             _ => None,
         })
         .expect("worker spawned");
-    let mut runtime_runs: u32 = ids.iter().map(|&id| rt.fiber_info(id).expect("finished, not taken").runs).sum();
+    let mut runtime_runs: u64 = ids.iter().map(|&id| rt.fiber_info(id).expect("finished, not taken").runs).sum();
     // The worker was joined (its slot is free again): count its runs from the trace's slices.
-    runtime_runs += rec.slices().iter().filter(|s| s.fiber == worker).count() as u32;
+    runtime_runs += rec.slices().iter().filter(|s| s.fiber == worker).count() as u64;
     ids.push(worker);
 
     rt.take(producer).unwrap();
@@ -168,7 +168,7 @@ fn one_slice_per_switch_in() {
     let runs: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "run").collect();
     let switch_ins = r.rec.switch_ins();
     assert_eq!(runs.len(), switch_ins);
-    assert_eq!(switch_ins as u32, r.runtime_runs, "the trace agrees with the runtime's run counters");
+    assert_eq!(switch_ins as u64, r.runtime_runs, "the trace agrees with the runtime's run counters");
     assert_eq!(r.rec.slices().len(), switch_ins);
 
     // Fibers share one thread: no two runs overlap, and none is left open.
