@@ -256,11 +256,40 @@ pub(crate) unsafe fn check_canary(core: *const Core, s: *mut Slot) {
     // SAFETY: `lo` is the start of the fiber's owned, prepared stack.
     let top_word = unsafe { (*s).lo.cast::<u32>().add(2 * stack::CANARY_WORDS - 2).read() };
     if top_word != stack::CANARY as u32 {
-        // SAFETY: forwarded contract.
-        unsafe { canary_broken(core, s) }
+        // SAFETY: forwarded contract; `s` is the running fiber.
+        unsafe { canary_broken_here(core.cast_mut(), s) }
     }
 }
 
+/// The running fiber's canary is broken: leaves its stack (which overflowed:
+/// nothing more may be written below it) and reports from the host context's
+/// stack, where `run` is suspended.
+///
+/// # Safety
+/// `s` is the running fiber of `core`, on its own stack, inside `run`.
+#[cold]
+#[inline(never)]
+unsafe fn canary_broken_here(core: *mut Core, s: *mut Slot) -> ! {
+    // SAFETY: the host context is suspended in `run` (a fiber runs), so its
+    // saved sp is valid and everything below it is free; the fiber's stack is
+    // never used again.
+    unsafe { arch::call_on_stack((*core).host_sp, canary_broken_report, core, s) }
+}
+
+/// [`canary_broken`] with the `extern "C"` signature `call_on_stack` jumps to.
+///
+/// # Safety
+/// As for [`canary_broken`].
+unsafe extern "C" fn canary_broken_report(core: *mut Core, s: *mut Slot) -> ! {
+    // SAFETY: forwarded contract.
+    unsafe { canary_broken(core, s) }
+}
+
+/// Reports a broken canary and stops. Runs on a stack that is not `s`'s.
+///
+/// # Safety
+/// `s` is a non-free slot of `core` whose header is readable; the caller does
+/// not run on `s`'s stack.
 #[cold]
 #[inline(never)]
 unsafe fn canary_broken(core: *const Core, s: *mut Slot) -> ! {
@@ -644,7 +673,7 @@ pub(crate) unsafe extern "C" fn exit_current(core: *mut Core) -> ! {
         // The one full canary check of this fiber's lifetime (it is also the
         // switch-out check): nothing runs on this stack after it.
         if !stack::canary_intact((*c).lo) {
-            canary_broken(core, c);
+            canary_broken_here(core, c);
         }
         let h = (*c).header;
         (*core).unfinished -= 1;

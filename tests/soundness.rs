@@ -276,3 +276,62 @@ fn a_poisoning_deadlock_still_unwinds_the_fibers_it_cancelled() {
     assert!(run.contains("\"stubborn\""), "{run}");
     assert!(run.contains("\"late\""), "the report names the second deadlock's fibers too: {run}");
 }
+
+static mut SLACK: (usize, usize) = (0, 0);
+
+extern "C" fn count_slack_on_abort(_: libc::c_int) {
+    // SAFETY: written once before the fibers ran; read-only here.
+    let (at, len) = unsafe { SLACK };
+    // SAFETY: the slack is leaked memory of this process.
+    let slack = unsafe { std::slice::from_raw_parts(at as *const u8, len) };
+    let changed = slack.iter().filter(|&&b| b != 0xA5).count();
+    let mut line = *b"SLACK-CHANGED 0000000000\n";
+    let mut n = changed;
+    for i in (14..24).rev() {
+        line[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    // SAFETY: write(2) is async-signal-safe; the buffer is valid.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// Descends to within `margin` bytes of `lo`, breaks the canary there, yields.
+#[inline(never)]
+fn descend_break_canary_and_yield(fib: &filament::Fiber<'static>, lo: usize, margin: usize) {
+    let mut frame = [0u8; 128];
+    std::hint::black_box(&mut frame);
+    if frame.as_ptr() as usize - lo > margin {
+        descend_break_canary_and_yield(fib, lo, margin);
+    } else {
+        // SAFETY: [lo, lo+32) is the canary of this fiber's own stack.
+        unsafe { std::ptr::write_bytes(lo as *mut u8, 0, 32) };
+        fib.yield_now();
+    }
+    std::hint::black_box(&mut frame);
+}
+
+/// Defect 7: the report of a broken canary was formatted and printed on the
+/// fiber stack whose canary had just broken, writing further below it (here:
+/// into the slack memory below a borrowed buffer). It now runs on the host
+/// context's stack: not one byte below the buffer changes.
+#[test]
+fn an_overflow_report_runs_on_the_host_stack() {
+    let out = filament::host::run_in_child("an_overflow_report_runs_on_the_host_stack", || {
+        const SLACK_LEN: usize = 64 * 1024;
+        let buf: &'static mut [u8] = Box::leak(vec![0xA5u8; SLACK_LEN + 32 * 1024].into_boxed_slice());
+        let (slack, mem) = buf.split_at_mut(SLACK_LEN);
+        // SAFETY: set before any fiber runs; the handler only reads it.
+        unsafe { SLACK = (slack.as_ptr() as usize, SLACK_LEN) };
+        // SAFETY: installing a plain handler for SIGABRT in this child process.
+        unsafe { libc::signal(libc::SIGABRT, count_slack_on_abort as *const () as libc::sighandler_t) };
+        let lo = (mem.as_ptr() as usize).next_multiple_of(16);
+        let stack = Stack::from_slice(mem).unwrap();
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let _a = rt.spawn_named("overflower", stack, move |fib| descend_break_canary_and_yield(fib, lo, 1536));
+        let _b = rt.spawn(self::stack(), |fib| fib.yield_now());
+        let _ = rt.run();
+        println!("UNREACHABLE");
+    });
+    assert!(out.stderr.contains("canary of fiber #0.0 \"overflower\""), "{out:?}");
+    assert!(out.stderr.contains("SLACK-CHANGED 0000000000"), "bytes below the stack changed: {}", out.stderr);
+}

@@ -330,6 +330,46 @@ pub(crate) unsafe fn jump_noreturn<T>(f: unsafe extern "C" fn(*mut T) -> !, arg:
     }
 }
 
+/// Bytes left untouched below the host context's saved stack pointer by
+/// [`call_on_stack`] (the 128-byte red zone, plus slack).
+const HOST_STACK_GAP: usize = 256;
+
+/// Leaves the running stack for good and calls `f(a, b)` on the stack of a
+/// *suspended* context whose saved stack pointer is `sp`, below everything
+/// that context keeps there. Used to report a broken canary: the report must
+/// not run on the stack that just overflowed.
+///
+/// Nothing is written to the running stack (no call, no push), and the
+/// suspended context is never resumed afterwards (`f` never returns), so
+/// clobbering nothing of it is all that is needed.
+///
+/// # Safety
+/// `sp` is the saved stack pointer of a suspended context of this thread
+/// with room for `f` below it; nothing of the running context is used again.
+pub(crate) unsafe fn call_on_stack<A, B>(
+    sp: *mut u8,
+    f: unsafe extern "C" fn(*mut A, *mut B) -> !,
+    a: *mut A,
+    b: *mut B,
+) -> ! {
+    // SAFETY: per the contract; the new rsp is 16-aligned minus 8 after the
+    // pushed return address, as after a call.
+    unsafe {
+        asm!(
+            "mov rsp, {sp}", // onto the suspended context's stack, below its frames
+            "and rsp, -16",  // 16-align (downwards)
+            "push {ra}",     // a return address into the trampoline's `ud2`: never used
+            "jmp {f}",       // f(a, b) -> !
+            sp = in(reg) sp.wrapping_sub(HOST_STACK_GAP),
+            ra = in(reg) __filament_fiber_exit_ra as *const () as usize,
+            f = in(reg) f,
+            in("rdi") a,
+            in("rsi") b,
+            options(noreturn),
+        );
+    }
+}
+
 /// Abandons the running context for good and resumes the context whose saved
 /// stack pointer is `to`; once on that stack (and only then) stores `0` to the
 /// byte at `release`, which frees the abandoned stack for reuse (a
