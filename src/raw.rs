@@ -592,11 +592,13 @@ unsafe fn unlink_current(core: *mut Core) -> *mut Slot {
         } else {
             (*(*core).prev).next = n;
             (*core).current = n;
+            // The policy may pick another fiber (feature `explore`); the
+            // fiber to resume is whatever `current` is afterwards.
             #[cfg(feature = "explore")]
             crate::policy::choose(core);
-            let n = (*core).current;
-            trace_event!(core, switch_in(id_of(core, n)));
-            n
+            let next = (*core).current;
+            trace_event!(core, switch_in(id_of(core, next)));
+            next
         }
     }
 }
