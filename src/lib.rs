@@ -35,8 +35,10 @@
 //! # Pieces
 //!
 //! * [`StaticStack`] / [`Stack`] — stack memory from `static`s, borrowed
-//!   buffers, or (`std`) guard-paged `mmap`. Canary words at the low end are
-//!   checked at every switch-out; stacks are painted to measure high-water marks.
+//!   buffers, or (`std`) guard-paged `mmap`. Four canary words sit at the low
+//!   end: the topmost one (the first an overflow reaches) is checked at every
+//!   switch-out (its low 4 bytes: one compare), all 32 bytes when the fiber
+//!   finishes or its slot is freed. Stacks are painted to measure high-water marks.
 //! * [`Runtime`] — the fiber table (capacity `N` in the type), `const fn new()`.
 //!   [`Runtime::spawn`] moves a closure onto the fiber's own stack; a full table
 //!   hands the closure and stack back. [`Runtime::run`] runs until all finish.

@@ -13,7 +13,7 @@
 //!           │ initial frame / live frames  │  grows downwards
 //!           │ ... painted with PAINT ...   │  untouched bytes keep the paint
 //!  lo + 32  ├─────────────────────────────┤
-//!           │ 4 canary words (CANARY)      │  checked on every switch-out
+//!           │ 4 canary words (CANARY)      │  top word: every switch-out; all: at exit
 //!  lo       └─────────────────────────────┘  16-byte aligned (64 for StaticStack)
 //! ```
 

@@ -335,3 +335,49 @@ fn an_overflow_report_runs_on_the_host_stack() {
     assert!(out.stderr.contains("canary of fiber #0.0 \"overflower\""), "{out:?}");
     assert!(out.stderr.contains("SLACK-CHANGED 0000000000"), "bytes below the stack changed: {}", out.stderr);
 }
+
+static MOVED_SEM: Semaphore = Semaphore::new(1);
+
+/// Defect 6 (docs): primitives bind to a runtime's serial, so a runtime value
+/// moved between runs keeps its primitives (the docs used to say a moved
+/// runtime counts as another one).
+#[test]
+fn a_moved_runtime_keeps_its_primitives() {
+    let rt = Runtime::<'static, 2>::new();
+    let h = rt.spawn(stack(), |fib| MOVED_SEM.acquire(fib).map_err(|e| e.to_string())).unwrap();
+    rt.run().unwrap();
+    rt.take(h).unwrap().unwrap();
+    let moved = Box::new(rt); // a different address
+    let h = moved
+        .spawn(stack(), |fib| {
+            MOVED_SEM.release(fib, 1).map_err(|e| e.to_string())?;
+            MOVED_SEM.acquire(fib).map_err(|e| e.to_string())
+        })
+        .unwrap();
+    moved.run().unwrap();
+    assert_eq!(moved.take(h).unwrap(), Ok(()));
+}
+
+/// Defect 6 (docs): what the canary check covers, exactly. A hit on a lower
+/// canary word is not seen at a switch-out (only the topmost word is, the one
+/// an overflow reaches first), but it is at exit, where all 32 bytes are.
+#[test]
+fn lower_canary_words_are_checked_at_exit() {
+    let out = filament::host::run_in_child("lower_canary_words_are_checked_at_exit", || {
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; 32 * 1024].into_boxed_slice());
+        let lo = (buf.as_ptr() as usize).next_multiple_of(16);
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let _a = rt.spawn_named("low-hit", Stack::from_slice(buf).unwrap(), move |fib| {
+            // SAFETY: the first canary word of this fiber's own stack.
+            unsafe { (lo as *mut u64).write(0) };
+            fib.yield_now();
+            println!("AFTER-YIELD");
+        });
+        let _b = rt.spawn(stack(), |fib| fib.yield_now());
+        let _ = rt.run();
+        println!("UNREACHABLE");
+    });
+    assert!(out.stdout.contains("AFTER-YIELD"), "the switch-out check reads the top word only: {out:?}");
+    assert!(!out.stdout.contains("UNREACHABLE"), "{out:?}");
+    assert!(out.stderr.contains("canary of fiber #0.0 \"low-hit\""), "{out:?}");
+}

@@ -67,14 +67,15 @@
 //!   [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr) and a
 //!   fiber forwards the event to these primitives.
 //! * **One runtime**: a primitive binds permanently to the first runtime that
-//!   uses it (an atomic compare-exchange of the runtime's address). Any use
+//!   uses it (an atomic compare-exchange of the runtime's serial). Any use
 //!   from another runtime fails with a `WrongRuntime` error and changes
 //!   nothing (values are handed back). Because of that binding, all other
 //!   state is touched only by the fibers of one runtime, i.e. by one thread at
 //!   a time, which is what makes the primitives `Sync` (for `Send` contents).
-//!   The identity is the runtime's address: `static` and
-//!   [`scope`](crate::Runtime::scope) runtimes never move; a runtime value
-//!   that is moved between runs counts as a different runtime.
+//!   The identity is the runtime's serial, a number handed out once per
+//!   runtime and never reused in the process: a runtime value that is moved
+//!   between runs is still the same runtime (its primitives keep working), and
+//!   a new runtime at a dead one's address is a different one.
 //! * **Deadlock**: if every fiber is blocked and nothing can wake them,
 //!   [`Runtime::run`](crate::Runtime::run) returns
 //!   [`RunError::Deadlock`](crate::RunError::Deadlock) naming each blocked
