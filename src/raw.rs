@@ -20,6 +20,27 @@
 //! All O(1). When the ring is empty the host context (the caller of `run`) is
 //! resumed: it reclaims finished fibers, runs timers and the idle hook, and
 //! detects deadlock.
+//!
+//! # Invariants
+//!
+//! Every `// SAFETY:` comment in the scheduler leans on these. The right
+//! column says what keeps safe code from breaking each one.
+//!
+//! | # | invariant | enforced by |
+//! |---|---|---|
+//! | I1 | Only one context touches a `Core` at a time: the thread holding the runtime's lock (outer calls) or the fiber running inside its `run`. | `Runtime::try_lock` on every outer call; `Fiber` is `!Send + !Sync` and handed only to the running closure; primitives and `IrqSignal` bind to one runtime's serial (atomic CAS) and touch their non-atomic state only from its fibers. |
+//! | I2 | Each slot is on exactly one list, by state: Ready → the ready ring (`current` is the running fiber or the head, `prev.next == current`); Blocked → at most one wait queue (the one at `wait_obj` when `wait_kind.has_queue()`); Free → the free list; Finished → the zombie list or none. The lists share `Slot::next`. | Only `make_ready`, `unlink_current`, `step_ring`, `WaitQueue::push_back/pop_front/remove`, `retire_slot` relink, each with its state change. |
+//! | I3 | The timer heap holds Blocked slots only, each at `timer_pos`. | `time::arm` is called only by `block_current`, after marking the fiber Blocked; `wake` cancels the deadline; `time::advance` stops (`fatal`) rather than act on anything else. |
+//! | I4 | A stack token is dropped only when no frame lives on it (the fiber finished or never started). | `free_slot`'s callers (take, detach, reclaim, `Runtime::drop`), which check the state; a scoped runtime dropped with live frames stops the program; a `'static` one leaks their stacks. |
+//! | I5 | A wait queue (and a `WaitList` node) outlives every fiber linked into it. | Blocking methods take `&'s self` with `&Fiber<'s>`, `'s` invariant and at least as long as the runtime's stacks; `WaitList` nodes are unlinked by a drop guard on return and unwind. |
+//! | I6 | A fiber never switches while it unwinds. | [`unwinding`] checked by every yield and every block. |
+//! | I7 | Nothing is written outside a stack `spawn` accepted by the entry glue. | The `needed` check in `spawn_raw` (glue reserve measured in tests). |
+//! | I8 | A fiber whose canary broke never runs again, and nothing more is written on its stack. | `check_canary` at every switch-out, `canary_intact` at exit and free; the report runs on the host stack (`canary_broken_here`). |
+//! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy). | `refresh_slow` after every change of a cause. |
+//! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `IrqSignal`'s wait (with an unwind guard) adjust both together. |
+//!
+//! `Runtime::debug_check_invariants` / `Fiber::debug_check_invariants` check
+//! I2, I3, I9 and I10 structurally (tests call them after every step).
 
 use core::ptr;
 
@@ -468,6 +489,10 @@ pub(crate) unsafe fn fp_handover(core: *mut Core, from: *mut Slot, to: *mut Slot
     let _ = (core, from, to);
 }
 
+/// [`fp_handover`] while some live fiber has its own FP control state.
+///
+/// # Safety
+/// As for [`fp_handover`].
 #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
 #[cold]
 #[inline(never)]

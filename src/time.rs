@@ -75,11 +75,19 @@ impl<F: FnMut(Ticks, Option<Ticks>) -> Ticks> Idle for F {
     }
 }
 
+/// The heap's `i`-th entry.
+///
+/// # Safety
+/// `core` is bound (its `timers` array has `cap` entries) and `i < cap`.
 unsafe fn entry(core: *mut Core, i: usize) -> *mut TimerEntry {
     // SAFETY: callers pass i < cap; the timers array has cap entries.
     unsafe { (*core).timers.add(i) }
 }
 
+/// Stores `e` at position `i` and records the position in its slot.
+///
+/// # Safety
+/// As for [`entry`]; `e.slot` is a live slot of `core`; exclusive access.
 unsafe fn place(core: *mut Core, i: usize, e: TimerEntry) {
     // SAFETY: i < cap; e.slot is a live slot.
     unsafe {
@@ -88,6 +96,10 @@ unsafe fn place(core: *mut Core, i: usize, e: TimerEntry) {
     }
 }
 
+/// Restores heap order upwards from `i`.
+///
+/// # Safety
+/// `i < ntimers`; entries `0..ntimers` are valid; exclusive access.
 unsafe fn sift_up(core: *mut Core, mut i: usize) {
     // SAFETY: i < ntimers.
     unsafe {
@@ -105,6 +117,10 @@ unsafe fn sift_up(core: *mut Core, mut i: usize) {
     }
 }
 
+/// Restores heap order downwards from `i`.
+///
+/// # Safety
+/// As for [`sift_up`].
 unsafe fn sift_down(core: *mut Core, mut i: usize) {
     // SAFETY: i < ntimers.
     unsafe {
@@ -244,6 +260,10 @@ pub(crate) unsafe fn poll(core: *mut Core) {
     }
 }
 
+/// [`poll`]'s rare case: some fiber waits on a timer or an interrupt signal.
+///
+/// # Safety
+/// As for [`poll`].
 #[cold]
 #[inline(never)]
 unsafe fn poll_slow(core: *mut Core) {

@@ -37,7 +37,12 @@ macro_rules! trace_event {
             // SAFETY: the tracer outlives the runtime ('s) and is only called on
             // the thread running it.
             if let Some(t) = unsafe { (*$core).tracer } {
-                $crate::raw::no_unwind("a Trace hook", || unsafe { (*t).$method($($arg),*) })
+                $crate::raw::no_unwind("a Trace hook", || {
+                    // SAFETY: `t` was installed by `set_tracer` from a
+                    // `&'s (dyn Trace + Sync)`, which outlives every fiber of
+                    // the runtime; the hook gets only copies of ids and names.
+                    unsafe { (*t).$method($($arg),*) }
+                })
             }
         }
     }};
