@@ -31,10 +31,11 @@
 //! * **counters**: `unfinished` = `Ready` + `Blocked` slots (spawn counts a
 //!   fiber, its exit uncounts it; parked fibers stay counted); slots in use
 //!   (`spawns - frees`) = non-`Free` slots; `pollers = ntimers + irq.waiters`;
-//!   `irq.waiters` lies between the fibers blocked on signals and the live
-//!   fibers whose last wait was on a signal (a woken waiter leaves the count
-//!   when it resumes); `fp_fibers` = slots with their own FP state; `slow` is
-//!   what `raw::refresh_slow` computes.
+//!   `irq.waiters` lies between the fibers blocked on signals and those plus
+//!   the `Ready` ones (a woken waiter leaves the count only when it resumes,
+//!   and its `wait_kind` may no longer say `Irq` by then); `fp_fibers` =
+//!   slots with their own FP state; `slow` is what `raw::refresh_slow`
+//!   computes.
 //!
 //! The checker trusts what the scheduler itself trusts: queue addresses in
 //! `Blocked` slots and headers of live slots point at readable memory.
@@ -283,7 +284,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
 
     // --- per slot: headers, deadlines, queue membership
     let mut fp = 0usize;
-    let (mut irq_blocked, mut irq_live) = (0usize, 0usize);
+    let mut irq_blocked = 0usize;
     for i in 0..cap {
         let s = t.slot(i);
         fp += usize::from(s.fp);
@@ -294,10 +295,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
         } else if s.header.is_null() {
             return fail("live slot has no header", Some(i));
         }
-        if s.wait_kind == WaitKind::Irq && matches!(s.state, State::Ready | State::Blocked) {
-            irq_live += 1;
-            irq_blocked += usize::from(s.state == State::Blocked);
-        }
+        irq_blocked += usize::from(s.state == State::Blocked && s.wait_kind == WaitKind::Irq);
         if s.timer_pos != u32::MAX {
             let pos = s.timer_pos as usize;
             // SAFETY: pos < ntimers <= cap entries of the timer array.
@@ -392,7 +390,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
     if c.pollers != c.ntimers + c.irq.waiters {
         return fail("pollers differs from ntimers + irq.waiters", None);
     }
-    if c.irq.waiters < irq_blocked || c.irq.waiters > irq_live {
+    if c.irq.waiters < irq_blocked || c.irq.waiters > irq_blocked + ready {
         return fail("irq.waiters disagrees with the fibers waiting on signals", None);
     }
     #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
