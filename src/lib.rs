@@ -103,6 +103,7 @@ extern crate std;
 compile_error!("features `no-fp-control` and `fp-control-always` exclude each other");
 
 mod arch;
+mod check;
 mod error;
 mod fiber;
 mod irq;
@@ -123,6 +124,8 @@ pub mod sync;
 pub mod host;
 
 pub use arch::FpControl;
+#[doc(hidden)]
+pub use check::CheckError;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use irq::{IrqError, IrqSignal};

@@ -418,6 +418,21 @@ impl<'s, const N: usize> Runtime<'s, N> {
         // SAFETY: we hold the lock.
         unsafe { Some(stats(core)) }
     }
+
+    /// Checks the scheduler's structural invariants (ready ring, timer heap,
+    /// wait queues, free and zombie lists, counters); for tests and debugging.
+    /// Takes the lock like [`stats`](Self::stats): while the runtime is busy
+    /// (running, or called from one of its fibers) it checks nothing and
+    /// returns [`CheckError::BUSY`](crate::CheckError::BUSY); from a fiber use
+    /// [`Fiber::debug_check_invariants`].
+    #[doc(hidden)]
+    pub fn debug_check_invariants(&self) -> Result<(), crate::CheckError> {
+        let Some(_guard) = self.try_lock(BUSY) else { return Err(crate::CheckError::BUSY) };
+        let core = self.core();
+        // SAFETY: we hold the lock, so nobody else touches the core; headers
+        // and queues the core points at are live as the scheduler assumes.
+        unsafe { crate::check::check(core, None) }
+    }
 }
 
 impl<const N: usize> Drop for Runtime<'_, N> {
@@ -673,6 +688,16 @@ impl<'s> Fiber<'s> {
     pub fn fiber_info(&self, id: FiberId) -> Option<FiberInfo> {
         // SAFETY: we run inside `run`.
         unsafe { info(self.core, id) }
+    }
+
+    /// Checks the scheduler's structural invariants from inside this fiber
+    /// (it must be the ring's `current`); see
+    /// [`Runtime::debug_check_invariants`]. For tests and debugging.
+    #[doc(hidden)]
+    pub fn debug_check_invariants(&self) -> Result<(), crate::CheckError> {
+        // SAFETY: we are the running fiber: nothing else touches the core
+        // while this call runs.
+        unsafe { crate::check::check(self.core, Some(self.slot)) }
     }
 
     /// The runtime's current tick.

@@ -15,15 +15,15 @@ pub type Ticks = u64;
 /// One armed deadline.
 #[derive(Clone, Copy)]
 pub(crate) struct TimerEntry {
-    deadline: Ticks,
-    seq: u64,
-    slot: *mut Slot,
+    pub(crate) deadline: Ticks,
+    pub(crate) seq: u64,
+    pub(crate) slot: *mut Slot,
 }
 
 impl TimerEntry {
     pub(crate) const EMPTY: TimerEntry = TimerEntry { deadline: 0, seq: 0, slot: core::ptr::null_mut() };
 
-    fn key(&self) -> (Ticks, u64) {
+    pub(crate) fn key(&self) -> (Ticks, u64) {
         (self.deadline, self.seq)
     }
 }

@@ -25,6 +25,16 @@ impl WaitQueue {
         self.head.get().is_null()
     }
 
+    /// The first fiber (null if empty). Read-only, for the invariant checker.
+    pub(crate) fn head(&self) -> *mut Slot {
+        self.head.get()
+    }
+
+    /// The last fiber (null if empty). Read-only, for the invariant checker.
+    pub(crate) fn tail(&self) -> *mut Slot {
+        self.tail.get()
+    }
+
     /// Appends `s`.
     ///
     /// # Safety
