@@ -104,9 +104,9 @@ fn waits_in_queue(kind: WaitKind) -> bool {
 }
 
 /// Whether `s` is a fiber parked for good after a deadlock (see
-/// `runtime::deadlock`): a "sleep" until `usize::MAX` with no deadline armed.
+/// `runtime::deadlock`): `WaitKind::Parked`, with no deadline armed.
 fn is_parked(s: &Slot) -> bool {
-    s.state == State::Blocked && s.wait_kind == WaitKind::Sleep && s.wait_obj == usize::MAX && s.timer_pos == u32::MAX
+    s.state == State::Blocked && s.wait_kind == WaitKind::Parked && s.timer_pos == u32::MAX
 }
 
 /// The slot table, read through the core's raw pointers.
@@ -304,7 +304,16 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
             }
         }
         if s.state != State::Blocked {
+            if s.wait_kind != WaitKind::None || s.wait_obj != 0 {
+                return fail("a fiber that is not blocked keeps a wait kind or object", Some(i));
+            }
             continue;
+        }
+        if s.wait_kind == WaitKind::None {
+            return fail("blocked fiber has no wait kind", Some(i));
+        }
+        if s.wait_kind == WaitKind::Parked && !is_parked(s) {
+            return fail("parked fiber has a deadline armed", Some(i));
         }
         if is_parked(s) {
             if !c.poisoned {
@@ -522,14 +531,25 @@ mod tests {
             // The shape of the sleep/timeout defect: a deadline armed for the
             // fiber that is still running (not Blocked).
             check(
+                // (`time::arm` refuses that now, so the entry is written by hand.)
                 Box::new(|c, s| {
-                    let (core, me) = (c as *mut Core, &raw mut s[0]);
-                    // SAFETY: exclusive access (running fiber); `me` is a live
-                    // slot of this core with no deadline.
-                    unsafe { crate::time::arm(core, me, (*core).now + 5) }
+                    let me = &raw mut s[0];
+                    let n = c.ntimers;
+                    // SAFETY: exclusive access (running fiber); the heap has
+                    // room (one entry per slot, this one has none).
+                    unsafe {
+                        *c.timers.add(n) =
+                            crate::time::TimerEntry { deadline: c.now + 5, seq: c.timer_seq + 1, slot: me };
+                        (*me).timer_pos = n as u32;
+                    }
+                    c.timer_seq += 1;
+                    c.ntimers += 1;
+                    c.pollers += 1;
+                    // SAFETY: exclusive access.
+                    unsafe { crate::raw::refresh_slow(c) };
                 }),
                 Box::new(|c, s| {
-                    // SAFETY: as above; `me` has the deadline armed just now.
+                    // SAFETY: as above; `me` has the entry written just now.
                     unsafe { crate::time::cancel_deadline(c, &raw mut s[0]) }
                 }),
             );
