@@ -4,14 +4,23 @@
 //!
 //! # What is safe in interrupt context
 //!
-//! Exactly one call: [`IrqSignal::notify_from_isr`]. It performs one atomic
-//! `fetch_add` on the signal's own counter (and, under `std`, unparks the
-//! thread that runs the runtime). It takes no lock the interrupted fiber might
-//! hold, touches no runtime memory, never allocates and never blocks, so it may
-//! interrupt anything, including the scheduler in the middle of a switch.
-//! Every other filament call — spawning, any `sync` primitive, `IrqSignal::wait`
-//! — is fiber-side only: an interrupt handler has no [`Fiber`] handle, so the
-//! type system already keeps those calls out of it.
+//! Exactly one call: [`IrqSignal::notify_from_isr`]. What it does, all of it:
+//!
+//! 1. one atomic `fetch_add(1)` on the signal's own `pending` counter;
+//! 2. under `std` only (Linux hosts), for the host's idle hook: one atomic
+//!    `fetch_add(1)` on a process-wide 64-bit *epoch* counter, one atomic
+//!    load of a process-wide count of sleeping idle hooks and, only if that
+//!    count is non-zero, one `futex(FUTEX_WAKE)` system call on the epoch's
+//!    low 32 bits (a raw system call, async-signal-safe; it cannot fail on
+//!    that valid, aligned word, so it does not even write `errno`).
+//!
+//! It takes no lock (so it cannot wait for the code it interrupted), touches
+//! no runtime memory, never allocates and never blocks, so it may interrupt
+//! anything, including the scheduler in the middle of a switch, or the
+//! runtime's thread while it sleeps in its idle hook. Every other filament
+//! call — spawning, any `sync` primitive, `IrqSignal::wait` — is fiber-side
+//! only: an interrupt handler has no [`Fiber`] handle, so the type system
+//! already keeps those calls out of it.
 //!
 //! # How the scheduler learns about it
 //!
@@ -21,6 +30,13 @@
 //! first waiter of a signal whose counter is non-zero. A runtime with such
 //! waiters is never reported as deadlocked (an interrupt may still come); its
 //! idle hook is called instead (`hlt` on bare metal).
+//!
+//! On a host, [`HostClock`](crate::host::HostClock) sleeps on the epoch
+//! (`FUTEX_WAIT` with the epoch value it read *before* the runtime last polled
+//! the signals), so a notification from any thread or signal handler wakes it,
+//! whichever thread drives the runtime now: a notification that lands after
+//! that poll has changed the epoch, and the wait returns at once or is woken.
+//! See `host_wake` below for the argument.
 //!
 //! # Counting, not losing
 //!
@@ -100,14 +116,12 @@ pub struct IrqSignal {
     owner: AtomicU64,
     /// Link in the owner's list (owner runtime's thread only).
     next: Cell<*const IrqSignal>,
-    #[cfg(feature = "std")]
-    host: spin::Mutex<Option<std::thread::Thread>>,
 }
 
 // SAFETY: `pending`, `banked` and `owner` are atomics; `pending` is the only
-// field written from interrupt context or other threads (plus the `host` spin
-// lock under std). `waiters` and `next` are touched only by the one runtime
-// whose serial won the `owner` compare-exchange, on the thread running it.
+// field written from interrupt context or other threads. `waiters` and `next`
+// are touched only by the one runtime whose serial won the `owner`
+// compare-exchange, on the thread running it.
 unsafe impl Sync for IrqSignal {}
 
 impl IrqSignal {
@@ -119,22 +133,24 @@ impl IrqSignal {
             waiters: WaitQueue::new(),
             owner: AtomicU64::new(0),
             next: Cell::new(ptr::null()),
-            #[cfg(feature = "std")]
-            host: spin::Mutex::new(None),
         }
     }
 
-    /// Raises the signal. **Interrupt-safe**: one atomic add on this signal;
-    /// no lock, no allocation, no runtime memory touched. Under `std` it also
-    /// unparks the thread running the registered runtime (it may be idle).
+    /// Raises the signal. **Interrupt-safe** and async-signal-safe: no lock,
+    /// no allocation, no runtime memory touched, never blocks.
+    ///
+    /// Exactly: one atomic add on this signal's counter. Under `std` also one
+    /// atomic add on a process-wide epoch counter, one atomic load of how many
+    /// [`HostClock`](crate::host::HostClock)s sleep and, if any does, one
+    /// `futex(FUTEX_WAKE)` system call that wakes them (whichever threads run
+    /// their runtimes).
     pub fn notify_from_isr(&self) {
+        // Release: pairs with the Acquire swap of whoever takes the count.
+        // Program order puts it before the epoch bump below, so an idle hook
+        // that sees the new epoch sees this count too.
         self.pending.fetch_add(1, Ordering::Release);
         #[cfg(feature = "std")]
-        if let Some(guard) = self.host.try_lock()
-            && let Some(t) = guard.as_ref()
-        {
-            t.unpark();
-        }
+        host_wake::notify();
     }
 
     /// Notifications raised and not yet taken by a fiber (approximate while
@@ -208,10 +224,6 @@ impl IrqSignal {
             self.next.set((*core).irq.head);
             (*core).irq.head = self;
         }
-        #[cfg(feature = "std")]
-        {
-            *self.host.lock() = Some(std::thread::current());
-        }
         Ok(())
     }
 }
@@ -273,6 +285,13 @@ pub(crate) unsafe fn armed(core: *mut Core) -> bool {
 
 /// Unregisters every signal (runtime drop), so none points at a dead runtime.
 ///
+/// Each signal's `owner` is cleared last, with a release store: a runtime on
+/// another thread may win the signal's compare-exchange the moment it is 0
+/// and then writes `next`, so everything this runtime does to the signal must
+/// come before. Nothing thread-specific is stored in the signal (the host's
+/// wake-up goes through the process-wide epoch), so there is nothing for a
+/// concurrent bind to lose.
+///
 /// # Safety
 /// Exclusive access to `core`; no fiber waits on any signal.
 pub(crate) unsafe fn unregister_all(core: *mut Core) {
@@ -284,11 +303,124 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
             sig = s.next.get();
             s.next.set(ptr::null());
             s.owner.store(0, Ordering::Release);
-            #[cfg(feature = "std")]
-            {
-                *s.host.lock() = None;
-            }
         }
         (*core).irq.head = ptr::null();
+    }
+}
+
+/// How a host thread sleeps until some [`IrqSignal`] is notified (feature
+/// `std`, Linux): a futex on a process-wide epoch counter.
+///
+/// Notifier (any thread, or a signal handler), after the signal's own
+/// `pending += 1`: `EPOCH += 1`, then `FUTEX_WAKE` if `SLEEPERS != 0`.
+///
+/// Idle hook ([`HostClock`](crate::host::HostClock)): it keeps the epoch it
+/// read at the end of its previous call (or at its creation). The runtime
+/// polls its signals after every idle call and before the next, so that value
+/// was read *before* the runtime's latest poll. To sleep:
+/// `SLEEPERS += 1`; if `EPOCH == seen`, `FUTEX_WAIT(EPOCH, seen)`;
+/// `SLEEPERS -= 1`.
+///
+/// # Why no wake-up is lost
+///
+/// Take a notification the runtime's latest poll missed: its `pending += 1`
+/// did not happen before the poll's swap. Then its `EPOCH += 1`, which follows
+/// that add in the notifier's program order, was not seen by the hook's read
+/// of `seen` (that read precedes the poll; had it seen the bump, the
+/// release/acquire pair on `EPOCH` would have made the add visible to the
+/// poll). All accesses to `EPOCH` and `SLEEPERS` are `SeqCst`, so they have
+/// one total order, in which the sleeper's `SLEEPERS += 1` precedes its
+/// `EPOCH == seen` check:
+///
+/// * if the bump comes before that check, the check fails and the hook
+///   returns at once: the runtime polls again and finds the count;
+/// * otherwise the bump comes after the check, hence after `SLEEPERS += 1`,
+///   so the notifier's following `SLEEPERS` load sees the sleeper and it
+///   calls `FUTEX_WAKE` after its bump. By the futex contract (the kernel
+///   compares and queues atomically with respect to wakes on the same word)
+///   the sleeper's `FUTEX_WAIT` either sees the changed word and returns, or
+///   was queued and is woken.
+///
+/// The futex word is the low half of the 64-bit epoch (x86_64 is little
+/// endian), and the full 64 bits are compared just before the wait. So the
+/// kernel's 32-bit compare can only be fooled (ABA) by 2^32 notifications
+/// arriving between that check and the system call's compare, a few
+/// instructions apart (unless the thread is descheduled there while some
+/// thread notifies 4 billion times).
+///
+/// Wake-ups may be spurious (a notification of a signal nobody here waits on,
+/// or another runtime's; a POSIX signal interrupting the wait): the hook
+/// returns, the runtime polls, finds nothing and idles again. A steady stream
+/// of unrelated notifications therefore costs an idle runtime a poll per
+/// notification. No thread handle is stored anywhere: it does not matter
+/// which thread drives the runtime, nor how many threads notify.
+#[cfg(feature = "std")]
+pub(crate) mod host_wake {
+    use core::ptr;
+    use core::sync::atomic::Ordering::SeqCst;
+    use core::sync::atomic::{AtomicU32, AtomicU64};
+    use std::time::Duration;
+
+    /// Bumped by every notification in the process. Its low half is the
+    /// futex word.
+    static EPOCH: AtomicU64 = AtomicU64::new(0);
+    /// Threads between announcing a sleep and leaving it. Lets a notification
+    /// skip the system call while no idle hook sleeps.
+    static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+
+    /// The futex word: the low 32 bits of [`EPOCH`] (little endian).
+    fn futex_word() -> *mut u32 {
+        EPOCH.as_ptr().cast::<u32>()
+    }
+
+    /// The notifier's half. Async-signal-safe: an atomic add and an atomic
+    /// load on statics, then at most one `futex` system call; no lock, no
+    /// allocation.
+    #[inline]
+    pub(crate) fn notify() {
+        EPOCH.fetch_add(1, SeqCst);
+        if SLEEPERS.load(SeqCst) != 0 {
+            // SAFETY: FUTEX_WAKE only names the address of a valid, aligned,
+            // 'static word; the kernel reads no memory for it. It cannot fail
+            // on such a word, so it does not write `errno` either.
+            unsafe {
+                libc::syscall(libc::SYS_futex, futex_word(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+            }
+        }
+    }
+
+    /// The current epoch. Read it *before* the runtime polls its signals, and
+    /// pass it to [`sleep`] at the next idle.
+    pub(crate) fn epoch() -> u64 {
+        EPOCH.load(SeqCst)
+    }
+
+    /// Sleeps until the epoch differs from `seen` (returns at once if it
+    /// already does), the timeout passes (`None`: no timeout), or a spurious
+    /// wake-up.
+    pub(crate) fn sleep(seen: u64, timeout: Option<Duration>) {
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts.as_ref().map_or(ptr::null(), |t| t as *const libc::timespec);
+        SLEEPERS.fetch_add(1, SeqCst);
+        if EPOCH.load(SeqCst) == seen {
+            // SAFETY: FUTEX_WAIT on a valid, aligned, 'static word with a
+            // valid (or null) relative timeout. Every outcome (woken, EAGAIN,
+            // EINTR, ETIMEDOUT) means "return and let the runtime poll".
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    futex_word(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    seen as u32,
+                    ts_ptr,
+                    ptr::null::<u32>(),
+                    0,
+                );
+            }
+        }
+        SLEEPERS.fetch_sub(1, SeqCst);
     }
 }
