@@ -183,19 +183,10 @@ impl IrqSignal {
             if n > 0 {
                 return Ok(n);
             }
-            let core = fib.core_ptr();
-            // SAFETY: the signal lives for 's, longer than any of the runtime's
-            // fibers; we are the running fiber of the owning runtime.
-            let wake = unsafe {
-                (*core).irq.waiters += 1;
-                (*core).pollers += 1;
-                crate::raw::refresh_slow(core);
-                let w = fib.wait_on(&self.waiters, WaitKind::Irq, deadline);
-                (*core).irq.waiters -= 1;
-                (*core).pollers -= 1;
-                crate::raw::refresh_slow(core);
-                w
-            };
+            // SAFETY: we are the running fiber of the owning runtime; the
+            // signal (hence its queue) lives for 's, longer than any of the
+            // runtime's fibers.
+            let wake = unsafe { as_irq_waiter(fib.core_ptr(), || fib.wait_on(&self.waiters, WaitKind::Irq, deadline)) };
             if wake == Wake::TimedOut {
                 let n = self.take_all();
                 return if n > 0 { Ok(n) } else { Err(IrqError::TimedOut) };
@@ -238,6 +229,42 @@ impl fmt::Debug for IrqSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IrqSignal").field("pending", &self.pending.load(Ordering::Relaxed)).finish()
     }
+}
+
+/// Runs `block` (the running fiber's wait on a signal) with that fiber counted
+/// as an interrupt waiter: meanwhile the runtime polls its signals at every
+/// yield, block and idle, and idles instead of reporting a deadlock.
+///
+/// The count is undone by a drop guard, so also when `block` unwinds (a wait
+/// cancelled by the runtime, which unwinds with the `Cancelled` payload under
+/// std, or a panic): a leaked count would make the runtime poll at every
+/// switch and idle forever instead of reporting the next deadlock.
+///
+/// # Safety
+/// Called by the running fiber of `core`, on its own stack.
+unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R) -> R {
+    /// Undoes the count when dropped: on return or during an unwind.
+    struct Counted(*mut Core);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            // SAFETY: dropped by the fiber that made the count, while it runs
+            // (after its wait returned, or while it unwinds on its own stack),
+            // so the core is exclusively ours, as when it was counted.
+            unsafe {
+                (*self.0).irq.waiters -= 1;
+                (*self.0).pollers -= 1;
+                raw::refresh_slow(self.0);
+            }
+        }
+    }
+    // SAFETY: per the contract the core is ours while we run.
+    let _counted = unsafe {
+        (*core).irq.waiters += 1;
+        (*core).pollers += 1;
+        raw::refresh_slow(core);
+        Counted(core)
+    };
+    block()
 }
 
 /// Wakes the first waiter of every registered signal that was raised.
@@ -422,5 +449,62 @@ pub(crate) mod host_wake {
             }
         }
         SLEEPERS.fetch_sub(1, SeqCst);
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::{RunError, Runtime, Stack};
+    use std::boxed::Box;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn stack() -> Stack<'static> {
+        Stack::host(64 * 1024).expect("mmap stack").without_painting()
+    }
+
+    /// A wait on a signal that unwinds (the runtime cancelling the fiber, as
+    /// `Fiber::wait_on` does with the `Cancelled` payload under std; or a
+    /// panic) must leave the waiter counts as they were, or the runtime
+    /// polls forever and never reports a deadlock again.
+    ///
+    /// Today's runtime never cancels a fiber blocked on a signal (deadlock
+    /// detection does not run while one waits), so the unwind is produced by
+    /// the `block` closure, at the very place `wait_on` sits in
+    /// `IrqSignal::wait`.
+    #[test]
+    fn unwinding_out_of_a_signal_wait_restores_the_waiter_counts() {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            static RT: Runtime<'static, 2> = Runtime::new();
+            let h = RT
+                .spawn(stack(), |fib| {
+                    let core = fib.core_ptr();
+                    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
+                        // SAFETY: we are the running fiber of `core`.
+                        unsafe {
+                            as_irq_waiter(core, || -> () { panic::resume_unwind(Box::new(crate::host::Cancelled)) })
+                        }
+                    }));
+                    assert!(unwound.is_err());
+                    // SAFETY: plain reads by the running fiber.
+                    unsafe { ((*core).irq.waiters, (*core).pollers, (*core).slow) }
+                })
+                .ok()
+                .unwrap();
+            // A fiber that can never be woken: the run must end in a deadlock
+            // report, not idle forever waiting for an interrupt.
+            let ch: &'static crate::sync::Channel<u8, 1> = Box::leak(Box::new(crate::sync::Channel::new()));
+            RT.spawn_detached(stack(), move |fib| ch.recv(fib)).ok().unwrap();
+            let run = RT.run_with_idle(&mut crate::host::HostClock::new());
+            let _ = tx.send((RT.take(h).unwrap(), matches!(run, Err(RunError::Deadlock(_)))));
+        });
+        let (counts, deadlock_reported) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("hung for 5 s: the runtime idles as if a fiber still waited on a signal");
+        assert_eq!(counts, (0, 0, 0), "irq waiters, pollers, slow after the unwind");
+        assert!(deadlock_reported);
     }
 }
