@@ -43,12 +43,14 @@
 //! Notifications are counted, never dropped: [`IrqSignal::wait`] returns how
 //! many notifications arrived since the previous wait or take returned (at least
 //! one). Over any run, the sum of the returned counts equals the number of
-//! `notify_from_isr` calls that happened before the last take.
+//! `notify_from_isr` calls that happened before the last take. Counts are
+//! `u64`: even 2^32 untaken notifications (seconds of a tight notify loop)
+//! neither wrap nor overflow; 2^64 would take centuries.
 
 use core::cell::Cell;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fiber::{WaitKind, Wake};
 use crate::raw::{self, Core};
@@ -103,12 +105,13 @@ impl core::error::Error for IrqError {}
 /// assert_eq!(RT.take(h).unwrap(), 1);
 /// ```
 pub struct IrqSignal {
-    /// Raised by interrupt handlers: the only field they touch.
-    pending: AtomicU32,
+    /// Raised by interrupt handlers: the only field they touch. 64 bits: it
+    /// never wraps (2^64 notifications take centuries at one per nanosecond).
+    pending: AtomicU64,
     /// Counts moved out of `pending` by the scheduler, not yet taken. Written
     /// only by the owner runtime's thread; atomic so `pending()` may read it
     /// from anywhere.
-    banked: AtomicU32,
+    banked: AtomicU64,
     /// Fiber side (owner runtime's thread only).
     waiters: WaitQueue,
     /// Serial of the runtime the signal is registered with (0: none). Only the
@@ -128,8 +131,8 @@ impl IrqSignal {
     /// A signal with no pending notification. `const`, for `static`s.
     pub const fn new() -> Self {
         IrqSignal {
-            pending: AtomicU32::new(0),
-            banked: AtomicU32::new(0),
+            pending: AtomicU64::new(0),
+            banked: AtomicU64::new(0),
             waiters: WaitQueue::new(),
             owner: AtomicU64::new(0),
             next: Cell::new(ptr::null()),
@@ -155,28 +158,28 @@ impl IrqSignal {
 
     /// Notifications raised and not yet taken by a fiber (approximate while
     /// interrupts keep arriving).
-    pub fn pending(&self) -> u32 {
+    pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed) + self.banked.load(Ordering::Relaxed)
     }
 
     /// Takes every notification so far without blocking (0 if none).
-    pub fn try_take<'s>(&'s self, fib: &Fiber<'s>) -> Result<u32, IrqError> {
+    pub fn try_take<'s>(&'s self, fib: &Fiber<'s>) -> Result<u64, IrqError> {
         self.bind(fib)?;
         Ok(self.take_all())
     }
 
     /// Blocks until at least one notification is pending, then takes them all
     /// and returns how many there were.
-    pub fn wait<'s>(&'s self, fib: &Fiber<'s>) -> Result<u32, IrqError> {
+    pub fn wait<'s>(&'s self, fib: &Fiber<'s>) -> Result<u64, IrqError> {
         self.wait_until(fib, None)
     }
 
     /// Like [`wait`](Self::wait) but gives up after `timeout` ticks.
-    pub fn wait_timeout<'s>(&'s self, fib: &Fiber<'s>, timeout: Ticks) -> Result<u32, IrqError> {
+    pub fn wait_timeout<'s>(&'s self, fib: &Fiber<'s>, timeout: Ticks) -> Result<u64, IrqError> {
         self.wait_until(fib, Some(fib.now().saturating_add(timeout)))
     }
 
-    fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<u32, IrqError> {
+    fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<u64, IrqError> {
         self.bind(fib)?;
         loop {
             let n = self.take_all();
@@ -194,7 +197,7 @@ impl IrqSignal {
         }
     }
 
-    fn take_all(&self) -> u32 {
+    fn take_all(&self) -> u64 {
         self.banked.swap(0, Ordering::Relaxed) + self.pending.swap(0, Ordering::Acquire)
     }
 
@@ -506,5 +509,60 @@ mod tests {
             .expect("hung for 5 s: the runtime idles as if a fiber still waited on a signal");
         assert_eq!(counts, (0, 0, 0), "irq waiters, pollers, slow after the unwind");
         assert!(deadlock_reported);
+    }
+
+    /// "Counted, never lost" past 2^32 untaken notifications: the pending
+    /// count must not wrap (nor overflow-panic in debug builds) when taken.
+    /// 2^32 real notifications take too long, so the counter is poked.
+    #[test]
+    fn pending_counts_past_u32_max() {
+        static SIG: IrqSignal = IrqSignal::new();
+        let rt = Runtime::<1>::new();
+        SIG.pending.store(u32::MAX.into(), Ordering::Relaxed); // as if 2^32 - 1 arrived
+        SIG.notify_from_isr();
+        assert_eq!(SIG.pending(), 1 << 32);
+        let h = rt.spawn(stack(), |fib| SIG.try_take(fib)).ok().unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), Ok(1 << 32));
+    }
+
+    /// Banked and raised counts together past 2^32 (the sum overflowed, a
+    /// panic in debug builds).
+    #[test]
+    fn taking_banked_and_pending_past_u32_max() {
+        static SIG: IrqSignal = IrqSignal::new();
+        let rt = Runtime::<1>::new();
+        let h = rt
+            .spawn(stack(), |fib| {
+                SIG.try_take(fib).unwrap(); // binds the signal to this runtime
+                SIG.banked.store(u32::MAX.into(), Ordering::Relaxed); // as if banked for a waiter
+                SIG.notify_from_isr();
+                SIG.try_take(fib)
+            })
+            .ok()
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), Ok(1 << 32));
+    }
+
+    /// The same through the scheduler: the runtime moves the raised count
+    /// into the banked one that the woken waiter takes.
+    #[test]
+    fn banked_counts_past_u32_max() {
+        static SIG: IrqSignal = IrqSignal::new();
+        let rt = Runtime::<2>::new();
+        let waiter = rt.spawn(stack(), |fib| SIG.wait_timeout(fib, 10)).ok().unwrap();
+        rt.spawn_detached(stack(), |fib| {
+            // The waiter is blocked: as if 2^32 - 1 notifications had been
+            // banked for it, then one more arrives and this yield's poll
+            // banks it too and wakes the waiter.
+            SIG.banked.store(u32::MAX.into(), Ordering::Relaxed);
+            SIG.notify_from_isr();
+            fib.yield_now();
+        })
+        .ok()
+        .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(waiter).unwrap(), Ok(1 << 32));
     }
 }

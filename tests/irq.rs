@@ -95,7 +95,7 @@ fn take_until<'s>(sig: &'s IrqSignal, total: u64) -> impl FnOnce(&filament::Fibe
     move |fib| {
         let mut got = 0u64;
         while got < total {
-            got += u64::from(sig.wait(fib).expect("the signal belongs to this runtime"));
+            got += sig.wait(fib).expect("the signal belongs to this runtime");
         }
         got
     }
@@ -119,7 +119,7 @@ fn many_notifier_threads_one_runtime_thread_nothing_lost() {
             })
         });
         assert_eq!(got, NOTIFIERS as u64 * PER_THREAD, "round {round}");
-        assert_eq!(u64::from(SIG.pending()), 0, "round {round}: notifications left over");
+        assert_eq!(SIG.pending(), 0, "round {round}: notifications left over");
     }
 }
 
@@ -142,7 +142,7 @@ fn many_notifier_threads_runtime_driven_from_a_new_thread_each_round() {
             })
         });
         assert_eq!(got, NOTIFIERS as u64 * PER_THREAD, "round {round}");
-        assert_eq!(u64::from(SIG.pending()), 0, "round {round}: notifications left over");
+        assert_eq!(SIG.pending(), 0, "round {round}: notifications left over");
     }
 }
 
@@ -165,7 +165,7 @@ fn runtime_driven_from_another_thread_is_woken() {
             SIG.notify_from_isr();
             driver.join().unwrap()
         });
-        assert_eq!(u64::from(got), 1, "round {round}");
+        assert_eq!(got, 1, "round {round}");
     }
 }
 
@@ -191,7 +191,7 @@ fn notification_between_the_poll_and_the_sleep_is_not_lost() {
                 rt.take(h).unwrap()
             })
         });
-        assert_eq!(u64::from(got), 1, "round {round}");
+        assert_eq!(got, 1, "round {round}");
     }
 }
 
@@ -232,7 +232,7 @@ fn rebinding_while_the_previous_runtime_drops() {
             SIG.notify_from_isr();
             new.join().unwrap()
         });
-        assert_eq!(u64::from(got), 1, "round {round}");
+        assert_eq!(got, 1, "round {round}");
     }
 }
 
@@ -284,7 +284,7 @@ fn notifications_from_a_signal_handler_on_the_runtime_thread() {
             libc::sigaddset(&mut set, libc::SIGUSR1);
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         }
-        (got, RAISED.load(Ordering::SeqCst), u64::from(SIG.pending()))
+        (got, RAISED.load(Ordering::SeqCst), SIG.pending())
     });
     assert!(got >= WANT);
     assert_eq!(raised, got + left, "every handler invocation is taken or still pending");
