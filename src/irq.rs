@@ -230,7 +230,7 @@ impl Default for IrqSignal {
 
 impl fmt::Debug for IrqSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IrqSignal").field("pending", &self.pending.load(Ordering::Relaxed)).finish()
+        f.debug_struct("IrqSignal").field("pending", &self.pending()).finish()
     }
 }
 
