@@ -4,14 +4,23 @@
 //!
 //! # What is safe in interrupt context
 //!
-//! Exactly one call: [`IrqSignal::notify_from_isr`]. It performs one atomic
-//! `fetch_add` on the signal's own counter (and, under `std`, unparks the
-//! thread that runs the runtime). It takes no lock the interrupted fiber might
-//! hold, touches no runtime memory, never allocates and never blocks, so it may
-//! interrupt anything, including the scheduler in the middle of a switch.
-//! Every other filament call — spawning, any `sync` primitive, `IrqSignal::wait`
-//! — is fiber-side only: an interrupt handler has no [`Fiber`] handle, so the
-//! type system already keeps those calls out of it.
+//! Exactly one call: [`IrqSignal::notify_from_isr`]. What it does, all of it:
+//!
+//! 1. one atomic `fetch_add(1)` on the signal's own `pending` counter;
+//! 2. under `std` only (Linux hosts), for the host's idle hook: one atomic
+//!    `fetch_add(1)` on a process-wide 64-bit *epoch* counter, one atomic
+//!    load of a process-wide count of sleeping idle hooks and, only if that
+//!    count is non-zero, one `futex(FUTEX_WAKE)` system call on the epoch's
+//!    low 32 bits (a raw system call, async-signal-safe; it cannot fail on
+//!    that valid, aligned word, so it does not even write `errno`).
+//!
+//! It takes no lock (so it cannot wait for the code it interrupted), touches
+//! no runtime memory, never allocates and never blocks, so it may interrupt
+//! anything, including the scheduler in the middle of a switch, or the
+//! runtime's thread while it sleeps in its idle hook. Every other filament
+//! call — spawning, any `sync` primitive, `IrqSignal::wait` — is fiber-side
+//! only: an interrupt handler has no [`Fiber`] handle, so the type system
+//! already keeps those calls out of it.
 //!
 //! # How the scheduler learns about it
 //!
@@ -22,17 +31,26 @@
 //! waiters is never reported as deadlocked (an interrupt may still come); its
 //! idle hook is called instead (`hlt` on bare metal).
 //!
+//! On a host, [`HostClock`](crate::host::HostClock) sleeps on the epoch
+//! (`FUTEX_WAIT` with the epoch value it read *before* the runtime last polled
+//! the signals), so a notification from any thread or signal handler wakes it,
+//! whichever thread drives the runtime now: a notification that lands after
+//! that poll has changed the epoch, and the wait returns at once or is woken.
+//! See `host_wake` below for the argument.
+//!
 //! # Counting, not losing
 //!
 //! Notifications are counted, never dropped: [`IrqSignal::wait`] returns how
 //! many notifications arrived since the previous wait or take returned (at least
 //! one). Over any run, the sum of the returned counts equals the number of
-//! `notify_from_isr` calls that happened before the last take.
+//! `notify_from_isr` calls that happened before the last take. Counts are
+//! `u64`: even 2^32 untaken notifications (seconds of a tight notify loop)
+//! neither wrap nor overflow; 2^64 would take centuries.
 
 use core::cell::Cell;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fiber::{WaitKind, Wake};
 use crate::raw::{self, Core};
@@ -91,12 +109,13 @@ impl core::error::Error for IrqError {}
 /// assert_eq!(RT.take(h).unwrap(), 1);
 /// ```
 pub struct IrqSignal {
-    /// Raised by interrupt handlers: the only field they touch.
-    pending: AtomicU32,
+    /// Raised by interrupt handlers: the only field they touch. 64 bits: it
+    /// never wraps (2^64 notifications take centuries at one per nanosecond).
+    pending: AtomicU64,
     /// Counts moved out of `pending` by the scheduler, not yet taken. Written
     /// only by the owner runtime's thread; atomic so `pending()` may read it
     /// from anywhere.
-    banked: AtomicU32,
+    banked: AtomicU64,
     /// Fiber side (owner runtime's thread only).
     waiters: WaitQueue,
     /// Serial of the runtime the signal is registered with (0: none). Only the
@@ -104,86 +123,77 @@ pub struct IrqSignal {
     owner: AtomicU64,
     /// Link in the owner's list (owner runtime's thread only).
     next: Cell<*const IrqSignal>,
-    #[cfg(feature = "std")]
-    host: spin::Mutex<Option<std::thread::Thread>>,
 }
 
 // SAFETY: `pending`, `banked` and `owner` are atomics; `pending` is the only
-// field written from interrupt context or other threads (plus the `host` spin
-// lock under std). `waiters` and `next` are touched only by the one runtime
-// whose serial won the `owner` compare-exchange, on the thread running it.
+// field written from interrupt context or other threads. `waiters` and `next`
+// are touched only by the one runtime whose serial won the `owner`
+// compare-exchange, on the thread running it.
 unsafe impl Sync for IrqSignal {}
 
 impl IrqSignal {
     /// A signal with no pending notification. `const`, for `static`s.
     pub const fn new() -> Self {
         IrqSignal {
-            pending: AtomicU32::new(0),
-            banked: AtomicU32::new(0),
+            pending: AtomicU64::new(0),
+            banked: AtomicU64::new(0),
             waiters: WaitQueue::new(),
             owner: AtomicU64::new(0),
             next: Cell::new(ptr::null()),
-            #[cfg(feature = "std")]
-            host: spin::Mutex::new(None),
         }
     }
 
-    /// Raises the signal. **Interrupt-safe**: one atomic add on this signal;
-    /// no lock, no allocation, no runtime memory touched. Under `std` it also
-    /// unparks the thread running the registered runtime (it may be idle).
+    /// Raises the signal. **Interrupt-safe** and async-signal-safe: no lock,
+    /// no allocation, no runtime memory touched, never blocks.
+    ///
+    /// Exactly: one atomic add on this signal's counter. Under `std` also one
+    /// atomic add on a process-wide epoch counter, one atomic load of how many
+    /// [`HostClock`](crate::host::HostClock)s sleep and, if any does, one
+    /// `futex(FUTEX_WAKE)` system call that wakes them (whichever threads run
+    /// their runtimes).
     pub fn notify_from_isr(&self) {
+        // Release: pairs with the Acquire swap of whoever takes the count.
+        // Program order puts it before the epoch bump below, so an idle hook
+        // that sees the new epoch sees this count too.
         self.pending.fetch_add(1, Ordering::Release);
         #[cfg(feature = "std")]
-        if let Some(guard) = self.host.try_lock()
-            && let Some(t) = guard.as_ref()
-        {
-            t.unpark();
-        }
+        host_wake::notify();
     }
 
     /// Notifications raised and not yet taken by a fiber (approximate while
     /// interrupts keep arriving).
-    pub fn pending(&self) -> u32 {
+    pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed) + self.banked.load(Ordering::Relaxed)
     }
 
     /// Takes every notification so far without blocking (0 if none).
-    pub fn try_take<'s>(&'s self, fib: &Fiber<'s>) -> Result<u32, IrqError> {
+    pub fn try_take<'s>(&'s self, fib: &Fiber<'s>) -> Result<u64, IrqError> {
         self.bind(fib)?;
         Ok(self.take_all())
     }
 
     /// Blocks until at least one notification is pending, then takes them all
     /// and returns how many there were.
-    pub fn wait<'s>(&'s self, fib: &Fiber<'s>) -> Result<u32, IrqError> {
+    pub fn wait<'s>(&'s self, fib: &Fiber<'s>) -> Result<u64, IrqError> {
         self.wait_until(fib, None)
     }
 
     /// Like [`wait`](Self::wait) but gives up after `timeout` ticks.
-    pub fn wait_timeout<'s>(&'s self, fib: &Fiber<'s>, timeout: Ticks) -> Result<u32, IrqError> {
+    pub fn wait_timeout<'s>(&'s self, fib: &Fiber<'s>, timeout: Ticks) -> Result<u64, IrqError> {
         self.wait_until(fib, Some(fib.now().saturating_add(timeout)))
     }
 
-    fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<u32, IrqError> {
+    fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<u64, IrqError> {
         self.bind(fib)?;
         loop {
             let n = self.take_all();
             if n > 0 {
                 return Ok(n);
             }
-            let core = fib.core_ptr();
-            // SAFETY: the signal lives for 's, longer than any of the runtime's
-            // fibers; we are the running fiber of the owning runtime.
-            let wake = unsafe {
-                (*core).irq.waiters += 1;
-                (*core).pollers += 1;
-                crate::raw::refresh_slow(core);
-                let w = fib.wait_on(&self.waiters, WaitKind::Irq, deadline);
-                (*core).irq.waiters -= 1;
-                (*core).pollers -= 1;
-                crate::raw::refresh_slow(core);
-                w
-            };
+            // SAFETY: we are the running fiber of the owning runtime; the
+            // signal (hence its queue) lives for 's, longer than any of the
+            // runtime's fibers.
+            let wake = unsafe { as_irq_waiter(fib.core_ptr(), || fib.wait_on(&self.waiters, WaitKind::Irq, deadline)) };
             if wake == Wake::TimedOut || wake == Wake::Unwinding {
                 let n = self.take_all();
                 return match n {
@@ -195,7 +205,7 @@ impl IrqSignal {
         }
     }
 
-    fn take_all(&self) -> u32 {
+    fn take_all(&self) -> u64 {
         self.banked.swap(0, Ordering::Relaxed) + self.pending.swap(0, Ordering::Acquire)
     }
 
@@ -216,10 +226,6 @@ impl IrqSignal {
             self.next.set((*core).irq.head);
             (*core).irq.head = self;
         }
-        #[cfg(feature = "std")]
-        {
-            *self.host.lock() = Some(std::thread::current());
-        }
         Ok(())
     }
 }
@@ -232,8 +238,44 @@ impl Default for IrqSignal {
 
 impl fmt::Debug for IrqSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IrqSignal").field("pending", &self.pending.load(Ordering::Relaxed)).finish()
+        f.debug_struct("IrqSignal").field("pending", &self.pending()).finish()
     }
+}
+
+/// Runs `block` (the running fiber's wait on a signal) with that fiber counted
+/// as an interrupt waiter: meanwhile the runtime polls its signals at every
+/// yield, block and idle, and idles instead of reporting a deadlock.
+///
+/// The count is undone by a drop guard, so also when `block` unwinds (a wait
+/// cancelled by the runtime, which unwinds with the `Cancelled` payload under
+/// std, or a panic): a leaked count would make the runtime poll at every
+/// switch and idle forever instead of reporting the next deadlock.
+///
+/// # Safety
+/// Called by the running fiber of `core`, on its own stack.
+unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R) -> R {
+    /// Undoes the count when dropped: on return or during an unwind.
+    struct Counted(*mut Core);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            // SAFETY: dropped by the fiber that made the count, while it runs
+            // (after its wait returned, or while it unwinds on its own stack),
+            // so the core is exclusively ours, as when it was counted.
+            unsafe {
+                (*self.0).irq.waiters -= 1;
+                (*self.0).pollers -= 1;
+                raw::refresh_slow(self.0);
+            }
+        }
+    }
+    // SAFETY: per the contract the core is ours while we run.
+    let _counted = unsafe {
+        (*core).irq.waiters += 1;
+        (*core).pollers += 1;
+        raw::refresh_slow(core);
+        Counted(core)
+    };
+    block()
 }
 
 /// Wakes the first waiter of every registered signal that was raised.
@@ -281,6 +323,13 @@ pub(crate) unsafe fn armed(core: *mut Core) -> bool {
 
 /// Unregisters every signal (runtime drop), so none points at a dead runtime.
 ///
+/// Each signal's `owner` is cleared last, with a release store: a runtime on
+/// another thread may win the signal's compare-exchange the moment it is 0
+/// and then writes `next`, so everything this runtime does to the signal must
+/// come before. Nothing thread-specific is stored in the signal (the host's
+/// wake-up goes through the process-wide epoch), so there is nothing for a
+/// concurrent bind to lose.
+///
 /// # Safety
 /// Exclusive access to `core`; no fiber waits on any signal.
 pub(crate) unsafe fn unregister_all(core: *mut Core) {
@@ -292,11 +341,236 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
             sig = s.next.get();
             s.next.set(ptr::null());
             s.owner.store(0, Ordering::Release);
-            #[cfg(feature = "std")]
-            {
-                *s.host.lock() = None;
-            }
         }
         (*core).irq.head = ptr::null();
+    }
+}
+
+/// How a host thread sleeps until some [`IrqSignal`] is notified (feature
+/// `std`, Linux): a futex on a process-wide epoch counter.
+///
+/// Notifier (any thread, or a signal handler), after the signal's own
+/// `pending += 1`: `EPOCH += 1`, then `FUTEX_WAKE` if `SLEEPERS != 0`.
+///
+/// Idle hook ([`HostClock`](crate::host::HostClock)): it keeps the epoch it
+/// read at the end of its previous call (or at its creation). The runtime
+/// polls its signals after every idle call and before the next, so that value
+/// was read *before* the runtime's latest poll. To sleep:
+/// `SLEEPERS += 1`; if `EPOCH == seen`, `FUTEX_WAIT(EPOCH, seen)`;
+/// `SLEEPERS -= 1`.
+///
+/// # Why no wake-up is lost
+///
+/// Take a notification the runtime's latest poll missed: its `pending += 1`
+/// did not happen before the poll's swap. Then its `EPOCH += 1`, which follows
+/// that add in the notifier's program order, was not seen by the hook's read
+/// of `seen` (that read precedes the poll; had it seen the bump, the
+/// release/acquire pair on `EPOCH` would have made the add visible to the
+/// poll). All accesses to `EPOCH` and `SLEEPERS` are `SeqCst`, so they have
+/// one total order, in which the sleeper's `SLEEPERS += 1` precedes its
+/// `EPOCH == seen` check:
+///
+/// * if the bump comes before that check, the check fails and the hook
+///   returns at once: the runtime polls again and finds the count;
+/// * otherwise the bump comes after the check, hence after `SLEEPERS += 1`,
+///   so the notifier's following `SLEEPERS` load sees the sleeper and it
+///   calls `FUTEX_WAKE` after its bump. By the futex contract (the kernel
+///   compares and queues atomically with respect to wakes on the same word)
+///   the sleeper's `FUTEX_WAIT` either sees the changed word and returns, or
+///   was queued and is woken.
+///
+/// The futex word is the low half of the 64-bit epoch (x86_64 is little
+/// endian), and the full 64 bits are compared just before the wait. So the
+/// kernel's 32-bit compare can only be fooled (ABA) by 2^32 notifications
+/// arriving between that check and the system call's compare, a few
+/// instructions apart (unless the thread is descheduled there while some
+/// thread notifies 4 billion times).
+///
+/// Wake-ups may be spurious (a notification of a signal nobody here waits on,
+/// or another runtime's; a POSIX signal interrupting the wait): the hook
+/// returns, the runtime polls, finds nothing and idles again. A steady stream
+/// of unrelated notifications therefore costs an idle runtime a poll per
+/// notification. No thread handle is stored anywhere: it does not matter
+/// which thread drives the runtime, nor how many threads notify.
+#[cfg(feature = "std")]
+pub(crate) mod host_wake {
+    use core::ptr;
+    use core::sync::atomic::Ordering::SeqCst;
+    use core::sync::atomic::{AtomicU32, AtomicU64};
+    use std::time::Duration;
+
+    /// Bumped by every notification in the process. Its low half is the
+    /// futex word.
+    static EPOCH: AtomicU64 = AtomicU64::new(0);
+    /// Threads between announcing a sleep and leaving it. Lets a notification
+    /// skip the system call while no idle hook sleeps.
+    static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+
+    /// The futex word: the low 32 bits of [`EPOCH`] (little endian).
+    fn futex_word() -> *mut u32 {
+        EPOCH.as_ptr().cast::<u32>()
+    }
+
+    /// The notifier's half. Async-signal-safe: an atomic add and an atomic
+    /// load on statics, then at most one `futex` system call; no lock, no
+    /// allocation.
+    #[inline]
+    pub(crate) fn notify() {
+        EPOCH.fetch_add(1, SeqCst);
+        if SLEEPERS.load(SeqCst) != 0 {
+            // SAFETY: FUTEX_WAKE only names the address of a valid, aligned,
+            // 'static word; the kernel reads no memory for it. It cannot fail
+            // on such a word, so it does not write `errno` either.
+            unsafe {
+                libc::syscall(libc::SYS_futex, futex_word(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+            }
+        }
+    }
+
+    /// The current epoch. Read it *before* the runtime polls its signals, and
+    /// pass it to [`sleep`] at the next idle.
+    pub(crate) fn epoch() -> u64 {
+        EPOCH.load(SeqCst)
+    }
+
+    /// Sleeps until the epoch differs from `seen` (returns at once if it
+    /// already does), the timeout passes (`None`: no timeout), or a spurious
+    /// wake-up.
+    pub(crate) fn sleep(seen: u64, timeout: Option<Duration>) {
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts.as_ref().map_or(ptr::null(), |t| t as *const libc::timespec);
+        SLEEPERS.fetch_add(1, SeqCst);
+        if EPOCH.load(SeqCst) == seen {
+            // SAFETY: FUTEX_WAIT on a valid, aligned, 'static word with a
+            // valid (or null) relative timeout. Every outcome (woken, EAGAIN,
+            // EINTR, ETIMEDOUT) means "return and let the runtime poll".
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    futex_word(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    seen as u32,
+                    ts_ptr,
+                    ptr::null::<u32>(),
+                    0,
+                );
+            }
+        }
+        SLEEPERS.fetch_sub(1, SeqCst);
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::{RunError, Runtime, Stack};
+    use std::boxed::Box;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn stack() -> Stack<'static> {
+        Stack::host(64 * 1024).expect("mmap stack").without_painting()
+    }
+
+    /// A wait on a signal that unwinds (the runtime cancelling the fiber, as
+    /// `Fiber::wait_on` does with the `Cancelled` payload under std; or a
+    /// panic) must leave the waiter counts as they were, or the runtime
+    /// polls forever and never reports a deadlock again.
+    ///
+    /// Today's runtime never cancels a fiber blocked on a signal (deadlock
+    /// detection does not run while one waits), so the unwind is produced by
+    /// the `block` closure, at the very place `wait_on` sits in
+    /// `IrqSignal::wait`.
+    #[test]
+    fn unwinding_out_of_a_signal_wait_restores_the_waiter_counts() {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            static RT: Runtime<'static, 2> = Runtime::new();
+            let h = RT
+                .spawn(stack(), |fib| {
+                    let core = fib.core_ptr();
+                    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
+                        // SAFETY: we are the running fiber of `core`.
+                        unsafe {
+                            as_irq_waiter(core, || -> () { panic::resume_unwind(Box::new(crate::host::Cancelled)) })
+                        }
+                    }));
+                    assert!(unwound.is_err());
+                    // SAFETY: plain reads by the running fiber.
+                    unsafe { ((*core).irq.waiters, (*core).pollers, (*core).slow) }
+                })
+                .ok()
+                .unwrap();
+            // A fiber that can never be woken: the run must end in a deadlock
+            // report, not idle forever waiting for an interrupt.
+            let ch: &'static crate::sync::Channel<u8, 1> = Box::leak(Box::new(crate::sync::Channel::new()));
+            RT.spawn_detached(stack(), move |fib| ch.recv(fib)).ok().unwrap();
+            let run = RT.run_with_idle(&mut crate::host::HostClock::new());
+            let _ = tx.send((RT.take(h).unwrap(), matches!(run, Err(RunError::Deadlock(_)))));
+        });
+        let (counts, deadlock_reported) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("hung for 5 s: the runtime idles as if a fiber still waited on a signal");
+        assert_eq!(counts, (0, 0, 0), "irq waiters, pollers, slow after the unwind");
+        assert!(deadlock_reported);
+    }
+
+    /// "Counted, never lost" past 2^32 untaken notifications: the pending
+    /// count must not wrap (nor overflow-panic in debug builds) when taken.
+    /// 2^32 real notifications take too long, so the counter is poked.
+    #[test]
+    fn pending_counts_past_u32_max() {
+        static SIG: IrqSignal = IrqSignal::new();
+        let rt = Runtime::<1>::new();
+        SIG.pending.store(u32::MAX.into(), Ordering::Relaxed); // as if 2^32 - 1 arrived
+        SIG.notify_from_isr();
+        assert_eq!(SIG.pending(), 1 << 32);
+        let h = rt.spawn(stack(), |fib| SIG.try_take(fib)).ok().unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), Ok(1 << 32));
+    }
+
+    /// Banked and raised counts together past 2^32 (the sum overflowed, a
+    /// panic in debug builds).
+    #[test]
+    fn taking_banked_and_pending_past_u32_max() {
+        static SIG: IrqSignal = IrqSignal::new();
+        let rt = Runtime::<1>::new();
+        let h = rt
+            .spawn(stack(), |fib| {
+                SIG.try_take(fib).unwrap(); // binds the signal to this runtime
+                SIG.banked.store(u32::MAX.into(), Ordering::Relaxed); // as if banked for a waiter
+                SIG.notify_from_isr();
+                SIG.try_take(fib)
+            })
+            .ok()
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), Ok(1 << 32));
+    }
+
+    /// The same through the scheduler: the runtime moves the raised count
+    /// into the banked one that the woken waiter takes.
+    #[test]
+    fn banked_counts_past_u32_max() {
+        static SIG: IrqSignal = IrqSignal::new();
+        let rt = Runtime::<2>::new();
+        let waiter = rt.spawn(stack(), |fib| SIG.wait_timeout(fib, 10)).ok().unwrap();
+        rt.spawn_detached(stack(), |fib| {
+            // The waiter is blocked: as if 2^32 - 1 notifications had been
+            // banked for it, then one more arrives and this yield's poll
+            // banks it too and wakes the waiter.
+            SIG.banked.store(u32::MAX.into(), Ordering::Relaxed);
+            SIG.notify_from_isr();
+            fib.yield_now();
+        })
+        .ok()
+        .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(waiter).unwrap(), Ok(1 << 32));
     }
 }

@@ -857,14 +857,14 @@ fn binding_race_between_threads_has_one_winner() {
 fn isr_notifications_from_another_thread_are_all_counted() {
     const N: u64 = 100_000;
     static SIG: IrqSignal = IrqSignal::new();
-    let ch: Channel<u32, 4> = Channel::new();
+    let ch: Channel<u64, 4> = Channel::new();
     let total = Runtime::<2>::scope(|rt| {
         // The "driver" fiber turns interrupts into channel messages.
         rt.spawn_detached(stack(), |fib| {
             let mut seen = 0u64;
             while seen < N {
                 let n = SIG.wait(fib).unwrap();
-                seen += n as u64;
+                seen += n;
                 ch.send(fib, n).unwrap();
             }
             ch.close(fib).unwrap();
@@ -875,7 +875,7 @@ fn isr_notifications_from_another_thread_are_all_counted() {
             .spawn(stack(), |fib| {
                 let mut sum = 0u64;
                 while let Ok(n) = ch.recv(fib) {
-                    sum += n as u64;
+                    sum += n;
                 }
                 sum
             })

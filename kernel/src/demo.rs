@@ -200,7 +200,7 @@ fn phase_irq_signal() -> bool {
     let received = take(waiter).unwrap_or(0);
     let raised = SIGNALS_RAISED.load(Ordering::Acquire);
     kprintln!("phase 4: received {received} of {raised} notifications");
-    ran && check(received >= 3 && received <= raised, "phase 4 counts")
+    ran && check(received >= 3 && received <= u64::from(raised), "phase 4 counts")
 }
 
 fn timer_report() -> bool {
