@@ -59,6 +59,13 @@ pub enum StackError {
         /// The stack's size in bytes.
         size: usize,
     },
+    /// A host stack of this size cannot exist: rounded up to whole pages with
+    /// its guard page, it would not fit the address space (more than
+    /// `isize::MAX` bytes) (`std` only).
+    TooLarge {
+        /// The requested size in bytes.
+        size: usize,
+    },
     /// The operating system refused to map a host stack (`std` only).
     MapFailed {
         /// The requested size in bytes.
@@ -77,6 +84,9 @@ impl fmt::Display for StackError {
             ),
             StackError::AlreadyClaimed { size } => {
                 write!(f, "static stack of {size} bytes is already claimed")
+            }
+            StackError::TooLarge { size } => {
+                write!(f, "a {size}-byte stack does not fit the address space")
             }
             StackError::MapFailed { size, errno } => {
                 write!(f, "mapping a {size}-byte stack failed (errno {errno})")

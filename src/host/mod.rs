@@ -54,13 +54,24 @@ impl Stack<'static> {
     /// Maps a host stack of at least `size` bytes (rounded up to pages) with a
     /// `PROT_NONE` guard page below it: an overflow faults at once (SIGSEGV)
     /// instead of corrupting memory. Unmapped when released.
+    ///
+    /// Fails with [`StackError::TooSmall`] below [`MIN_STACK_SIZE`], with
+    /// [`StackError::TooLarge`] if the rounded size plus the guard page exceeds
+    /// `isize::MAX` bytes, and with [`StackError::MapFailed`] if the system
+    /// refuses the mapping.
     pub fn host(size: usize) -> Result<Stack<'static>, StackError> {
         let page = page_size();
         if size < MIN_STACK_SIZE {
             return Err(StackError::TooSmall { min: MIN_STACK_SIZE, given: size, usable: size });
         }
-        let usable = size.next_multiple_of(page);
-        let len = usable + page;
+        // Checked: a size near usize::MAX must not wrap to a tiny mapping.
+        let Some((usable, len)) = size
+            .checked_next_multiple_of(page)
+            .and_then(|usable| Some((usable, usable.checked_add(page)?)))
+            .filter(|&(_, len)| len <= isize::MAX as usize)
+        else {
+            return Err(StackError::TooLarge { size });
+        };
         // SAFETY: an anonymous private mapping; arguments are valid.
         let base = unsafe {
             libc::mmap(
