@@ -16,9 +16,6 @@ use crate::time::{self, Ticks, TimerEntry};
 use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
-/// Bytes a fiber needs below its initial frame for the entry glue to run.
-const ENTRY_HEADROOM: usize = 256;
-
 const IDLE: u8 = 0;
 const BUSY: u8 = 1;
 const RUNNING: u8 = 2;
@@ -793,13 +790,85 @@ union Payload<F, T> {
     _outcome: ManuallyDrop<Result<T, JoinError<()>>>,
 }
 
-/// Stack the entry glue itself needs below the initial frame: fixed headroom
-/// plus room for the copies of the closure and of its outcome that the entry
-/// frames make (moving `F` into the call, returning `T`, wrapping it in a
-/// `Result`). Unoptimised builds copy more often.
+// The entry glue's stack reserve.
+//
+// The glue — `__filament_fiber_start`, `fiber_entry`, `call_closure` with
+// `catch_unwind` under `std`, the `FnOnce` shims, and the exit path
+// (`raw::leave` and what it calls, still on the fiber's stack) — writes below
+// the initial frame before and after the closure body runs. `spawn` refuses a
+// stack without room for it: the canary cannot protect the glue, because a
+// frame reserved with `sub rsp` (every frame holding a large copy) can skip the
+// canary words entirely and write below the stack unseen.
+//
+// What it writes was measured by `tests/stack_reserve.rs`
+// (`glue_stack_use_fits_the_reserve`, paint + high-water mark, features
+// std + trace + explore, x86_64, rustc 1.95.0), in bytes below the initial
+// frame. F = the closure, R = `Result<T, JoinError<()>>`; "capture" closures
+// hold an F of the given size and alignment and return `()`, "result" closures
+// return a T of it (capturing a `Box`), "both" capture and return it:
+//
+//   size × align     capture  debug/release   result  debug/release   both  debug/release
+//   empty (0 × 1)              1656 /    32                1656 /    32         1656 /    32
+//       64 × 1                 1656 /   112                1784 /   256         1784 /    96
+//     1000 × 1                 1728 /  1072               12032 /  2160        12656 /  1072
+//     4096 × 1                 4816 /  4160               46104 /  8376        49792 /  4160
+//    16384 × 1                17104 / 16448              181272 / 32952       197248 / 16448
+//     1024 × 16                1760 /  1104               12352 /  1168        13008 /  1072
+//     1024 × 64                1856 /  1216               13024 /  1168        13760 /  1072
+//      256 × 256               1656 /  1024                7456 /   400         7936 /    48
+//     4096 × 256               5376 /  4864               49720 /  4264        54016 /  4144
+//     4096 × 4096             16384 / 16384              111160 /  4264       126976 /    48
+//     8192 × 4096             20480 / 20480              156216 /  8360       176128 /  8240
+//     8192 × 8192             32768 / 32768              221752 /  8384       253952 /    48
+//    16384 × 8192             40960 / 40960              311864 / 16576       352256 / 16432
+//
+// Read as copies: with slot(X) = size_of X rounded up to 16, plus align_of X
+// when that exceeds 16 (a frame holding an over-aligned copy realigns `rsp`
+// downwards, wasting up to that much), the glue holds at most 2 slots of F in
+// both profiles (exactly 2 for the 4096- and 8192-aligned captures); 2 slots
+// of R plus ~150 bytes in release; 11 slots of R plus ~950 bytes in debug
+// (unoptimised code moves the outcome through a fresh slot at each step);
+// and a fixed part of 1656 bytes in debug, at most 256 in release.
+//
+// The reserve below adds one slot of F and of R to the measured counts, and
+// ~50 % to the debug fixed part. `cfg!(debug_assertions)` stands in for "not
+// optimised": a build with debug assertions on but optimisation, or the
+// reverse, gets the other profile's reserve (the larger one with assertions
+// on). The measurement test fails if the glue ever outgrows the reserve.
+
+/// Fixed bytes the entry glue writes below the initial frame.
+const ENTRY_HEADROOM: usize = if cfg!(debug_assertions) { 2560 } else { 256 };
+/// Slots of the closure the glue frames hold at most (measured: 2).
+const CLOSURE_COPIES: usize = 3;
+/// Slots of the outcome the glue frames hold at most (measured: 11 / 2).
+const OUTCOME_COPIES: usize = if cfg!(debug_assertions) { 12 } else { 3 };
+
+/// Stack one copy of a value of this size and alignment takes in a glue frame,
+/// including the padding a frame realigning `rsp` for it may waste.
+const fn glue_slot(size: usize, align: usize) -> usize {
+    let size = size.next_multiple_of(arch::STACK_ALIGN);
+    if align > arch::STACK_ALIGN { size.saturating_add(align) } else { size }
+}
+
+/// Stack the entry glue needs below the initial frame for a closure `F`
+/// returning `T` (see the measurements above).
 const fn entry_headroom<F, T>() -> usize {
-    let copies = if cfg!(debug_assertions) { 6 } else { 2 };
-    ENTRY_HEADROOM + copies * (mem::size_of::<F>() + mem::size_of::<Result<T, JoinError<()>>>())
+    let f = glue_slot(mem::size_of::<F>(), mem::align_of::<F>()).saturating_mul(CLOSURE_COPIES);
+    let r = glue_slot(mem::size_of::<Result<T, JoinError<()>>>(), mem::align_of::<Result<T, JoinError<()>>>())
+        .saturating_mul(OUTCOME_COPIES);
+    ENTRY_HEADROOM.saturating_add(f).saturating_add(r)
+}
+
+/// The smallest stack a fiber fits: `above` bytes of header and payload at the
+/// top, the initial frame, the glue's `headroom` and the canary, rounded up to
+/// the stack alignment (so a stack of exactly this size is accepted).
+#[inline(always)]
+fn stack_needed(above: usize, headroom: usize) -> usize {
+    above
+        .saturating_add(arch::INIT_FRAME_BYTES + stack::CANARY_BYTES)
+        .saturating_add(headroom)
+        .saturating_add(arch::STACK_ALIGN - 1)
+        & !(arch::STACK_ALIGN - 1)
 }
 
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
@@ -841,7 +910,7 @@ where
             // Constants (sizes of types), folded at compile time.
             let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
             let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
-            let needed = frame_off + arch::INIT_FRAME_BYTES + entry_headroom::<F, T>() + stack::CANARY_BYTES;
+            let needed = stack_needed(frame_off, entry_headroom::<F, T>());
             if size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
@@ -853,7 +922,7 @@ where
             let payload_at =
                 header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
             let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
-            let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + entry_headroom::<F, T>() + stack::CANARY_BYTES;
+            let needed = stack_needed(top - frame_top, entry_headroom::<F, T>());
             if payload_at <= lo || size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
