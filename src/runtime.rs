@@ -236,6 +236,15 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// Spawns a fiber running `f` on `stack`. It first runs when [`run`](Self::run)
     /// reaches it (FIFO after the fibers already ready).
     ///
+    /// The stack must hold the fiber header, the closure (later its result),
+    /// the entry glue's frames and, with `std`, room for a signal frame (a
+    /// signal handler installed without `SA_ONSTACK` runs on the fiber's
+    /// stack); see [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE) for the reserves.
+    /// A smaller stack is refused with
+    /// [`SpawnErrorKind::StackTooSmall`]`{ needed, .. }`; a stack of exactly
+    /// `needed` bytes is accepted. Signal handlers that need more than a small
+    /// frame must use `SA_ONSTACK` and `sigaltstack`.
+    ///
     /// On failure nothing is lost: the error hands back the stack and the closure.
     pub fn spawn<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
     where
@@ -859,14 +868,32 @@ const fn entry_headroom<F, T>() -> usize {
     ENTRY_HEADROOM.saturating_add(f).saturating_add(r)
 }
 
+/// Stack a signal may take below a running fiber's deepest frame: on a host
+/// (`std`), the kernel's signal frame, the red zone and a small handler
+/// allowance (`host::signal_reserve`); without `std` (bare metal) nothing,
+/// there are no signals.
+#[inline(always)]
+fn signal_reserve() -> usize {
+    #[cfg(feature = "std")]
+    {
+        crate::host::signal_reserve()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        0
+    }
+}
+
 /// The smallest stack a fiber fits: `above` bytes of header and payload at the
-/// top, the initial frame, the glue's `headroom` and the canary, rounded up to
-/// the stack alignment (so a stack of exactly this size is accepted).
+/// top, the initial frame, the glue's `headroom`, the signal reserve and the
+/// canary, rounded up to the stack alignment (so a stack of exactly this size
+/// is accepted).
 #[inline(always)]
 fn stack_needed(above: usize, headroom: usize) -> usize {
     above
         .saturating_add(arch::INIT_FRAME_BYTES + stack::CANARY_BYTES)
         .saturating_add(headroom)
+        .saturating_add(signal_reserve())
         .saturating_add(arch::STACK_ALIGN - 1)
         & !(arch::STACK_ALIGN - 1)
 }

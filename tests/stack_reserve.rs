@@ -10,6 +10,8 @@
 //! it intact.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use filament::{MIN_STACK_SIZE, Runtime, SpawnErrorKind, Stack, StackError};
 
@@ -32,6 +34,17 @@ const BIG: usize = 1 << 20;
 fn under_asan() -> bool {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks up a symbol.
     !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__asan_init".as_ptr()) }.is_null()
+}
+
+/// What a signal delivered on a fiber's stack takes below its deepest frame:
+/// the kernel's signal frame (`AT_MINSIGSTKSZ`) and the 128-byte red zone.
+fn signal_frame() -> usize {
+    // SAFETY: getauxval only reads the auxiliary vector; 0 means "not present".
+    let frame = match unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize {
+        0 => libc::MINSIGSTKSZ,
+        n => n,
+    };
+    frame + 128
 }
 
 /// Captures of `S` bytes with alignment `A` (one type per alignment).
@@ -198,8 +211,9 @@ fn profile() -> &'static str {
 }
 
 /// The measurement: what the glue writes on a big stack, against the smallest
-/// stack spawn accepts for the same closure. The table is printed (run with
-/// `--nocapture`); the reserve in `src/runtime.rs` is derived from it.
+/// stack spawn accepts for the same closure, which must also leave room for a
+/// signal frame. The table is printed (run with `--nocapture`); the reserve in
+/// `src/runtime.rs` is derived from it.
 #[test]
 fn glue_stack_use_fits_the_reserve() {
     if under_asan() {
@@ -211,14 +225,18 @@ fn glue_stack_use_fits_the_reserve() {
 
 fn glue_stack_use_fits_the_reserve_check() {
     let rows = all_cases(0, false);
+    let signal = signal_frame();
     println!("stack written by a fiber ({}), in bytes from the top:", profile());
+    println!(
+        "(spare: what the smallest accepted stack leaves after that, the canary and a {signal}-byte signal frame)"
+    );
     println!(
         "{:>8} {:>6} {:>5} | {:>7} {:>7} {:>7} | {:>7} | {:>6}",
         "closure", "size", "align", "spawn", "glue", "written", "minimum", "spare"
     );
     let mut short = Vec::new();
     for r in &rows {
-        let used = r.big.high_water + CANARY_BYTES;
+        let used = r.big.high_water + CANARY_BYTES + signal;
         let spare = r.min.size as isize - used as isize;
         println!(
             "{:>8} {:>6} {:>5} | {:>7} {:>7} {:>7} | {:>7} | {:>6}",
@@ -232,7 +250,10 @@ fn glue_stack_use_fits_the_reserve_check() {
             spare
         );
         if spare < 0 {
-            short.push(format!("{} {}x{}: writes {used}, accepted at {}", r.what, r.size, r.align, r.min.size));
+            short.push(format!(
+                "{} {}x{}: writes {}, + canary + signal frame = {used}, accepted at {}",
+                r.what, r.size, r.align, r.big.high_water, r.min.size
+            ));
         }
     }
     assert!(short.is_empty(), "spawn accepts stacks its glue overflows ({}): {short:#?}", profile());
@@ -262,6 +283,210 @@ fn stack_of_exactly_the_accepted_size_is_never_written_outside() {
             }
         }
         assert!(bad.is_empty(), "{} ({}): {bad:#?}", bad.len(), profile());
+    });
+}
+
+/// SIGUSR1 deliveries seen by [`count_signal`].
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// A SIGUSR1 handler with a small frame of its own (a 256-byte local).
+extern "C" fn count_signal(_: libc::c_int) {
+    let mut scratch = [0u8; 256];
+    black_box(&mut scratch);
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Installs [`count_signal`] for SIGUSR1 *without* `SA_ONSTACK`: the kernel
+/// writes its signal frame on whatever stack runs, here a fiber's.
+fn install_signal_handler() {
+    // SAFETY: a zeroed `sigaction` is a valid value to fill in; the handler
+    // only touches its own frame and an atomic (async-signal-safe).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+/// The SIGSEGV disposition (std installs a handler for stack overflows).
+fn sigsegv_handler() -> libc::sighandler_t {
+    // SAFETY: querying only (no new action); `old` is a valid out-pointer.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+/// Set by a fiber that waits for a SIGUSR1 from the [`Killer`] thread.
+static WAITING: AtomicBool = AtomicBool::new(false);
+
+/// A thread that sends SIGUSR1 to `target` each time a fiber sets [`WAITING`].
+struct Killer {
+    stop: std::sync::Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Killer {
+    fn new() -> Killer {
+        // SAFETY: pthread_self has no preconditions.
+        let target = unsafe { libc::pthread_self() };
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                if WAITING.swap(false, Ordering::SeqCst) {
+                    // SAFETY: `target` is the test thread, alive until `Killer` is dropped.
+                    assert_eq!(unsafe { libc::pthread_kill(target, libc::SIGUSR1) }, 0);
+                }
+                std::hint::spin_loop();
+            }
+        });
+        Killer { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Killer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// Spins until a SIGUSR1 arrives from the [`Killer`] (a hang guard of a
+/// minute, never reached unless the signal was lost).
+fn wait_for_signal() {
+    let before = SIGNALS.load(Ordering::SeqCst);
+    WAITING.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while SIGNALS.load(Ordering::SeqCst) == before {
+        assert!(start.elapsed() < Duration::from_secs(60), "SIGUSR1 never arrived");
+        std::hint::spin_loop();
+    }
+}
+
+/// Fibers capturing a `C` that take a SIGUSR1 while they run, raised by
+/// themselves and sent by another thread, on the smallest stacks spawn accepts.
+fn signal_cases<C: Default + Copy + Send + 'static>(top_mod: usize, rows: &mut Vec<Row>) {
+    let (size, align) = (size_of::<C>(), align_of::<C>());
+    let before = SIGNALS.load(Ordering::SeqCst);
+    let (min, big) = at_minimum(top_mod, true, &|| {
+        let c = C::default();
+        move |_: &filament::Fiber<'_>| {
+            black_box(&c);
+            // SAFETY: raising a signal whose handler is installed.
+            assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+        }
+    });
+    assert_eq!(SIGNALS.load(Ordering::SeqCst), before + 2, "raise: a signal was lost");
+    rows.push(Row { what: "raise", size, align, top_mod, min, big });
+    let (min, big) = at_minimum(top_mod, true, &|| {
+        let c = C::default();
+        move |_: &filament::Fiber<'_>| {
+            black_box(&c);
+            wait_for_signal();
+        }
+    });
+    rows.push(Row { what: "kill", size, align, top_mod, min, big });
+}
+
+/// A signal delivered while a fiber runs — its handler installed without
+/// `SA_ONSTACK` — lands on the fiber's stack: the kernel's signal frame
+/// (`AT_MINSIGSTKSZ`) and the red zone must fit the smallest stack spawn
+/// accepts, with room for a small handler frame.
+#[test]
+fn signal_frames_fit_the_smallest_accepted_stack() {
+    if under_asan() {
+        eprintln!("skipped under AddressSanitizer");
+        return;
+    }
+    in_child("signal_frames_fit_the_smallest_accepted_stack", || {
+        install_signal_handler();
+        let _killer = Killer::new();
+        let mut bad = Vec::new();
+        for top_mod in [0, 16, 4096 + 48] {
+            let mut rows = Vec::new();
+            signal_cases::<A1<0>>(top_mod, &mut rows);
+            signal_cases::<A1<1000>>(top_mod, &mut rows);
+            signal_cases::<A64<1024>>(top_mod, &mut rows);
+            signal_cases::<A4096<4096>>(top_mod, &mut rows);
+            for r in rows {
+                let m = &r.min;
+                println!(
+                    "{:>6} {:>5}x{:<5} top {:>4}: stack {:>6}, deepest write {:>6}, {} below, {} above",
+                    r.what, r.size, r.align, r.top_mod, m.size, r.big.high_water, m.clobbered_below, m.clobbered_above
+                );
+                if m.clobbered_below != 0 || m.clobbered_above != 0 {
+                    bad.push(format!(
+                        "{} {}x{} on {} bytes (top = {} mod {TOP_PERIOD}): written {} bytes below the stack, {} above",
+                        r.what, r.size, r.align, m.size, r.top_mod, m.clobbered_below, m.clobbered_above
+                    ));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{} ({}): {bad:#?}", bad.len(), profile());
+    });
+}
+
+/// Spawns a fiber capturing a `C` that raises SIGUSR1 on the smallest host
+/// stack spawn accepts for it, runs it, and returns that stack's size.
+fn raise_on_smallest_host_stack<C: Default + Copy + Send + 'static>() -> usize {
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let raise = || {
+        let c = C::default();
+        move |_: &filament::Fiber<'static>| {
+            black_box(&c);
+            // SAFETY: raising a signal whose handler is installed.
+            unsafe { libc::raise(libc::SIGUSR1) }
+        }
+    };
+    let mut size = MIN_STACK_SIZE;
+    let h = loop {
+        let stack = Stack::host(size).unwrap();
+        let mapped = stack.size();
+        match rt.spawn(stack, raise()) {
+            Ok(h) => {
+                size = mapped;
+                break h;
+            }
+            Err(e) => match e.kind() {
+                SpawnErrorKind::StackTooSmall { needed, size: s } => {
+                    assert!(needed > s);
+                    size = needed;
+                }
+                k => panic!("unexpected spawn error {k:?}"),
+            },
+        }
+    };
+    let before = SIGNALS.load(Ordering::SeqCst);
+    rt.run().unwrap();
+    assert_eq!(rt.take(h).unwrap(), 0);
+    let delivered = SIGNALS.load(Ordering::SeqCst) - before;
+    println!("{}-byte capture on a {size}-byte host stack: {delivered} signal(s) delivered", size_of::<C>());
+    assert_eq!(delivered, 1, "the signal was lost ({}-byte capture, {size}-byte host stack)", size_of::<C>());
+    size
+}
+
+/// On the smallest host stack spawn accepts, a signal the fiber raises is
+/// delivered: its frame does not run into the guard page (the kernel would
+/// then drop the signal and, through std's handler, reset SIGSEGV to its
+/// default). Captures of several sizes leave different slack in the last page.
+#[test]
+fn signal_on_the_smallest_accepted_host_stack_is_delivered() {
+    in_child("signal_on_the_smallest_accepted_host_stack_is_delivered", || {
+        install_signal_handler();
+        let segv = sigsegv_handler();
+        raise_on_smallest_host_stack::<A1<0>>();
+        raise_on_smallest_host_stack::<A1<512>>();
+        raise_on_smallest_host_stack::<A1<1024>>();
+        raise_on_smallest_host_stack::<A1<1536>>();
+        raise_on_smallest_host_stack::<A1<2048>>();
+        raise_on_smallest_host_stack::<A1<2560>>();
+        raise_on_smallest_host_stack::<A1<3072>>();
+        raise_on_smallest_host_stack::<A1<3584>>();
+        assert_eq!(sigsegv_handler(), segv, "the SIGSEGV handler was reset");
     });
 }
 

@@ -17,6 +17,7 @@ use std::boxed::Box;
 use std::string::String;
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{JoinError, PanicMessage};
 use crate::stack::{MIN_STACK_SIZE, Owner, Stack, StackError};
@@ -36,6 +37,39 @@ pub(crate) fn outcome_of_panic(payload: Box<dyn Any + Send>) -> JoinError<()> {
         String::from("<non-string panic payload>")
     };
     JoinError::Panicked(PanicMessage { text })
+}
+
+/// Bytes below the stack pointer the System V ABI lets leaf code use without
+/// moving it (the red zone): the kernel leaves them alone when it pushes a
+/// signal frame, and starts the frame below them.
+const RED_ZONE: usize = 128;
+
+/// Room for a signal handler's own frames below the kernel's signal frame: a
+/// handler that only sets a flag or bumps a counter, and the libc frames of
+/// `raise` if the fiber raised the signal itself. Handlers that need more
+/// must run on an alternate stack (`SA_ONSTACK` + `sigaltstack`).
+const SIGNAL_HANDLER_ALLOWANCE: usize = 1024;
+
+/// Stack a signal delivered while a fiber runs takes below the fiber's
+/// deepest frame, when its handler was installed without `SA_ONSTACK`: the
+/// red zone, the kernel's signal frame (`AT_MINSIGSTKSZ`, which depends on the
+/// CPU's extended register state; `MINSIGSTKSZ` if the kernel does not say)
+/// and [`SIGNAL_HANDLER_ALLOWANCE`]. Computed once, then cached.
+pub(crate) fn signal_reserve() -> usize {
+    static RESERVE: AtomicUsize = AtomicUsize::new(0);
+    let cached = RESERVE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: getauxval only reads the auxiliary vector; 0 means "not present".
+    let frame = match unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize {
+        0 => libc::MINSIGSTKSZ,
+        n => n,
+    };
+    let reserve = frame.saturating_add(RED_ZONE + SIGNAL_HANDLER_ALLOWANCE).next_multiple_of(16);
+    // Every thread computes the same value: a racing store is harmless.
+    RESERVE.store(reserve, Ordering::Relaxed);
+    reserve
 }
 
 fn page_size() -> usize {
