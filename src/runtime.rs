@@ -16,9 +16,6 @@ use crate::time::{self, Ticks, TimerEntry};
 use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
-/// Bytes a fiber needs below its initial frame for the entry glue to run.
-const ENTRY_HEADROOM: usize = 256;
-
 const IDLE: u8 = 0;
 const BUSY: u8 = 1;
 const RUNNING: u8 = 2;
@@ -238,6 +235,15 @@ impl<'s, const N: usize> Runtime<'s, N> {
 
     /// Spawns a fiber running `f` on `stack`. It first runs when [`run`](Self::run)
     /// reaches it (FIFO after the fibers already ready).
+    ///
+    /// The stack must hold the fiber header, the closure (later its result),
+    /// the entry glue's frames and, with `std`, room for a signal frame (a
+    /// signal handler installed without `SA_ONSTACK` runs on the fiber's
+    /// stack); see [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE) for the reserves.
+    /// A smaller stack is refused with
+    /// [`SpawnErrorKind::StackTooSmall`]`{ needed, .. }`; a stack of exactly
+    /// `needed` bytes is accepted. Signal handlers that need more than a small
+    /// frame must use `SA_ONSTACK` and `sigaltstack`.
     ///
     /// On failure nothing is lost: the error hands back the stack and the closure.
     pub fn spawn<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
@@ -824,13 +830,105 @@ union Payload<F, T> {
     _outcome: ManuallyDrop<Result<T, JoinError<()>>>,
 }
 
-/// Stack the entry glue itself needs below the initial frame: fixed headroom
-/// plus room for the copies of the closure and of its outcome that the entry
-/// frames make (moving `F` into the call, returning `T`, wrapping it in a
-/// `Result`). Unoptimised builds copy more often.
+// The entry glue's stack reserve.
+//
+// The glue — `__filament_fiber_start`, `fiber_entry`, `call_closure` with
+// `catch_unwind` under `std`, the `FnOnce` shims, and the exit path
+// (`raw::leave` and what it calls, still on the fiber's stack) — writes below
+// the initial frame before and after the closure body runs. `spawn` refuses a
+// stack without room for it: the canary cannot protect the glue, because a
+// frame reserved with `sub rsp` (every frame holding a large copy) can skip the
+// canary words entirely and write below the stack unseen.
+//
+// What it writes was measured by `tests/stack_reserve.rs`
+// (`glue_stack_use_fits_the_reserve`, paint + high-water mark, features
+// std + trace + explore, x86_64, rustc 1.95.0), in bytes below the initial
+// frame. F = the closure, R = `Result<T, JoinError<()>>`; "capture" closures
+// hold an F of the given size and alignment and return `()`, "result" closures
+// return a T of it (capturing a `Box`), "both" capture and return it:
+//
+//   size × align     capture  debug/release   result  debug/release   both  debug/release
+//   empty (0 × 1)            1512 /    32               1512 /    32         1512 /    32
+//          64 × 1            1512 /    80               1512 /   208         1512 /    96
+//        1000 × 1            1840 /  1040               5200 /  1152         5792 /  1072
+//        4096 × 1            4944 /  4144              17592 /  4264        21264 /  4160
+//       16384 × 1           17232 / 16432              66744 / 16552        82704 / 16448
+//       1024 × 16            1872 /  1072               5312 /  2208         5936 /  1088
+//       1024 × 64            1984 /  1248               5712 /  2384         6336 /  1136
+//       256 × 256            1536 /   992               3984 /  1360         3840 /   560
+//      4096 × 256            5376 /  4832              19368 /  9064        23040 /  4400
+//     4096 × 4096           16384 / 16352              53672 / 20584        57344 /  8240
+//     8192 × 4096           20480 / 20448              70056 / 28776        77824 / 12336
+//     8192 × 8192           32768 / 32736             106920 / 41064       114688 / 16432
+//    16384 × 8192           40960 / 40928             139688 / 57448       155648 / 24624
+//
+// Read as copies: with slot(X) = size_of X rounded up to 16, plus align_of X
+// when that exceeds 16 (a frame holding an over-aligned copy realigns `rsp`
+// downwards, wasting up to that much), the glue holds at most 2 slots of F in
+// both profiles (exactly 2 for the 4096- and 8192-aligned captures); at most
+// 2 slots of R in release and ~4.3 in debug (the outcome is written in place
+// by `call_closure`; when it was returned through the frames instead, debug
+// builds held 11 slots of R, and 15 once the detached case was moved inside
+// the unwind boundary); and a fixed part of 1512 bytes in debug, at most 256
+// in release.
+//
+// The reserve below adds one slot of F and of R to the measured counts, and
+// ~50 % to the debug fixed part. `cfg!(debug_assertions)` stands in for "not
+// optimised": a build with debug assertions on but optimisation, or the
+// reverse, gets the other profile's reserve (the larger one with assertions
+// on). The measurement test fails if the glue ever outgrows the reserve.
+
+/// Fixed bytes the entry glue writes below the initial frame.
+const ENTRY_HEADROOM: usize = if cfg!(debug_assertions) { 2560 } else { 256 };
+/// Slots of the closure the glue frames hold at most (measured: 2).
+const CLOSURE_COPIES: usize = 3;
+/// Slots of the outcome the glue frames hold at most (measured: ~4.3 / 2).
+const OUTCOME_COPIES: usize = if cfg!(debug_assertions) { 6 } else { 3 };
+
+/// Stack one copy of a value of this size and alignment takes in a glue frame,
+/// including the padding a frame realigning `rsp` for it may waste.
+const fn glue_slot(size: usize, align: usize) -> usize {
+    let size = size.next_multiple_of(arch::STACK_ALIGN);
+    if align > arch::STACK_ALIGN { size.saturating_add(align) } else { size }
+}
+
+/// Stack the entry glue needs below the initial frame for a closure `F`
+/// returning `T` (see the measurements above).
 const fn entry_headroom<F, T>() -> usize {
-    let copies = if cfg!(debug_assertions) { 6 } else { 2 };
-    ENTRY_HEADROOM + copies * (mem::size_of::<F>() + mem::size_of::<Result<T, JoinError<()>>>())
+    let f = glue_slot(mem::size_of::<F>(), mem::align_of::<F>()).saturating_mul(CLOSURE_COPIES);
+    let r = glue_slot(mem::size_of::<Result<T, JoinError<()>>>(), mem::align_of::<Result<T, JoinError<()>>>())
+        .saturating_mul(OUTCOME_COPIES);
+    ENTRY_HEADROOM.saturating_add(f).saturating_add(r)
+}
+
+/// Stack a signal may take below a running fiber's deepest frame: on a host
+/// (`std`), the kernel's signal frame, the red zone and a small handler
+/// allowance (`host::signal_reserve`); without `std` (bare metal) nothing,
+/// there are no signals.
+#[inline(always)]
+fn signal_reserve() -> usize {
+    #[cfg(feature = "std")]
+    {
+        crate::host::signal_reserve()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        0
+    }
+}
+
+/// The smallest stack a fiber fits: `above` bytes of header and payload at the
+/// top, the initial frame, the glue's `headroom`, the signal reserve and the
+/// canary, rounded up to the stack alignment (so a stack of exactly this size
+/// is accepted).
+#[inline(always)]
+fn stack_needed(above: usize, headroom: usize) -> usize {
+    above
+        .saturating_add(arch::INIT_FRAME_BYTES + stack::CANARY_BYTES)
+        .saturating_add(headroom)
+        .saturating_add(signal_reserve())
+        .saturating_add(arch::STACK_ALIGN - 1)
+        & !(arch::STACK_ALIGN - 1)
 }
 
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
@@ -872,7 +970,7 @@ where
             // Constants (sizes of types), folded at compile time.
             let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
             let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
-            let needed = frame_off + arch::INIT_FRAME_BYTES + entry_headroom::<F, T>() + stack::CANARY_BYTES;
+            let needed = stack_needed(frame_off, entry_headroom::<F, T>());
             if size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
@@ -884,7 +982,7 @@ where
             let payload_at =
                 header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
             let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
-            let needed = (top - frame_top) + arch::INIT_FRAME_BYTES + entry_headroom::<F, T>() + stack::CANARY_BYTES;
+            let needed = stack_needed(top - frame_top, entry_headroom::<F, T>());
             if payload_at <= lo || size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
@@ -939,73 +1037,81 @@ where
         let slot = (*core).current;
         (*slot).started = true;
         let fib = Fiber { core, slot, _marker: PhantomData };
-        let header = (*slot).header;
-        // `None`: the fiber is detached and its result (or panic) was dropped
-        // inside the unwind boundary.
-        if let Some(outcome) = call_closure(payload.cast::<F>(), &fib, header) {
-            payload.cast::<Result<T, JoinError<()>>>().write(outcome);
-            (*header).has_outcome = true;
-        }
+        call_closure::<F, T>(payload, &fib, (*slot).header);
         raw::leave(core)
     }
 }
 
 /// Moves the closure out of the payload as late as possible (inside the
 /// unwind boundary), so a large closure is copied into as few frames as
-/// possible, and calls it. A detached fiber's result is dropped inside the
-/// boundary too: a panicking `Drop` of the result, of a captured value or of
-/// a panic payload never unwinds into the `extern "C"` entry.
+/// possible, calls it, and writes its outcome into the payload bytes (the
+/// closure has left them by then), or — for a detached fiber — drops it
+/// there. Everything user code drops (the result, captured values, a panic
+/// payload) is dropped inside the boundary: a panicking `Drop` never
+/// unwinds into the `extern "C"` entry. The outcome is written in place, not
+/// returned, so an unoptimised build copies a large result as few times as
+/// possible (the stack reserve in `entry_headroom` counts those copies).
 ///
 /// # Safety
-/// `f` points to a valid `F` that nobody else reads; `header` is the running
-/// fiber's header.
+/// `payload` holds a valid `F` that nobody else reads, with room for the
+/// outcome; `header` is the running fiber's header.
 #[cfg(feature = "std")]
-unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>, header: *mut Header) -> Option<Result<T, JoinError<()>>>
+unsafe fn call_closure<'s, F, T>(payload: *mut u8, fib: &Fiber<'s>, header: *mut Header)
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
     extern crate std;
+    let out = payload.cast::<Result<T, JoinError<()>>>();
     let run = || {
-        // SAFETY: read exactly once, per the contract.
-        let value = unsafe { f.read() }(fib);
+        // SAFETY: read exactly once, per the contract; from here on the
+        // payload bytes are free for the outcome.
+        let value = unsafe { payload.cast::<F>().read() }(fib);
         // SAFETY: the header lives as long as the fiber; `detached` may have
         // been set while the fiber ran (detach of a running fiber).
-        if unsafe { (*header).detached } {
-            drop(value);
-            None
-        } else {
-            Some(value)
+        unsafe {
+            if (*header).detached {
+                drop(value);
+            } else {
+                out.write(Ok(value));
+                (*header).has_outcome = true;
+            }
         }
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(v) => v.map(Ok),
-        // SAFETY: as above.
-        Err(payload) if unsafe { (*header).detached } => {
-            crate::host::drop_panic_payload(payload);
-            None
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        // SAFETY: as above; a panic before `has_outcome` was set left no
+        // outcome behind (the write is the last thing that can panic-free
+        // happen), so the bytes are free.
+        unsafe {
+            if (*header).detached {
+                crate::host::drop_panic_payload(panic);
+            } else {
+                out.write(Err(crate::host::outcome_of_panic(panic)));
+                (*header).has_outcome = true;
+            }
         }
-        Err(payload) => Some(Err(crate::host::outcome_of_panic(payload))),
     }
 }
 
 /// # Safety
-/// `f` points to a valid `F` that nobody else reads; `header` is the running
-/// fiber's header.
+/// `payload` holds a valid `F` that nobody else reads, with room for the
+/// outcome; `header` is the running fiber's header.
 #[cfg(not(feature = "std"))]
-unsafe fn call_closure<'s, F, T>(f: *mut F, fib: &Fiber<'s>, header: *mut Header) -> Option<Result<T, JoinError<()>>>
+unsafe fn call_closure<'s, F, T>(payload: *mut u8, fib: &Fiber<'s>, header: *mut Header)
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
     // Without std a panic runs the user's panic handler; an unwind reaching
     // the `extern "C"` entry aborts, so it never crosses the assembly frames.
-    // SAFETY: read exactly once, per the contract.
-    let value = unsafe { f.read() }(fib);
-    // SAFETY: the header lives as long as the fiber.
-    if unsafe { (*header).detached } {
-        drop(value);
-        None
-    } else {
-        Some(Ok(value))
+    // SAFETY: read exactly once, per the contract; the header lives as long
+    // as the fiber.
+    unsafe {
+        let value = payload.cast::<F>().read()(fib);
+        if (*header).detached {
+            drop(value);
+        } else {
+            payload.cast::<Result<T, JoinError<()>>>().write(Ok(value));
+            (*header).has_outcome = true;
+        }
     }
 }
 

@@ -26,11 +26,35 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch;
 
-/// The smallest stack filament accepts, in bytes.
+/// The smallest stack a [`Stack`] or [`StaticStack`] can be, in bytes.
 ///
 /// It covers the canary words, the fiber header, the initial frame and a few
-/// hundred bytes for the entry glue. Real fibers need more: size stacks for what
-/// your code does (measure it with `stack_high_water`).
+/// hundred bytes for the entry glue of an optimised build without `std`.
+/// Spawning usually needs more, and [`Runtime::spawn`](crate::Runtime::spawn)
+/// checks it for each closure, refusing a stack that is too small with
+/// [`SpawnErrorKind::StackTooSmall`](crate::SpawnErrorKind::StackTooSmall) and
+/// the size it needs. Besides header, closure and initial frame, spawn reserves:
+///
+/// * **The entry glue** — the frames that call the closure and finish the
+///   fiber, with their own copies of the closure and its result: 256 bytes
+///   plus 3 copies of each in optimised builds; 2.5 KiB plus 3 copies of the
+///   closure and 12 of the result in builds with debug assertions (unoptimised
+///   code copies more). A copy of a type aligned to more than 16 bytes counts
+///   its alignment again (its frame realigns the stack pointer). The numbers
+///   come from measurements (`tests/stack_reserve.rs`).
+/// * **A signal frame**, with `std` (a host with signals). A signal delivered
+///   while a fiber runs, to a handler installed without `SA_ONSTACK`, is
+///   pushed onto the fiber's stack: the kernel's frame (`AT_MINSIGSTKSZ` from
+///   the auxiliary vector, 3–4 KiB on CPUs with AVX-512, more with AMX; the
+///   libc `MINSIGSTKSZ` where the kernel does not say), the 128-byte red zone
+///   below the interrupted frame, and 1 KiB for the handler's own frames. A
+///   handler that needs more must run on an alternate stack (`SA_ONSTACK` with
+///   `sigaltstack`). Without `std` (bare metal) nothing is reserved: there are
+///   no signals, and a kernel whose interrupts run on the interrupted stack
+///   must size fiber stacks for its handlers itself.
+///
+/// Real fibers need more again: size stacks for what your code does plus
+/// these reserves (measure it with `stack_high_water`).
 pub const MIN_STACK_SIZE: usize = 1024;
 
 /// Number of guard words at the low end of every stack.
@@ -59,6 +83,13 @@ pub enum StackError {
         /// The stack's size in bytes.
         size: usize,
     },
+    /// A host stack of this size cannot exist: rounded up to whole pages with
+    /// its guard page, it would not fit the address space (more than
+    /// `isize::MAX` bytes) (`std` only).
+    TooLarge {
+        /// The requested size in bytes.
+        size: usize,
+    },
     /// The operating system refused to map a host stack (`std` only).
     MapFailed {
         /// The requested size in bytes.
@@ -77,6 +108,9 @@ impl fmt::Display for StackError {
             ),
             StackError::AlreadyClaimed { size } => {
                 write!(f, "static stack of {size} bytes is already claimed")
+            }
+            StackError::TooLarge { size } => {
+                write!(f, "a {size}-byte stack does not fit the address space")
             }
             StackError::MapFailed { size, errno } => {
                 write!(f, "mapping a {size}-byte stack failed (errno {errno})")

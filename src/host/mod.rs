@@ -17,6 +17,7 @@ use std::boxed::Box;
 use std::string::String;
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{JoinError, PanicMessage};
 use crate::stack::{MIN_STACK_SIZE, Owner, Stack, StackError};
@@ -59,6 +60,39 @@ pub(crate) fn drop_panic_payload(mut payload: Box<dyn Any + Send>) {
     core::mem::forget(payload);
 }
 
+/// Bytes below the stack pointer the System V ABI lets leaf code use without
+/// moving it (the red zone): the kernel leaves them alone when it pushes a
+/// signal frame, and starts the frame below them.
+const RED_ZONE: usize = 128;
+
+/// Room for a signal handler's own frames below the kernel's signal frame: a
+/// handler that only sets a flag or bumps a counter, and the libc frames of
+/// `raise` if the fiber raised the signal itself. Handlers that need more
+/// must run on an alternate stack (`SA_ONSTACK` + `sigaltstack`).
+const SIGNAL_HANDLER_ALLOWANCE: usize = 1024;
+
+/// Stack a signal delivered while a fiber runs takes below the fiber's
+/// deepest frame, when its handler was installed without `SA_ONSTACK`: the
+/// red zone, the kernel's signal frame (`AT_MINSIGSTKSZ`, which depends on the
+/// CPU's extended register state; `MINSIGSTKSZ` if the kernel does not say)
+/// and [`SIGNAL_HANDLER_ALLOWANCE`]. Computed once, then cached.
+pub(crate) fn signal_reserve() -> usize {
+    static RESERVE: AtomicUsize = AtomicUsize::new(0);
+    let cached = RESERVE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: getauxval only reads the auxiliary vector; 0 means "not present".
+    let frame = match unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize {
+        0 => libc::MINSIGSTKSZ,
+        n => n,
+    };
+    let reserve = frame.saturating_add(RED_ZONE + SIGNAL_HANDLER_ALLOWANCE).next_multiple_of(16);
+    // Every thread computes the same value: a racing store is harmless.
+    RESERVE.store(reserve, Ordering::Relaxed);
+    reserve
+}
+
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -75,13 +109,24 @@ impl Stack<'static> {
     /// Maps a host stack of at least `size` bytes (rounded up to pages) with a
     /// `PROT_NONE` guard page below it: an overflow faults at once (SIGSEGV)
     /// instead of corrupting memory. Unmapped when released.
+    ///
+    /// Fails with [`StackError::TooSmall`] below [`MIN_STACK_SIZE`], with
+    /// [`StackError::TooLarge`] if the rounded size plus the guard page exceeds
+    /// `isize::MAX` bytes, and with [`StackError::MapFailed`] if the system
+    /// refuses the mapping.
     pub fn host(size: usize) -> Result<Stack<'static>, StackError> {
         let page = page_size();
         if size < MIN_STACK_SIZE {
             return Err(StackError::TooSmall { min: MIN_STACK_SIZE, given: size, usable: size });
         }
-        let usable = size.next_multiple_of(page);
-        let len = usable + page;
+        // Checked: a size near usize::MAX must not wrap to a tiny mapping.
+        let Some((usable, len)) = size
+            .checked_next_multiple_of(page)
+            .and_then(|usable| Some((usable, usable.checked_add(page)?)))
+            .filter(|&(_, len)| len <= isize::MAX as usize)
+        else {
+            return Err(StackError::TooLarge { size });
+        };
         // SAFETY: an anonymous private mapping; arguments are valid.
         let base = unsafe {
             libc::mmap(
