@@ -1004,6 +1004,11 @@ where
             has_outcome: false,
             fp: mem::MaybeUninit::uninit(),
         });
+        // AddressSanitizer builds: a fiber that finished left the redzones of
+        // its last frames on this memory (it leaves by a jump, never by
+        // returning through them); a new fiber starts on a clean stack.
+        #[cfg(filament_asan)]
+        asan_unpoison(base, size);
         stack::prepare(base, frame_top.sub(arch::INIT_FRAME_BYTES), painted);
         let sp = arch::init_stack(frame_top, fiber_entry::<F, T>, payload, core.cast());
 
@@ -1078,6 +1083,11 @@ where
         }
     };
     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        // SAFETY: the header lives as long as the fiber.
+        #[cfg(filament_asan)]
+        unsafe {
+            asan_unpoison_below_here((*header).stack.lo())
+        };
         // SAFETY: as above; a panic before `has_outcome` was set left no
         // outcome behind (the write is the last thing that can panic-free
         // happen), so the bytes are free.
@@ -1090,6 +1100,35 @@ where
             }
         }
     }
+}
+
+/// AddressSanitizer builds (`--cfg filament_asan`, set by CI): after an
+/// unwind on a fiber stack, clears the poison of the frames it unwound.
+///
+/// An unwind ends in a `noreturn` call, where ASan unpoisons the stack below
+/// the current frame, but only on a stack it knows the bounds of; on a fiber
+/// stack it declines ("ignoring requested __asan_handle_no_return"), and the
+/// stale redzones of the unwound frames then fault in the next frames that
+/// reuse that memory (a false positive). Everything below this frame and
+/// above the stack's low end is dead.
+///
+/// # Safety
+/// `lo` is the low end of the running fiber's stack.
+#[cfg(filament_asan)]
+#[inline(never)]
+unsafe fn asan_unpoison_below_here(lo: *mut u8) {
+    let here = 0u8;
+    let top = core::hint::black_box(&raw const here) as usize;
+    // SAFETY: [lo, top - 256) lies inside the running fiber's own stack, below
+    // every live frame (this function's frame is the lowest one).
+    unsafe { asan_unpoison(lo, top - 256 - lo as usize) };
+}
+
+#[cfg(filament_asan)]
+unsafe extern "C" {
+    /// AddressSanitizer's runtime: marks `[addr, addr + size)` addressable.
+    #[link_name = "__asan_unpoison_memory_region"]
+    fn asan_unpoison(addr: *const u8, size: usize);
 }
 
 /// # Safety

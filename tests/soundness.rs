@@ -315,6 +315,7 @@ fn descend_break_canary_and_yield(fib: &filament::Fiber<'static>, lo: usize, mar
 /// into the slack memory below a borrowed buffer). It now runs on the host
 /// context's stack: not one byte below the buffer changes.
 #[test]
+#[cfg_attr(filament_asan, ignore = "measures stack bytes below a fiber stack (ASan redzones change every frame)")]
 fn an_overflow_report_runs_on_the_host_stack() {
     let out = filament::host::run_in_child("an_overflow_report_runs_on_the_host_stack", || {
         const SLACK_LEN: usize = 64 * 1024;
