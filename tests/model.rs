@@ -494,7 +494,7 @@ fn step<'s>(fib: &Fiber<'s>, w: &'s World, op: &Op, stacks: &mut Vec<Stack<'s>>,
         Op::WaitIrq(t) => match w.irq.wait_timeout(fib, t) {
             Ok(n) => {
                 ensure!(n > 0, "IrqSignal::wait_timeout returned a count of 0");
-                w.irq_taken.fetch_add(u64::from(n), SeqCst);
+                w.irq_taken.fetch_add(n, SeqCst);
             }
             Err(IrqError::TimedOut) => timed_out(fib, "IrqSignal::wait_timeout", start, t),
             Err(e) => fail(format!("IrqSignal::wait_timeout: {e:?}")),
@@ -605,7 +605,7 @@ fn host<'s>(rt: &Runtime<'s, N>, w: &'s World, case: &Case, mut stacks: Vec<Stac
     let locks = w.locks.load(SeqCst);
     ensure!(value == Ok(locks), "mutex: value {value:?} after {locks} locks");
     let (notified, taken, pending) = (w.notifies.load(SeqCst), w.irq_taken.load(SeqCst), w.irq.pending());
-    ensure!(notified == taken + u64::from(pending), "irq: {notified} notified, {taken} taken, {pending} pending");
+    ensure!(notified == taken + pending, "irq: {notified} notified, {taken} taken, {pending} pending");
     let (spawned, finished) = (w.spawned.load(SeqCst), w.finished.load(SeqCst));
     ensure!(spawned == finished, "{spawned} fibers spawned but {finished} finished");
     let live = rt.stats().expect("idle runtime").live;
