@@ -1468,7 +1468,7 @@ mod tests {
         let other = rt.spawn(STACKS[1].claim().unwrap(), |fib| (0..4).for_each(|_| fib.yield_now())).ok().unwrap();
         rt.run().unwrap();
         let id = h.id();
-        let runs = rt.fiber_info(id).unwrap().runs as u64;
+        let runs: u64 = rt.fiber_info(id).unwrap().runs;
         assert!(runs > u32::MAX as u64, "runs wrapped: {runs}");
         assert!(rt.stats().unwrap().switches > u32::MAX as u64);
         rt.take(h).unwrap();
