@@ -227,7 +227,9 @@ pub(crate) fn fatal(args: core::fmt::Arguments<'_>) -> ! {
     #[cfg(feature = "std")]
     {
         extern crate std;
-        std::eprintln!("filament: fatal: {args}");
+        // Straight to file descriptor 2, one line: `eprintln!` goes through
+        // libtest's output capture, which a test that aborts never prints.
+        crate::host::write_stderr_line(format_args!("filament: fatal: {args}"));
         std::process::abort();
     }
     #[cfg(not(feature = "std"))]

@@ -22,6 +22,52 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::error::{JoinError, PanicMessage};
 use crate::stack::{MIN_STACK_SIZE, Owner, Stack, StackError};
 
+/// Writes one line to file descriptor 2 directly (not through `std::io`'s
+/// stderr, which `cargo test` captures): for reports printed right before the
+/// process stops. Newlines inside the message become spaces, so a report is
+/// always one line. No allocation: the text goes out in 256-byte pieces.
+pub(crate) fn write_stderr_line(args: core::fmt::Arguments<'_>) {
+    struct Fd2 {
+        buf: [u8; 256],
+        len: usize,
+    }
+    impl Fd2 {
+        fn flush(&mut self) {
+            let mut off = 0;
+            while off < self.len {
+                // SAFETY: write(2) on fd 2 with a valid buffer and length.
+                let n = unsafe { libc::write(2, self.buf[off..].as_ptr().cast(), self.len - off) };
+                if n <= 0 {
+                    break; // nothing more we can do for a report
+                }
+                off += n as usize;
+            }
+            self.len = 0;
+        }
+    }
+    impl core::fmt::Write for Fd2 {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.len == self.buf.len() {
+                    self.flush();
+                }
+                self.buf[self.len] = if b == b'\n' || b == b'\r' { b' ' } else { b };
+                self.len += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut out = Fd2 { buf: [0; 256], len: 0 };
+    let _ = core::fmt::write(&mut out, args);
+    let _ = core::fmt::Write::write_str(&mut out, "");
+    if out.len == out.buf.len() {
+        out.flush();
+    }
+    out.buf[out.len] = b'\n';
+    out.len += 1;
+    out.flush();
+}
+
 /// The unwind payload that cancels a deadlocked fiber.
 pub(crate) struct Cancelled;
 
