@@ -572,6 +572,9 @@ pub(crate) unsafe fn block_current(
             return Wake::Unwinding; // never switch while unwinding
         }
         crate::time::poll(core);
+        // `Ticks::MAX` is "never" (a clock never reaches it; virtual time must
+        // not jump to it).
+        let deadline = deadline.filter(|&d| d != Ticks::MAX);
         if let Some(d) = deadline
             && d <= (*core).now
         {

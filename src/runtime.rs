@@ -724,12 +724,21 @@ impl<'s> Fiber<'s> {
 
     /// Sleeps for `ticks` ticks (at least; wakes at the first clock advance that
     /// reaches the deadline).
+    ///
+    /// `sleep(0)` yields: the other ready fibers run first (FreeRTOS's
+    /// `vTaskDelay(0)`). `sleep(Ticks::MAX)` sleeps forever (until a deadlock
+    /// cancels the fiber, under `std`).
     pub fn sleep(&self, ticks: Ticks) {
         self.sleep_until(self.now().saturating_add(ticks));
     }
 
-    /// Sleeps until the clock reaches `deadline`.
+    /// Sleeps until the clock reaches `deadline`. A deadline already reached
+    /// yields (see [`sleep`](Self::sleep)); `Ticks::MAX` is never reached.
     pub fn sleep_until(&self, deadline: Ticks) {
+        if deadline <= self.now() {
+            self.yield_now();
+            return;
+        }
         // SAFETY: we are the running fiber; a sleep waits in no queue.
         unsafe {
             let wake = raw::block_current(self.core, ptr::null(), WaitKind::Sleep, deadline as usize, Some(deadline));

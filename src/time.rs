@@ -10,6 +10,10 @@ use crate::fiber::{Slot, Wake};
 use crate::raw::{self, Core};
 
 /// A point or span of time in the user's ticks.
+///
+/// `Ticks::MAX` means "never": as a deadline it is never reached, and as a
+/// timeout (`_timeout` methods, [`Fiber::sleep`](crate::Fiber::sleep)) it
+/// waits forever. Deadlines saturate at it.
 pub type Ticks = u64;
 
 /// One armed deadline.

@@ -59,7 +59,9 @@
 //!   and a `_timeout` method that gives up after a number of ticks with a
 //!   typed `TimedOut` error (a timed-out waiter loses and duplicates nothing:
 //!   a hand-off and a timeout exclude each other). Timeouts use the runtime's
-//!   clock ([`Fiber::now`](crate::Fiber::now)); a timeout of `0` tries once.
+//!   clock ([`Fiber::now`](crate::Fiber::now)); a timeout of `0` tries once;
+//!   a timeout of `Ticks::MAX` (or one whose deadline would overflow) waits
+//!   forever, like the blocking form.
 //! * **Fibers only**: every method that touches the primitive's state takes
 //!   the running fiber's [`Fiber`] handle. Blocking outside a
 //!   fiber is therefore rejected at compile time: there is no handle to pass.
