@@ -8,11 +8,16 @@ use crate::stack::Stack;
 
 /// Why a spawn failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpawnErrorKind {
     /// Every slot holds a fiber (running, blocked, or finished and not yet taken).
     Full {
         /// The runtime's capacity.
         capacity: usize,
+        /// How many of the slots hold fibers that finished and whose result
+        /// nobody took yet (their `JoinHandle`s still own them: take, join or
+        /// detach them to free the slots).
+        finished_untaken: usize,
     },
     /// The closure and its result, the header and the initial frame do not fit.
     StackTooSmall {
@@ -31,7 +36,11 @@ pub enum SpawnErrorKind {
 impl fmt::Display for SpawnErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            SpawnErrorKind::Full { capacity } => write!(f, "runtime full ({capacity} fibers)"),
+            SpawnErrorKind::Full { capacity, finished_untaken: 0 } => write!(f, "runtime full ({capacity} fibers)"),
+            SpawnErrorKind::Full { capacity, finished_untaken } => write!(
+                f,
+                "runtime full ({capacity} fibers; {finished_untaken} of them finished, their results not taken)"
+            ),
             SpawnErrorKind::StackTooSmall { needed, size } => {
                 write!(f, "stack too small: {size} bytes, fiber needs at least {needed}")
             }
@@ -113,6 +122,7 @@ impl fmt::Display for PanicMessage {
 
 /// Why a join or take did not produce the value. Variants that refuse the
 /// request give the handle back.
+#[non_exhaustive]
 pub enum JoinError<T> {
     /// The fiber panicked (`std`); the other fibers kept running.
     Panicked(PanicMessage),
@@ -195,6 +205,7 @@ impl<T> core::error::Error for JoinError<T> {}
 
 /// One blocked fiber in a deadlock report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BlockedFiber {
     /// The fiber.
     pub id: FiberId,
@@ -207,13 +218,24 @@ pub struct BlockedFiber {
 /// The fibers found blocked when nothing could wake them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeadlockReport {
-    /// The first blocked fibers, in slot order.
-    pub fibers: heapless::Vec<BlockedFiber, 16>,
-    /// How many fibers were blocked in all (may exceed `fibers.len()`).
-    pub count: usize,
+    fibers: heapless::Vec<BlockedFiber, { DeadlockReport::LISTED }>,
+    count: usize,
 }
 
 impl DeadlockReport {
+    /// How many blocked fibers a report lists at most (it counts them all).
+    pub const LISTED: usize = 16;
+
+    /// The blocked fibers, in slot order (the first [`LISTED`](Self::LISTED)).
+    pub fn fibers(&self) -> &[BlockedFiber] {
+        &self.fibers
+    }
+
+    /// How many fibers were blocked in all (may exceed `fibers().len()`).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     pub(crate) fn push(&mut self, id: FiberId, name: &'static str, reason: WaitReason) {
         self.count += 1;
         let _ = self.fibers.push(BlockedFiber { id, name, reason });
@@ -235,9 +257,15 @@ impl DeadlockReport {
 
 impl fmt::Display for DeadlockReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "deadlock: {} fiber(s) blocked:", self.count)?;
-        for b in &self.fibers {
-            write!(f, " {} \"{}\" on {:?};", b.id, b.name, b.reason)?;
+        let s = if self.count == 1 { "" } else { "s" };
+        write!(f, "deadlock: {} fiber{s} blocked: ", self.count)?;
+        for (i, b) in self.fibers.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}{} \"{}\" on {}", b.id, b.name, b.reason)?;
+        }
+        let unlisted = self.count.saturating_sub(self.fibers.len());
+        if unlisted > 0 {
+            write!(f, "; and {unlisted} more")?;
         }
         Ok(())
     }
@@ -249,6 +277,7 @@ impl fmt::Display for DeadlockReport {
 /// hundred bytes; the other variants are small.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RunError {
     /// Fibers were blocked with nothing left to wake them (no ready fiber, no
     /// timer, no armed interrupt source). Under `std` they were cancelled.

@@ -64,8 +64,10 @@ impl fmt::Display for FiberId {
     }
 }
 
-/// What a blocked fiber waits for.
+/// What a blocked fiber waits for. `Display` names the object and prints
+/// addresses in hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitReason {
     /// Waiting for another fiber to finish.
     Join(FiberId),
@@ -87,8 +89,26 @@ pub enum WaitReason {
     Sleep(u64),
 }
 
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            WaitReason::Join(id) => write!(f, "join {id}"),
+            WaitReason::Mutex(a) => write!(f, "mutex {a:#x}"),
+            WaitReason::Semaphore(a) => write!(f, "semaphore {a:#x}"),
+            WaitReason::Send(a) => write!(f, "send on channel {a:#x}"),
+            WaitReason::Recv(a) => write!(f, "recv on channel {a:#x}"),
+            WaitReason::Event(a) => write!(f, "event {a:#x}"),
+            WaitReason::Barrier(a) => write!(f, "barrier {a:#x}"),
+            WaitReason::Irq(a) => write!(f, "interrupt signal {a:#x}"),
+            WaitReason::Sleep(u64::MAX) => f.write_str("nothing (parked for good)"),
+            WaitReason::Sleep(t) => write!(f, "sleep until tick {t}"),
+        }
+    }
+}
+
 /// A fiber's state as reported by the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FiberState {
     /// Waiting in the ready queue (or never run yet).
     Ready,

@@ -73,6 +73,7 @@ impl IrqList {
 
 /// Why a wait on an [`IrqSignal`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IrqError {
     /// No notification arrived before the deadline.
     TimedOut,
@@ -130,6 +131,12 @@ pub struct IrqSignal {
 // are touched only by the one runtime whose serial won the `owner`
 // compare-exchange, on the thread running it.
 unsafe impl Sync for IrqSignal {}
+// SAFETY: moving a signal needs ownership. While registered with a runtime it
+// is borrowed for `'s` (registration takes `&'s self` from a fiber of that
+// runtime, whose `'s` outlives it), and the runtime unregisters it when it is
+// dropped; so a signal that can be moved is linked in no runtime's list and
+// no fiber waits in its queue. Its raw pointers are then inert.
+unsafe impl Send for IrqSignal {}
 
 impl IrqSignal {
     /// A signal with no pending notification. `const`, for `static`s.

@@ -72,7 +72,7 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
 fn state_text(state: FiberState) -> heapless::String<48> {
     let mut text = heapless::String::new();
     let _ = match state {
-        FiberState::Blocked(r) => fmt::write(&mut text, format_args!("blocked {r:?}")),
+        FiberState::Blocked(r) => fmt::write(&mut text, format_args!("blocked {r}")),
         other => fmt::write(&mut text, format_args!("{other:?}")),
     };
     text

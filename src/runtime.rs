@@ -458,8 +458,9 @@ impl<const N: usize> Drop for Runtime<'_, N> {
                 })
                 .count();
             if live_frames > 0 && self.scoped {
+                let s = if live_frames == 1 { "" } else { "s" };
                 raw::fatal(format_args!(
-                    "a scoped runtime was dropped with {live_frames} suspended fiber(s) on borrowed stacks"
+                    "a scoped runtime was dropped with {live_frames} suspended fiber{s} on borrowed stacks"
                 ));
             }
             // If a destructor below panics, the remaining closures, outcomes
@@ -504,6 +505,7 @@ impl<const N: usize> fmt::Debug for Runtime<'_, N> {
 
 /// A snapshot of one fiber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FiberInfo {
     /// Its id.
     pub id: FiberId,
@@ -521,6 +523,7 @@ pub struct FiberInfo {
 
 /// Runtime totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Fibers spawned.
     pub spawns: u64,
@@ -965,7 +968,11 @@ where
         }
         let s = (*core).free;
         if s.is_null() {
-            return Err(SpawnError::new(SpawnErrorKind::Full { capacity: (*core).cap }, stack, f));
+            let finished_untaken = (0..(*core).cap)
+                .map(|i| (*core).slots.add(i))
+                .filter(|&s| (*s).state == State::Finished && !(*(*s).header).detached)
+                .count();
+            return Err(SpawnError::new(SpawnErrorKind::Full { capacity: (*core).cap, finished_untaken }, stack, f));
         }
 
         // Layout from the top: header, payload (its own alignment), frame.

@@ -68,6 +68,7 @@ pub(crate) const PAINT: u64 = 0xF1F1_F1F1_F1F1_F1F1;
 
 /// Why a stack was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StackError {
     /// The buffer is smaller than [`MIN_STACK_SIZE`] once aligned.
     TooSmall {
@@ -180,6 +181,12 @@ impl<const SIZE: usize> StaticStack<SIZE> {
     }
 }
 
+impl<const SIZE: usize> fmt::Debug for StaticStack<SIZE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticStack").field("size", &SIZE).field("claimed", &self.is_claimed()).finish()
+    }
+}
+
 impl<const SIZE: usize> Default for StaticStack<SIZE> {
     fn default() -> Self {
         Self::new()
@@ -211,6 +218,9 @@ pub struct Stack<'a> {
 // SAFETY: a Stack is exclusive access to plain memory; moving that access to
 // another thread is fine (an `Owner::Claim` only touches an atomic).
 unsafe impl Send for Stack<'_> {}
+// SAFETY: `&Stack` reads only the token's own fields (size, painted flag);
+// nothing reachable through a shared reference touches the memory.
+unsafe impl Sync for Stack<'_> {}
 
 impl<'a> Stack<'a> {
     /// Uses any byte buffer as a stack. Its start is aligned to 16 bytes

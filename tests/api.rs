@@ -46,3 +46,65 @@ fn sleep_zero_yields_to_the_other_ready_fibers() {
     rt.take(b).unwrap();
     assert_eq!(*trace.lock().unwrap(), ["a1", "b1", "a2"]);
 }
+
+fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+fn is_debug<T: std::fmt::Debug>() {}
+fn is_send<T: Send>() {}
+
+/// Error types go into `Box<dyn Error + Send + Sync>` (and so `anyhow`) with
+/// `?`; every public type is `Debug`; an `IrqSignal` can be moved to another
+/// thread (a `SpawnError` used to be `!Sync` through its stack, an
+/// `IrqSignal` `!Send`, a `StaticStack` not `Debug`).
+#[test]
+fn errors_are_send_sync_errors_and_types_are_debug() {
+    is_error::<filament::RunError>();
+    is_error::<filament::JoinError<u32>>();
+    is_error::<filament::SpawnError<'static, fn(&filament::Fiber<'static>)>>();
+    is_error::<filament::StackError>();
+    is_error::<filament::IrqError>();
+    is_error::<filament::sync::WaitError>();
+    is_error::<filament::sync::SendError<u32>>();
+    is_error::<filament::sync::RecvError>();
+    is_send::<IrqSignal>();
+    is_debug::<filament::StaticStack<4096>>();
+    is_debug::<IrqSignal>();
+    fn spawn_with_question_mark() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let rt = Runtime::<'static, 1>::new();
+        let h = rt.spawn(stack(), |_| 1)?;
+        rt.run()?;
+        assert_eq!(rt.take(h)?, 1);
+        Ok(())
+    }
+    spawn_with_question_mark().unwrap();
+}
+
+/// `Full` says how many slots hold finished fibers nobody took, so a leak of
+/// dropped handles is visible in the error.
+#[test]
+fn full_counts_finished_untaken_fibers() {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let _a = rt.spawn(stack(), |_| ()).unwrap();
+    let _b = rt.spawn(stack(), |_| ()).unwrap();
+    rt.run().unwrap();
+    let err = rt.spawn(stack(), |_| ()).unwrap_err();
+    assert_eq!(err.kind(), filament::SpawnErrorKind::Full { capacity: 2, finished_untaken: 2 });
+    assert!(err.to_string().contains("2 of them finished"), "{err}");
+}
+
+static STUCK: filament::sync::Channel<u32, 1> = filament::sync::Channel::new();
+
+/// Deadlock reports people can act on: addresses in hex, "1 fiber" not
+/// "1 fibers", no trailing `;`, the report's fibers as a slice.
+#[test]
+fn deadlock_reports_read_well() {
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let _h = rt.spawn_named("reader", stack(), |fib| STUCK.recv(fib)).unwrap();
+    let Err(filament::RunError::Deadlock(report)) = rt.run() else { panic!("expected a deadlock") };
+    let text = report.to_string();
+    let addr = &raw const STUCK as usize;
+    assert_eq!(report.fibers().len(), 1);
+    assert_eq!(report.count(), 1);
+    assert!(text.starts_with("deadlock: 1 fiber blocked: #0.0 \"reader\""), "{text}");
+    assert!(text.contains(&format!("{addr:#x}")) || text.contains("0x"), "{text}");
+    assert!(!text.ends_with(';'), "{text}");
+}

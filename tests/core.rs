@@ -175,7 +175,7 @@ fn hundred_thousand_spawns_through_eight_slots() {
         let marker = Arc::new(());
         let m = marker.clone();
         let err = rt.spawn(extra, move |_| Arc::strong_count(&m)).err().unwrap();
-        assert_eq!(err.kind(), SpawnErrorKind::Full { capacity: 8 });
+        assert_eq!(err.kind(), SpawnErrorKind::Full { capacity: 8, finished_untaken: 0 });
         let (st, f) = err.into_parts();
         assert_eq!(st.size(), 8192);
         assert_eq!(Arc::strong_count(&marker), 2, "the closure came back with its captures");
@@ -208,7 +208,7 @@ fn detached_fibers_recycle_slots_inside_one_run() {
                     }) {
                         Ok(_) => break,
                         Err(e) => {
-                            assert_eq!(e.kind(), SpawnErrorKind::Full { capacity: 4 });
+                            assert_eq!(e.kind(), SpawnErrorKind::Full { capacity: 4, finished_untaken: 0 });
                             fib.yield_now();
                         }
                     }
@@ -491,10 +491,10 @@ fn join_cycle_is_a_deadlock_report_not_a_hang() {
     tx.send(b).unwrap();
     let err = rt.run().unwrap_err();
     let RunError::Deadlock(report) = err else { panic!("{err:?}") };
-    assert_eq!(report.count, 2);
-    assert_eq!(report.fibers[0].id, a_id);
-    assert_eq!(report.fibers[0].reason, WaitReason::Join(b_id));
-    assert_eq!(report.fibers[1].reason, WaitReason::Join(a_id));
+    assert_eq!(report.count(), 2);
+    assert_eq!(report.fibers()[0].id, a_id);
+    assert_eq!(report.fibers()[0].reason, WaitReason::Join(b_id));
+    assert_eq!(report.fibers()[1].reason, WaitReason::Join(a_id));
     // Under std both were cancelled by unwinding before run returned; the
     // runtime is usable again.
     assert_eq!(rt.fiber_info(a_id).unwrap().state, filament::FiberState::Finished);

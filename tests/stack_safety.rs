@@ -89,7 +89,7 @@ fn scoped_runtime_dropped_with_suspended_fibers_aborts() {
         });
         println!("UNREACHABLE: the scope returned");
     });
-    assert!(out.stdout.contains("run returned: deadlock: 1 fiber(s) blocked"), "{out:?}");
+    assert!(out.stdout.contains("run returned: deadlock: 1 fiber blocked"), "{out:?}");
     assert!(out.stdout.contains("run again: runtime poisoned"), "{out:?}");
     assert!(!out.stdout.contains("UNREACHABLE"), "{out:?}");
     assert_eq!(out.signal, Some(libc::SIGABRT), "{out:?}");

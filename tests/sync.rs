@@ -680,7 +680,7 @@ fn barrier_timeout_leaves_and_late_deadline_counts() {
 
 fn deadlock_of(r: Result<(), RunError>) -> Vec<(&'static str, WaitReason)> {
     let Err(RunError::Deadlock(report)) = r else { panic!("expected a deadlock, got {r:?}") };
-    let mut v: Vec<_> = report.fibers.iter().map(|b| (b.name, b.reason)).collect();
+    let mut v: Vec<_> = report.fibers().iter().map(|b| (b.name, b.reason)).collect();
     v.sort_by_key(|x| x.0);
     v
 }

@@ -309,6 +309,7 @@ impl<T, const CAP: usize> fmt::Debug for Channel<T, CAP> {
 
 /// Why [`Channel::send`] / [`Channel::send_timeout`] failed; holds the value.
 #[derive(PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
 pub enum SendError<T> {
     /// The channel is closed (or was closed while the sender waited).
     Closed(T),
@@ -331,6 +332,7 @@ impl<T> SendError<T> {
 
 /// Why [`Channel::try_send`] failed; holds the value.
 #[derive(PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
 pub enum TrySendError<T> {
     /// The channel is full.
     Full(T),
@@ -351,6 +353,7 @@ impl<T> TrySendError<T> {
 
 /// Why [`Channel::recv`] / [`Channel::recv_timeout`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecvError {
     /// The channel is closed and drained.
     Closed,
@@ -364,6 +367,7 @@ pub enum RecvError {
 
 /// Why [`Channel::try_recv`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TryRecvError {
     /// No value is queued now.
     Empty,

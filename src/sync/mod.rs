@@ -135,6 +135,7 @@ impl core::error::Error for WrongRuntime {}
 
 /// Why a blocking wait failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitError {
     /// The deadline passed first (`_timeout` methods only).
     TimedOut,
@@ -164,6 +165,7 @@ impl From<WrongRuntime> for WaitError {
 
 /// Why a `try_` method did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TryError {
     /// It would have had to block.
     WouldBlock,
