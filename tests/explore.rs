@@ -336,3 +336,122 @@ fn forgetting_to_install_is_reported() {
         });
     });
 }
+
+/// Two fibers that yield 30 times each, failing when the last 20 runs
+/// alternated strictly: what FIFO does once a step cap stops the policy's
+/// choices, and what random choices (almost) never do.
+fn alternation_program(s: &mut Schedule) {
+    let order = std::sync::Mutex::new(Vec::new());
+    let order = &order;
+    Runtime::<4>::scope(|rt| {
+        s.install(rt);
+        for w in 0..2u8 {
+            rt.spawn_detached(stack(), move |fib| {
+                for _ in 0..30 {
+                    order.lock().unwrap().push(w);
+                    fib.yield_now();
+                }
+            })
+            .expect("spawn");
+        }
+        rt.run().expect("run");
+    });
+    let order = order.lock().unwrap();
+    let tail = &order[order.len() - 20..];
+    assert!(tail.windows(2).any(|w| w[0] == w[1]), "the last 20 runs alternated");
+}
+
+/// The replay token used to omit `max_steps`: a failure found under a step
+/// cap replayed without it (random choices all along) and passed.
+#[test]
+fn a_failure_found_under_a_step_cap_replays_as_a_failure() {
+    let failure = found(Explorer::new().policy(Policy::Random).max_steps(4).schedules(5).try_run(alternation_program));
+    assert!(failure.reason.contains("alternated"), "{failure}");
+    for _ in 0..10 {
+        let again = found(Explorer::replay(&failure.token).try_run(alternation_program));
+        assert_eq!(again.choices, failure.choices, "token {}", failure.token);
+        assert_eq!(again.token, failure.token);
+    }
+    let pct =
+        found(Explorer::new().policy(Policy::Pct { depth: 2 }).max_steps(4).schedules(5).try_run(alternation_program));
+    let again = found(Explorer::replay(&pct.token).try_run(alternation_program));
+    assert_eq!(again.choices, pct.choices, "token {}", pct.token);
+}
+
+/// A hostile or mistyped token used to be accepted: `pct:depth=4294967295`
+/// then made the run reserve 4 billion change points (32 GiB) and abort.
+/// Run in a child process (with its address space capped at 4 GiB) so that
+/// the old abort could not take this test binary down. Every token below must
+/// be rejected by `Explorer::replay` with a panic, before anything runs.
+#[test]
+fn hostile_tokens_are_rejected_before_anything_runs() {
+    const TOKENS: &[&str] = &[
+        "pct:depth=4294967295:steps=1:seed=0x1",
+        "pct:depth=2:steps=1:seed=0x1:seed=0x2",
+        "random:seed=+1",
+        "random:seed=0x1:depth=2",
+        "pct:depth=2:steps=0:seed=0x1",
+        "pct:depth=2:steps=10:seed=0x1:max_steps=5",
+        "choices:0,1,2:max_steps=2",
+        "random:seed=0x1:max_steps=",
+        "random:seed=0x1:bogus=1",
+    ];
+    let out = filament::host::run_in_child("hostile_tokens_are_rejected_before_anything_runs", || {
+        let limit = libc::rlimit { rlim_cur: 4 << 30, rlim_max: 4 << 30 };
+        // SAFETY: setrlimit reads the struct we pass; it only lowers this (child) process's limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+        std::panic::set_hook(Box::new(|_| {}));
+        for token in TOKENS {
+            let ran = std::sync::atomic::AtomicBool::new(false);
+            let result = std::panic::catch_unwind(|| {
+                Explorer::replay(token).try_run(|s| {
+                    ran.store(true, Ordering::Relaxed);
+                    counter_program(s, Version::SwitchFree)
+                })
+            });
+            match result {
+                Err(_) if !ran.load(Ordering::Relaxed) => println!("REJECTED {token}"),
+                _ => println!("ACCEPTED {token}"),
+            }
+        }
+    });
+    assert!(out.success(), "{out:?}");
+    for token in TOKENS {
+        assert!(out.stdout.contains(&format!("REJECTED {token}\n")), "{token} was not rejected: {out:?}");
+    }
+}
+
+/// The builder path to the same allocation: a PCT depth above the limit is a
+/// clear panic before the first schedule, not a 32 GiB reservation.
+#[test]
+fn an_oversized_pct_depth_is_refused() {
+    use filament::host::explore::MAX_PCT_DEPTH;
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let result = std::panic::catch_unwind(|| {
+        Explorer::new().policy(Policy::Pct { depth: u32::MAX }).schedules(1).try_run(|s| {
+            ran.store(true, Ordering::Relaxed);
+            counter_program(s, Version::SwitchFree)
+        })
+    });
+    let payload = result.expect_err("refused");
+    let text = payload.downcast_ref::<String>().expect("a formatted message");
+    assert!(text.contains("MAX_PCT_DEPTH"), "{text}");
+    assert!(!ran.load(Ordering::Relaxed));
+    // The limit itself is accepted, and its token replays.
+    let token = format!("pct:depth={MAX_PCT_DEPTH}:steps=5:seed=0x1:max_steps=100");
+    Explorer::replay(&token).run(|s| counter_program(s, Version::SwitchFree));
+}
+
+/// Typed errors from `try_replay`, and a report whose token names the cap.
+#[test]
+fn try_replay_names_the_bad_field() {
+    use filament::host::explore::TokenError;
+    let err = Explorer::try_replay("pct:depth=4294967295:steps=1:seed=0x1").unwrap_err();
+    assert!(matches!(err, TokenError::OutOfRange { key: "depth", value: 4294967295, .. }), "{err:?}");
+    let failure = found(
+        Explorer::new().max_steps(1234).schedules(RACE_BOUND_RANDOM).try_run(|s| counter_program(s, Version::Racy)),
+    );
+    assert!(failure.token.ends_with(":max_steps=1234"), "{}", failure.token);
+    assert_eq!(failure.max_steps, 1234);
+    assert!(failure.to_string().contains(":max_steps=1234\")"), "{failure}");
+}

@@ -87,15 +87,20 @@ fn build_debuggee(release: bool) -> PathBuf {
 /// Runs gdb in batch mode with the helpers loaded, one `-ex` per command. Each
 /// command's output is preceded by a line `=== <command>` so it can be cut out.
 fn run_gdb(exe: &Path, commands: &[&str]) -> String {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("120").arg("gdb").args(["-nx", "-q", "-batch"]);
+    run_gdb_with(exe, &[], 120, commands, Command::new("timeout"))
+}
+
+/// [`run_gdb`] with arguments for the debuggee, a watchdog of `seconds`, and
+/// `cmd` (a `timeout` command, perhaps with environment or limits set).
+fn run_gdb_with(exe: &Path, args: &[&str], seconds: u32, commands: &[&str], mut cmd: Command) -> String {
+    cmd.arg(seconds.to_string()).arg("gdb").args(["-nx", "-q", "-batch"]);
     cmd.args(["-iex", "set auto-load no", "-iex", "set debuginfod enabled off", "-iex", "set pagination off"]);
     cmd.arg("-x").arg(root().join("gdb").join("filament.py"));
     for c in commands {
         cmd.arg("-ex").arg(format!("echo === {c}\\n"));
         cmd.arg("-ex").arg(c);
     }
-    cmd.arg(exe);
+    cmd.arg("--args").arg(exe).args(args);
     let output = cmd.stdin(Stdio::null()).output().expect("run gdb");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -155,20 +160,23 @@ fn parse_info_fibers(out: &str) -> Vec<Row> {
     let mut lines = out.lines().skip_while(|l| !l.trim_start().starts_with("ID "));
     let header = lines.next().unwrap_or_else(|| panic!("no table header in:\n{out}"));
     let col = |name: &str| header.find(name).unwrap_or_else(|| panic!("no {name} column in `{header}`"));
-    let (name_at, state_at, stack_at) = (col("NAME"), col("STATE"), col("STACK"));
+    let (name_at, state_at) = (col("NAME"), col("STATE"));
     let mut rows = Vec::new();
     for line in lines {
         if !line.contains('#') {
             break;
         }
         let cell = |a: usize, b: usize| line.get(a..b.min(line.len())).unwrap_or("").trim().to_string();
-        // Right-aligned numeric columns: the last three words.
+        // Right-aligned numeric columns (wider than their headers for big
+        // stacks): the last three words; the state is what precedes them.
         let nums: Vec<&str> = line.split_whitespace().rev().take(3).collect();
+        let state: Vec<&str> = line.get(state_at..).unwrap_or("").split_whitespace().collect();
+        let state = state[..state.len().saturating_sub(3)].join(" ");
         rows.push(Row {
             running_mark: line.starts_with('*'),
             id: cell(0, name_at).trim_start_matches('*').trim().to_string(),
             name: cell(name_at, state_at),
-            state: cell(state_at, stack_at),
+            state,
             stack: nums[2].parse().unwrap_or_else(|_| panic!("stack size in `{line}`")),
             high_water: nums[1].parse().ok(),
             runs: nums[0].parse().unwrap_or_else(|_| panic!("runs in `{line}`")),
@@ -344,4 +352,85 @@ fn gdb_backtrace_inside_fiber_exit() {
         assert_eq!(fr.len(), 2, "exit_current is entered straight from the trampoline's frame:\n{bt}");
         assert_clean_fiber_backtrace(if release { "release bt in exit" } else { "bt in exit" }, bt);
     }
+}
+
+/// The debuggee of [`gdb_info_fibers_is_fast_on_a_1_gib_stack`]: this test
+/// binary itself, running this test with `FILAMENT_GDB_DEBUGGEE=big-stack`
+/// (otherwise it does nothing). One fiber on a painted 1 GiB `Stack::host`
+/// (`MAP_NORESERVE`: only what the paint touches is ever backed) stops at
+/// [`filament_gdb_big_stack_marker`].
+#[test]
+fn big_stack_debuggee() {
+    if std::env::var("FILAMENT_GDB_DEBUGGEE").as_deref() != Ok("big-stack") {
+        return;
+    }
+    let rt: &'static filament::Runtime<'static, 2> = Box::leak(Box::new(filament::Runtime::new()));
+    let stack = filament::Stack::host(1 << 30).expect("a 1 GiB stack");
+    let h = rt.spawn_named("big", stack, |_| filament_gdb_big_stack_marker(41)).expect("spawn");
+    rt.run().expect("run");
+    assert_eq!(rt.take(h).ok(), Some(42));
+}
+
+/// The breakpoint target of [`big_stack_debuggee`].
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn filament_gdb_big_stack_marker(step: u64) -> u64 {
+    std::hint::black_box(step) + 1
+}
+
+/// `info fibers` on a fiber with a 1 GiB painted stack. The high-water scan
+/// used to read the whole stack in one piece and unpack it into 2^27 Python
+/// integers (gigabytes, minutes); it reads blocks from the low end up and
+/// stops at the first word that is not paint. Checked by the number of reads
+/// the helpers count, under a 60 s watchdog and a 4 GiB address-space limit
+/// (a guard for the machine, far above what the scan needs).
+#[test]
+fn gdb_info_fibers_is_fast_on_a_1_gib_stack() {
+    if !gdb_available() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new("timeout");
+    cmd.env("FILAMENT_GDB_DEBUGGEE", "big-stack");
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec the closure only calls setrlimit, which is
+        // async-signal-safe, on a struct on its own stack.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit { rlim_cur: 4 << 30, rlim_max: 4 << 30 };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let commands = [
+        "break filament_gdb_big_stack_marker",
+        "run",
+        "python STATS['memory_reads'] = 0",
+        "info fibers",
+        "python print('memory reads:', STATS['memory_reads'])",
+        "kill",
+    ];
+    let args = ["big_stack_debuggee", "--exact", "--nocapture", "--test-threads=1"];
+    let t = run_gdb_with(&exe, &args, 60, &commands, cmd);
+    println!("{t}");
+    let table = section(&t, "info fibers");
+    let rows = parse_info_fibers(table);
+    assert_eq!(rows.len(), 1, "one fiber:\n{t}");
+    let big = &rows[0];
+    assert_eq!((big.name.as_str(), big.state.as_str()), ("big", "Running"), "{t}");
+    assert_eq!(big.stack, 1 << 30, "{t}");
+    let hw = big.high_water.unwrap_or_else(|| panic!("no high-water mark:\n{t}"));
+    assert!(hw > 0 && hw < 1 << 20, "high-water {hw}:\n{t}");
+    let reads: u64 = section(&t, "python print('memory reads:', STATS['memory_reads'])")
+        .trim()
+        .strip_prefix("memory reads: ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no read count:\n{t}"));
+    // Word by word would be 2^27 reads; 64 KiB blocks 16 384; the helpers
+    // grow the block up to 4 MiB: a few hundred.
+    assert!(reads <= 1024, "{reads} memory reads for one table:\n{t}");
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use filament::host::trace::{EventKind, SCHEDULER_TID, TraceRecorder, lane_tid};
+use filament::host::trace::{EventKind, SCHEDULER_TID, TraceRecorder};
 use filament::sync::Channel;
 use filament::{FiberId, Runtime, Stack};
 use serde_json::Value;
@@ -153,11 +153,11 @@ fn one_thread_name_per_fiber() {
     let idle_lane = names.remove(&SCHEDULER_TID);
     assert_eq!(idle_lane, Some(vec!["scheduler (idle)".to_string()]), "sleeps make the scheduler idle");
     let expected: BTreeMap<u64, Vec<String>> =
-        r.fibers.iter().map(|&(id, name)| (lane_tid(id), vec![name.to_string()])).collect();
+        r.fibers.iter().map(|&(id, name)| (r.rec.lane_tid(id).unwrap(), vec![name.to_string()])).collect();
     assert_eq!(names, expected);
-    // tid = the fiber's slot index (no slot was reused here).
+    // tids are dense in lane order: here the slot index (slots 0..5, none reused).
     for (id, _) in &r.fibers {
-        assert_eq!(lane_tid(*id), id.index() as u64);
+        assert_eq!(r.rec.lane_tid(*id), Some(id.index() as u64));
     }
 }
 
@@ -179,7 +179,7 @@ fn one_slice_per_switch_in() {
     }
     assert!(runs.iter().all(|e| e["args"]["open"] == false));
     // Each run is named after its fiber's lane.
-    let lane_names: BTreeMap<u64, &str> = r.fibers.iter().map(|&(id, n)| (lane_tid(id), n)).collect();
+    let lane_names: BTreeMap<u64, &str> = r.fibers.iter().map(|&(id, n)| (r.rec.lane_tid(id).unwrap(), n)).collect();
     for e in &runs {
         assert_eq!(e["name"].as_str(), Some(lane_names[&e["tid"].as_u64().unwrap()]), "{e}");
     }
@@ -211,7 +211,8 @@ fn block_wake_and_idle_events() {
     let boss = r.fibers.iter().find(|f| f.1 == "boss").unwrap().0;
     let worker = r.fibers.iter().find(|f| f.1 == "worker").unwrap().0;
     assert!(
-        block.iter().any(|e| e["tid"] == lane_tid(boss) && e["args"]["reason"] == format!("join {worker}")),
+        block.iter().any(|e| Some(e["tid"].as_u64().unwrap()) == r.rec.lane_tid(boss)
+            && e["args"]["reason"] == format!("join {worker}")),
         "boss blocks joining the worker"
     );
     let idle: Vec<&Value> =
@@ -225,7 +226,8 @@ fn count(hay: &str, needle: &str) -> usize {
     hay.matches(needle).count()
 }
 
-/// A small well-formedness check: tags balance, quotes pair up, `&` starts an entity.
+/// A small well-formedness check: tags balance, quotes pair up, `&` starts an
+/// entity or a decimal character reference.
 fn assert_balanced_xml(svg: &str) {
     let mut stack: Vec<&str> = Vec::new();
     let mut rest = svg;
@@ -245,7 +247,11 @@ fn assert_balanced_xml(svg: &str) {
     // Every `&` starts an entity.
     for (i, _) in svg.match_indices('&') {
         let ent = &svg[i..svg[i..].find(';').map_or(svg.len(), |n| i + n + 1)];
-        assert!(["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent), "bare & at {ent}");
+        let numeric = ent
+            .strip_prefix("&#")
+            .and_then(|n| n.strip_suffix(';'))
+            .is_some_and(|n| n.parse::<u32>().ok().and_then(char::from_u32).is_some_and(is_xml_char));
+        assert!(numeric || ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent), "bare & at {ent}");
     }
 }
 
@@ -312,14 +318,14 @@ fn a_reused_slot_gets_a_lane_of_its_own() {
     rt.run().unwrap();
     rt.take(second).unwrap();
     assert_eq!(first_id.index(), second_id.index());
-    assert_ne!(lane_tid(first_id), lane_tid(second_id));
+    assert_ne!(rec.lane_tid(first_id), rec.lane_tid(second_id));
     let events = parse(&rec.to_chrome_json());
     let names: Vec<(u64, &str)> = events
         .iter()
         .filter(|e| e["name"] == "thread_name")
         .map(|e| (e["tid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
         .collect();
-    assert_eq!(names, [(lane_tid(first_id), "first"), (lane_tid(second_id), "second")]);
+    assert_eq!(names, [(rec.lane_tid(first_id).unwrap(), "first"), (rec.lane_tid(second_id).unwrap(), "second")]);
     assert_eq!(count(&rec.to_svg(), "<g class=\"lane\""), 2);
 }
 
@@ -359,4 +365,134 @@ fn unnamed_fibers_are_labelled_by_id() {
     assert_eq!(name["args"]["name"], format!("fiber {id}"));
     let svg = rec.to_svg();
     assert!(svg.contains(&format!(">fiber <tspan fill=\"#888\">{id}</tspan>")), "{svg}");
+}
+
+/// A tracer that records nothing, to skip over uninteresting fibers.
+struct NoTrace;
+impl filament::Trace for NoTrace {}
+
+/// Fiber `#0.0` and fiber `#0.32767` used to share `tid` 0
+/// (`index + 65536 * (generation % 32767)`): two fibers, one lane.
+#[test]
+fn lanes_never_share_a_tid() {
+    static NO_TRACE: NoTrace = NoTrace;
+    let rt = runtime::<1>();
+    let rec = recorder();
+    let run_one = |name: &'static str| {
+        let stack = Stack::host(16 * 1024).expect("mmap stack").without_painting();
+        let h = rt.spawn_named(name, stack, |fib| fib.yield_now()).ok().unwrap();
+        let id = h.id();
+        rt.run().unwrap();
+        rt.take(h).unwrap();
+        id
+    };
+    assert!(rt.set_tracer(rec));
+    let first = run_one("first");
+    assert!(rt.set_tracer(&NO_TRACE));
+    while run_one("").generation() < 32766 {}
+    assert!(rt.set_tracer(rec));
+    let last = run_one("last");
+    assert_eq!((first.index(), first.generation()), (0, 0));
+    assert_eq!((last.index(), last.generation()), (0, 32767));
+
+    let events = parse(&rec.to_chrome_json());
+    let mut lanes: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["name"] == "thread_name") {
+        lanes.entry(e["tid"].as_u64().unwrap()).or_default().push(e["args"]["name"].as_str().unwrap());
+    }
+    assert_eq!(lanes.len(), 2, "one lane per fiber: {lanes:?}");
+    assert!(lanes.values().all(|names| names.len() == 1), "{lanes:?}");
+    // Every run sits on its own fiber's lane.
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let tid = e["tid"].as_u64().unwrap();
+        assert_eq!(lanes[&tid], [e["name"].as_str().unwrap()], "{e}");
+    }
+    // Perfetto reads a tid as a 32-bit number: lanes stay below the scheduler's.
+    assert!(lanes.keys().all(|&tid| tid < SCHEDULER_TID), "{lanes:?}");
+}
+
+/// Whether `c` may appear in an XML 1.0 document at all.
+fn is_xml_char(c: char) -> bool {
+    matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+/// The SVG used to pass U+FFFE and U+FFFF (not XML characters) through from
+/// a fiber's name: no XML parser accepts the file.
+#[test]
+fn the_svg_is_well_formed_xml_for_any_fiber_name() {
+    const NAMES: [&str; 4] = [
+        "<script>alert('x')</script> & \"q\"",
+        "ctl \u{0}\u{1}\u{8}\u{b}\u{c}\u{1b}\u{7f}\u{85} tab\tnl\ncr\r",
+        "non-chars \u{fffe}\u{ffff} ]]> &amp; &#0;",
+        "\u{10ffff}\u{e000}\u{d7ff}",
+    ];
+    let rt = runtime::<4>();
+    let rec = recorder();
+    rt.set_tracer(rec);
+    let handles: Vec<_> =
+        NAMES.iter().map(|&n| rt.spawn_named(n, stack(), |fib| fib.yield_now()).ok().unwrap()).collect();
+    rt.run().unwrap();
+    for h in handles {
+        rt.take(h).unwrap();
+    }
+    let svg = rec.to_svg();
+    if let Some(bad) = svg.chars().find(|&c| !is_xml_char(c)) {
+        panic!("U+{:04X} is not an XML character:\n{svg}", bad as u32);
+    }
+    assert_balanced_xml(&svg);
+    assert_eq!(count(&svg, "<g class=\"lane\""), NAMES.len());
+    assert!(!svg.contains("<script") && !svg.contains("]]>"), "{svg}");
+    // The JSON keeps the names exactly.
+    let events = parse(&rec.to_chrome_json());
+    let names: BTreeSet<&str> =
+        events.iter().filter(|e| e["name"] == "thread_name").map(|e| e["args"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, NAMES.into_iter().collect());
+}
+
+/// Two fibers yielding `n` times each, traced by `rec` on a fresh runtime.
+fn ping_pong(rec: &'static TraceRecorder, n: usize) {
+    let rt = runtime::<2>();
+    rt.set_tracer(rec);
+    let a = rt.spawn_named("ping", stack(), move |fib| (0..n).for_each(|_| fib.yield_now())).ok().unwrap();
+    let b = rt.spawn_named("pong", stack(), move |fib| (0..n).for_each(|_| fib.yield_now())).ok().unwrap();
+    rt.run().unwrap();
+    rt.take(a).unwrap();
+    rt.take(b).unwrap();
+}
+
+/// `TraceRecorder::bounded(n)` keeps the last `n` events (the tail of what an
+/// unbounded recorder sees for the same run) and counts the rest as dropped.
+#[test]
+fn a_bounded_recorder_keeps_the_last_events() {
+    let all = recorder();
+    ping_pong(all, 50);
+    let full = all.events();
+    assert_eq!(all.dropped(), 0);
+    assert!(full.len() > 200, "{}", full.len());
+
+    let last: &'static TraceRecorder = Box::leak(Box::new(TraceRecorder::bounded(16)));
+    ping_pong(last, 50);
+    let kept = last.events();
+    assert_eq!(kept.len(), 16);
+    assert_eq!(last.dropped(), (full.len() - 16) as u64);
+    let kinds = |events: &[filament::host::trace::Event]| events.iter().map(|e| e.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(&kept), kinds(&full[full.len() - 16..]), "the same run, the same last events");
+    assert!(kept.windows(2).all(|w| w[0].at <= w[1].at));
+    // The exports work on what is kept: the spawns were dropped, so the lanes are labelled by id.
+    let events = parse(&last.to_chrome_json());
+    let names: Vec<&str> =
+        events.iter().filter(|e| e["name"] == "thread_name").map(|e| e["args"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fiber #0.0", "fiber #1.0"]);
+    assert!(last.slices().len() >= 4);
+    assert_balanced_xml(&last.to_svg());
+    // clear() starts over, dropped count included.
+    last.clear();
+    assert_eq!((last.events().len(), last.dropped()), (0, 0));
+
+    // bounded(0) keeps nothing and still counts.
+    static NOTHING: TraceRecorder = TraceRecorder::bounded(0);
+    ping_pong(&NOTHING, 3);
+    assert!(NOTHING.events().is_empty());
+    assert!(NOTHING.dropped() > 0);
+    assert!(parse(&NOTHING.to_chrome_json()).len() == 1, "only the process name");
 }

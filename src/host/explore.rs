@@ -81,8 +81,13 @@
 //! schedule (no wall clock, thread scheduling, hash-map order or global state
 //! carried over between runs): the same seed then makes the same choices.
 //! [`Explorer::replay`] takes the token from a report
-//! (`random:seed=0x…`, `pct:depth=2:steps=41:seed=0x…` or `choices:0,1,…`);
-//! [`Explorer::replay_choices`] takes the choice list.
+//! (`random:seed=0x…:max_steps=100000`,
+//! `pct:depth=2:steps=41:seed=0x…:max_steps=100000` or
+//! `choices:0,1,…:max_steps=100000`): it names every parameter the schedule
+//! depends on, the step cap included. A token is checked field by field
+//! before anything runs ([`Explorer::try_replay`] lists the limits and
+//! returns a [`TokenError`]). A token without `max_steps` assumes
+//! [`DEFAULT_MAX_STEPS`]. [`Explorer::replay_choices`] takes the choice list.
 
 use std::boxed::Box;
 use std::cell::RefCell;
@@ -370,7 +375,11 @@ pub struct Failure {
     /// the closure returned.
     pub reason: String,
     /// Replays exactly this schedule: `Explorer::replay(&failure.token)`.
+    /// It names everything the schedule depends on: the policy's parameters,
+    /// the seed or the choices, and the step cap.
     pub token: String,
+    /// The run's [`Explorer::max_steps`] (part of the token).
+    pub max_steps: u64,
 }
 
 impl Failure {
@@ -381,7 +390,7 @@ impl Failure {
 
     fn choices_token(&self) -> String {
         let list: Vec<String> = self.choices.iter().map(|c| c.index.to_string()).collect();
-        format!("choices:{}", list.join(","))
+        format!("choices:{}:max_steps={}", list.join(","), self.max_steps)
     }
 }
 
@@ -425,6 +434,101 @@ enum Mode {
     Choices(Vec<u32>),
 }
 
+/// The highest [`Policy::Pct`] depth an [`Explorer`] accepts (a run keeps
+/// `depth - 1` change points and scans them at every step).
+pub const MAX_PCT_DEPTH: u32 = 1024;
+
+/// The default of [`Explorer::max_steps`], also assumed by a token without a
+/// `max_steps` field.
+pub const DEFAULT_MAX_STEPS: u64 = 100_000;
+
+/// Why [`Explorer::try_replay`] rejected a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token does not start with `random:`, `pct:` or `choices:`.
+    UnknownKind(String),
+    /// A field is not `key=value`.
+    Malformed(String),
+    /// A key this kind of token does not have.
+    UnknownKey {
+        /// The token's kind (`random`, `pct` or `choices`).
+        kind: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// A key given twice.
+    DuplicateKey(String),
+    /// A field this kind of token needs is missing.
+    MissingKey {
+        /// The token's kind.
+        kind: &'static str,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A value that is not an unsigned decimal or `0x` hex number of the
+    /// field's type.
+    BadNumber {
+        /// The key (`choices` for an entry of the list).
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A `choices` list longer than the token's `max_steps`: a run with that
+    /// cap records at most `max_steps` choices.
+    TooManyChoices {
+        /// The cap.
+        max_steps: u64,
+    },
+    /// A value outside its field's limits (see [`Explorer::try_replay`]).
+    OutOfRange {
+        /// The key (`choices` for an entry of the list).
+        key: &'static str,
+        /// The value given.
+        value: u64,
+        /// The smallest allowed value.
+        min: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::UnknownKind(kind) => write!(f, "unknown kind {kind:?} (random, pct or choices)"),
+            TokenError::Malformed(field) => write!(f, "field {field:?} is not key=value"),
+            TokenError::UnknownKey { kind, key } => write!(f, "a {kind} token has no key {key:?}"),
+            TokenError::DuplicateKey(key) => write!(f, "{key} is given twice"),
+            TokenError::MissingKey { kind, key } => write!(f, "a {kind} token needs {key}="),
+            TokenError::BadNumber { key, value } => {
+                write!(f, "{key}: {value:?} is not an unsigned decimal or 0x-hex number in range")
+            }
+            TokenError::TooManyChoices { max_steps } => {
+                write!(f, "more choices than a run with max_steps={max_steps} records")
+            }
+            TokenError::OutOfRange { key, value, min, max } => {
+                write!(f, "{key}={value} is out of range {min}..={max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// An unsigned decimal or `0x`-hex `u64` (no sign, no empty value).
+fn parse_number(key: &str, value: &str) -> Result<u64, TokenError> {
+    let (digits, radix) = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (value, 10),
+    };
+    let bad = || TokenError::BadNumber { key: String::from(key), value: String::from(value) };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(bad());
+    }
+    u64::from_str_radix(digits, radix).map_err(|_| bad())
+}
+
 /// Runs a test under many schedules; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Explorer {
@@ -450,7 +554,7 @@ impl Explorer {
             policy: Policy::Random,
             schedules: 1000,
             seed: 0,
-            max_steps: 100_000,
+            max_steps: DEFAULT_MAX_STEPS,
             any_panic_fails: true,
             verbose: false,
             mode: Mode::Explore,
@@ -476,7 +580,8 @@ impl Explorer {
         self
     }
 
-    /// Choices per schedule after which FIFO finishes the run (default 100 000).
+    /// Choices per schedule after which FIFO finishes the run (default
+    /// [`DEFAULT_MAX_STEPS`]). Part of every replay token.
     pub fn max_steps(mut self, n: u64) -> Self {
         self.max_steps = n;
         self
@@ -499,15 +604,104 @@ impl Explorer {
     /// An explorer that runs exactly the schedule a [`Failure::token`] names.
     ///
     /// # Panics
-    /// If `token` is malformed.
+    /// If `token` is malformed or out of range (see [`Explorer::try_replay`]).
     pub fn replay(token: &str) -> Self {
-        match Self::parse(token) {
-            Some(e) => e,
-            None => panic!(
-                "Explorer::replay: bad token {token:?} (expected random:seed=0x.., \
-                 pct:depth=D:steps=K:seed=0x.. or choices:i,j,..)"
+        match Self::try_replay(token) {
+            Ok(e) => e,
+            Err(e) => panic!(
+                "Explorer::replay: bad token {token:?}: {e} (expected random:seed=0x..:max_steps=M, \
+                 pct:depth=D:steps=K:seed=0x..:max_steps=M or choices:i,j,..:max_steps=M)"
             ),
         }
+    }
+
+    /// An explorer that runs exactly the schedule a [`Failure::token`] names,
+    /// or why the token names none.
+    ///
+    /// Fields are `key=value`, separated by `:`; numbers are decimal or
+    /// `0x` hex, without sign. Every field is checked before anything runs:
+    ///
+    /// | token      | field       | range                                        |
+    /// |------------|-------------|----------------------------------------------|
+    /// | all        | `max_steps` | any `u64`, default 100 000 (a cap: nothing is reserved for it) |
+    /// | `random`   | `seed`      | any `u64`, required                          |
+    /// | `pct`      | `seed`      | any `u64`, required                          |
+    /// | `pct`      | `depth`     | `0..=`[`MAX_PCT_DEPTH`], required            |
+    /// | `pct`      | `steps`     | `1..=max(max_steps, 1)`, required            |
+    /// | `choices`  | the list    | `u32` indices, at most `max_steps` of them   |
+    ///
+    /// A key given twice, one the kind does not use or an unknown one is an
+    /// error too.
+    pub fn try_replay(token: &str) -> Result<Self, TokenError> {
+        let token = token.trim();
+        let (kind, rest) = token.split_once(':').unwrap_or((token, ""));
+        let kind: &'static str = match kind {
+            "random" => "random",
+            "pct" => "pct",
+            "choices" => "choices",
+            _ => return Err(TokenError::UnknownKind(String::from(kind))),
+        };
+        let mut fields = rest.split(':');
+        // A `choices` token starts with the list.
+        let list = if kind == "choices" { fields.next() } else { None };
+        let (mut depth, mut steps, mut seed, mut max_steps) = (None, None, None, None);
+        for field in fields.filter(|f| !f.is_empty()) {
+            let Some((key, value)) = field.split_once('=') else {
+                return Err(TokenError::Malformed(String::from(field)));
+            };
+            let slot = match (kind, key) {
+                (_, "max_steps") => &mut max_steps,
+                ("random" | "pct", "seed") => &mut seed,
+                ("pct", "depth") => &mut depth,
+                ("pct", "steps") => &mut steps,
+                _ => return Err(TokenError::UnknownKey { kind, key: String::from(key) }),
+            };
+            if slot.is_some() {
+                return Err(TokenError::DuplicateKey(String::from(key)));
+            }
+            *slot = Some(parse_number(key, value)?);
+        }
+        let mut e = Self::new().schedules(1);
+        e.max_steps = max_steps.unwrap_or(DEFAULT_MAX_STEPS);
+        let required = |v: Option<u64>, key: &'static str| v.ok_or(TokenError::MissingKey { kind, key });
+        let in_range = |key: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) { Ok(value) } else { Err(TokenError::OutOfRange { key, value, min, max }) }
+        };
+        match kind {
+            "choices" => {
+                let mut choices = Vec::new();
+                for item in list.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let index = parse_number("choices", item)?;
+                    let index = u32::try_from(index).map_err(|_| TokenError::OutOfRange {
+                        key: "choices",
+                        value: index,
+                        min: 0,
+                        max: u64::from(u32::MAX),
+                    })?;
+                    if choices.len() as u64 >= e.max_steps {
+                        // A run with this cap records at most `max_steps` choices.
+                        return Err(TokenError::TooManyChoices { max_steps: e.max_steps });
+                    }
+                    choices.push(index);
+                }
+                e.mode = Mode::Choices(choices);
+            }
+            _ => {
+                let seed = required(seed, "seed")?;
+                e.policy = if kind == "pct" {
+                    let depth = in_range("depth", required(depth, "depth")?, 0, u64::from(MAX_PCT_DEPTH))?;
+                    Policy::Pct { depth: depth as u32 }
+                } else {
+                    Policy::Random
+                };
+                let steps = match kind {
+                    "pct" => in_range("steps", required(steps, "steps")?, 1, e.max_steps.max(1))?,
+                    _ => 1,
+                };
+                e.mode = Mode::Seed { seed, steps };
+            }
+        }
+        Ok(e)
     }
 
     /// An explorer that runs one schedule making these choices (indices into
@@ -516,39 +710,6 @@ impl Explorer {
         let mut e = Self::new().schedules(1);
         e.mode = Mode::Choices(choices.to_vec());
         e
-    }
-
-    fn parse(token: &str) -> Option<Self> {
-        let mut e = Self::new().schedules(1);
-        if let Some(list) = token.strip_prefix("choices:") {
-            let choices: Option<Vec<u32>> =
-                list.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().ok()).collect();
-            e.mode = Mode::Choices(choices?);
-            return Some(e);
-        }
-        let mut parts = token.split(':');
-        let kind = parts.next()?;
-        let (mut depth, mut steps, mut seed) = (None, None, None);
-        for part in parts {
-            let (key, value) = part.split_once('=')?;
-            let number = match value.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-                None => value.parse().ok()?,
-            };
-            match key {
-                "depth" => depth = Some(number),
-                "steps" => steps = Some(number),
-                "seed" => seed = Some(number),
-                _ => return None,
-            }
-        }
-        e.policy = match kind {
-            "random" => Policy::Random,
-            "pct" => Policy::Pct { depth: u32::try_from(depth?).ok()? },
-            _ => return None,
-        };
-        e.mode = Mode::Seed { seed: seed?, steps: steps.unwrap_or(1) };
-        Some(e)
     }
 
     /// Runs `test` under each schedule until one fails; panics with the
@@ -565,8 +726,15 @@ impl Explorer {
     ///
     /// # Panics
     /// If the first schedule never installed its policy ([`Schedule::install`]
-    /// or [`Schedule::policy`]): exploring would then test nothing.
+    /// or [`Schedule::policy`]): exploring would then test nothing. If the
+    /// policy is [`Policy::Pct`] with a depth above [`MAX_PCT_DEPTH`].
     pub fn try_run<R: Verdict>(&self, mut test: impl FnMut(&mut Schedule) -> R) -> Result<Summary, Box<Failure>> {
+        if let Policy::Pct { depth } = self.policy {
+            assert!(
+                depth <= MAX_PCT_DEPTH,
+                "filament explore: PCT depth {depth} is above MAX_PCT_DEPTH ({MAX_PCT_DEPTH})"
+            );
+        }
         install_hook();
         let mut summary = Summary::default();
         let mut seen = HashSet::new();
@@ -582,7 +750,7 @@ impl Explorer {
             let (driver, seed, token) = match (&self.mode, self.policy) {
                 (Mode::Choices(c), _) => (Driver::Forced(c.clone()), None, None),
                 (Mode::Seed { seed, steps }, policy) => {
-                    let (driver, token) = seeded(policy, *seed, *steps);
+                    let (driver, token) = seeded(policy, *seed, *steps, self.max_steps);
                     (driver, Some(*seed), Some(token))
                 }
                 (Mode::Explore, Policy::Exhaustive { .. }) => {
@@ -591,7 +759,7 @@ impl Explorer {
                 }
                 (Mode::Explore, policy) => {
                     let seed = schedule_seed(self.seed, i as u64);
-                    let (driver, token) = seeded(policy, seed, pct_steps);
+                    let (driver, token) = seeded(policy, seed, pct_steps, self.max_steps);
                     (driver, Some(seed), Some(token))
                 }
             };
@@ -655,6 +823,7 @@ impl Explorer {
                     choices: trace,
                     reason: reasons.join("\n"),
                     token: String::new(),
+                    max_steps: self.max_steps,
                 };
                 failure.token = token.unwrap_or_else(|| failure.choices_token());
                 return Err(Box::new(failure));
@@ -672,13 +841,14 @@ impl Explorer {
 }
 
 /// The driver and replay token for a seeded run.
-fn seeded(policy: Policy, seed: u64, steps: u64) -> (Driver, String) {
+fn seeded(policy: Policy, seed: u64, steps: u64, max_steps: u64) -> (Driver, String) {
     match policy {
-        Policy::Random => (Driver::Random(Rng(seed)), format!("random:seed={seed:#x}")),
-        Policy::Pct { depth } => {
-            (Driver::Pct(Pct::new(seed, depth, steps)), format!("pct:depth={depth}:steps={steps}:seed={seed:#x}"))
-        }
-        Policy::Exhaustive { .. } => (Driver::Forced(Vec::new()), String::from("choices:")),
+        Policy::Random => (Driver::Random(Rng(seed)), format!("random:seed={seed:#x}:max_steps={max_steps}")),
+        Policy::Pct { depth } => (
+            Driver::Pct(Pct::new(seed, depth, steps)),
+            format!("pct:depth={depth}:steps={steps}:seed={seed:#x}:max_steps={max_steps}"),
+        ),
+        Policy::Exhaustive { .. } => (Driver::Forced(Vec::new()), format!("choices::max_steps={max_steps}")),
     }
 }
 
@@ -773,11 +943,59 @@ mod tests {
         let e = Explorer::replay("pct:depth=3:steps=57:seed=0x1234");
         assert!(matches!(e.mode, Mode::Seed { seed: 0x1234, steps: 57 }));
         assert_eq!(e.policy, Policy::Pct { depth: 3 });
-        let e = Explorer::replay("random:seed=0xff");
+        assert_eq!(e.max_steps, DEFAULT_MAX_STEPS);
+        let e = Explorer::replay("random:seed=0xff:max_steps=7");
         assert!(matches!(e.mode, Mode::Seed { seed: 0xff, .. }));
+        assert_eq!(e.max_steps, 7);
         assert!(matches!(Explorer::replay("choices:1,0,2").mode, Mode::Choices(ref c) if c == &[1, 0, 2]));
-        assert!(Explorer::parse("pct:seed=0x1").is_none());
-        assert!(Explorer::parse("bogus:seed=1").is_none());
+        let e = Explorer::replay(" choices:1,0:max_steps=2 ");
+        assert!(matches!(e.mode, Mode::Choices(ref c) if c == &[1, 0]));
+        assert_eq!(e.max_steps, 2);
+        assert!(matches!(Explorer::replay("choices:").mode, Mode::Choices(ref c) if c.is_empty()));
+        // What the explorer writes, it reads.
+        let (_, token) = seeded(Policy::Pct { depth: 2 }, 9, 41, 50);
+        assert_eq!(token, "pct:depth=2:steps=41:seed=0x9:max_steps=50");
+        let e = Explorer::replay(&token);
+        assert!(matches!(e.mode, Mode::Seed { seed: 9, steps: 41 }) && e.max_steps == 50);
+    }
+
+    #[test]
+    fn bad_tokens_are_typed_errors() {
+        use TokenError::*;
+        let err = |t: &str| Explorer::try_replay(t).unwrap_err();
+        assert_eq!(
+            err("pct:depth=4294967295:steps=1:seed=0x1"),
+            OutOfRange { key: "depth", value: 4294967295, min: 0, max: u64::from(MAX_PCT_DEPTH) }
+        );
+        assert_eq!(err("pct:seed=0x1:steps=1"), MissingKey { kind: "pct", key: "depth" });
+        assert_eq!(err("pct:depth=2:seed=0x1"), MissingKey { kind: "pct", key: "steps" });
+        assert_eq!(err("random:max_steps=3"), MissingKey { kind: "random", key: "seed" });
+        assert_eq!(err("random"), MissingKey { kind: "random", key: "seed" });
+        assert_eq!(err("bogus:seed=1"), UnknownKind(String::from("bogus")));
+        assert_eq!(err("random:seed=1:seed=2"), DuplicateKey(String::from("seed")));
+        assert_eq!(err("random:seed=1:depth=2"), UnknownKey { kind: "random", key: String::from("depth") });
+        assert_eq!(err("choices:0:seed=1"), UnknownKey { kind: "choices", key: String::from("seed") });
+        assert_eq!(err("random:seed"), Malformed(String::from("seed")));
+        for bad in ["+1", "-1", "", "0x", "0x+1", "1e3", "18446744073709551616", "0x1_0"] {
+            assert!(matches!(err(&format!("random:seed={bad}")), BadNumber { .. }), "{bad:?}");
+        }
+        assert_eq!(
+            err("pct:depth=2:steps=0:seed=1"),
+            OutOfRange { key: "steps", value: 0, min: 1, max: DEFAULT_MAX_STEPS }
+        );
+        assert_eq!(
+            err("pct:depth=2:steps=11:seed=1:max_steps=10"),
+            OutOfRange { key: "steps", value: 11, min: 1, max: 10 }
+        );
+        assert_eq!(
+            err("choices:0,4294967296"),
+            OutOfRange { key: "choices", value: 4294967296, min: 0, max: 4294967295 }
+        );
+        assert_eq!(err("choices:0,1,2:max_steps=2"), TooManyChoices { max_steps: 2 });
+        assert!(matches!(err("choices:0,x"), BadNumber { .. }));
+        // Every error prints as one readable line.
+        assert!(err("choices:0,1,2:max_steps=2").to_string().contains("max_steps=2"));
+        assert!(err("pct:depth=4294967295:steps=1:seed=0x1").to_string().contains("depth=4294967295 is out of range"));
     }
 
     #[test]

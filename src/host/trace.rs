@@ -23,12 +23,26 @@
 //!
 //! # Lanes
 //!
-//! Every fiber gets one lane: in the JSON a thread (`tid` = the fiber's slot
-//! index, named by a `thread_name` metadata event), in the SVG a row (`<g
-//! class="lane">`). A fiber in a reused slot (generation `g > 0`) gets
-//! `tid = index + 65536·g` so it keeps a lane of its own. Times the scheduler
-//! spent idle (no fiber ready, the idle hook waiting) go on an extra lane,
-//! [`SCHEDULER_TID`].
+//! Every fiber (every slot index *and* generation: a fiber in a reused slot
+//! is another fiber) gets one lane: in the JSON a thread named by a
+//! `thread_name` metadata event, in the SVG a row (`<g class="lane">`). Lanes
+//! are ordered by slot index, then generation, and numbered densely in that
+//! order: lane `k` has `tid = k` ([`Lane::tid`], [`TraceRecorder::lane_tid`]).
+//! So no two fibers ever share a `tid`, and tids stay small (Perfetto reads a
+//! `tid` as a 32-bit number). The numbering belongs to one export: a trace
+//! that later shows a fiber of a lower slot renumbers the lanes after it.
+//! Times the scheduler spent idle (no fiber ready, the idle hook waiting) go
+//! on an extra lane, [`SCHEDULER_TID`], which no fiber lane uses.
+//!
+//! # Bounded recording
+//!
+//! [`TraceRecorder::new`] keeps every event. [`TraceRecorder::bounded`]`(n)`
+//! keeps the last `n` as a ring: each event past `n` discards the oldest
+//! (counted by [`TraceRecorder::dropped`]), so a long-running program can
+//! stay traced in fixed memory. Exports show what is kept: a run whose
+//! switch-in was discarded is not shown, a fiber whose spawn was discarded is
+//! labelled by its id, and time zero stays the first event ever recorded
+//! (until [`TraceRecorder::clear`]).
 //!
 //! # Cost
 //!
@@ -36,6 +50,7 @@
 //! nanoseconds, on the scheduler's path between two fibers. The hooks never
 //! block on anything but that uncontended mutex and never switch fibers.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::string::String;
 use std::sync::{Mutex, MutexGuard};
@@ -46,7 +61,8 @@ use crate::fiber::{FiberId, WaitReason};
 use crate::time::Ticks;
 use crate::trace::Trace;
 
-/// The `tid` of the lane that shows when the scheduler was idle.
+/// The `tid` of the lane that shows when the scheduler was idle (no fiber's
+/// lane has it).
 pub const SCHEDULER_TID: u64 = 0x7FFF_FFFF;
 
 /// What happened (the [`Trace`] hook that was called).
@@ -124,7 +140,8 @@ pub struct Lane {
     pub fiber: FiberId,
     /// Its name at spawn (`""` if unnamed or spawned before the recorder was installed).
     pub name: &'static str,
-    /// Its `tid` in the JSON export.
+    /// Its `tid` in the JSON export: its position in the lane order (see
+    /// [the module docs](self#lanes)).
     pub tid: u64,
 }
 
@@ -137,14 +154,19 @@ impl Lane {
 
 struct Inner {
     origin: Option<Instant>,
-    events: Vec<Event>,
+    events: VecDeque<Event>,
+    /// Events kept at most (`usize::MAX`: all).
+    limit: usize,
+    /// Events discarded to stay within `limit`.
+    dropped: u64,
 }
 
 /// Records scheduler events for a timeline. Install it with
 /// [`Runtime::set_tracer`](crate::Runtime::set_tracer).
 ///
-/// `const`-constructible, so it can be a `static` next to a `static` runtime.
-/// Time zero is the first recorded event.
+/// `const`-constructible ([`new`](Self::new), [`bounded`](Self::bounded)), so
+/// it can be a `static` next to a `static` runtime. Time zero is the first
+/// recorded event.
 pub struct TraceRecorder {
     inner: Mutex<Inner>,
 }
@@ -161,20 +183,50 @@ impl core::fmt::Debug for TraceRecorder {
     }
 }
 
-/// The `tid` of a fiber's lane in the JSON export.
-pub fn lane_tid(id: FiberId) -> u64 {
-    id.index() as u64 + 65536 * (u64::from(id.generation()) % 32767)
+/// The `tid` of lane number `k` (skipping [`SCHEDULER_TID`]).
+fn tid_of_lane(k: usize) -> u64 {
+    let k = k as u64;
+    if k < SCHEDULER_TID { k } else { k + 1 }
 }
 
 impl TraceRecorder {
-    /// An empty recorder.
+    /// An empty recorder that keeps every event.
     pub const fn new() -> Self {
-        TraceRecorder { inner: Mutex::new(Inner { origin: None, events: Vec::new() }) }
+        TraceRecorder {
+            inner: Mutex::new(Inner { origin: None, events: VecDeque::new(), limit: usize::MAX, dropped: 0 }),
+        }
     }
 
-    /// An empty recorder with room for `events` events before it allocates.
+    /// An empty recorder that keeps every event, with room for `events`
+    /// events before it allocates.
     pub fn with_capacity(events: usize) -> Self {
-        TraceRecorder { inner: Mutex::new(Inner { origin: None, events: Vec::with_capacity(events) }) }
+        TraceRecorder {
+            inner: Mutex::new(Inner {
+                origin: None,
+                events: VecDeque::with_capacity(events),
+                limit: usize::MAX,
+                dropped: 0,
+            }),
+        }
+    }
+
+    /// An empty recorder that keeps only the last `events` events: a ring
+    /// (see [the module docs](self#bounded-recording)). Memory grows as
+    /// events arrive, up to `events` of them; `bounded(0)` keeps nothing.
+    pub const fn bounded(events: usize) -> Self {
+        TraceRecorder { inner: Mutex::new(Inner { origin: None, events: VecDeque::new(), limit: events, dropped: 0 }) }
+    }
+
+    /// How many events a [`bounded`](Self::bounded) recorder discarded to
+    /// keep the last ones (0 for an unbounded one).
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// The `tid` of `id`'s lane in an export taken now, if the kept events
+    /// mention that fiber.
+    pub fn lane_tid(&self, id: FiberId) -> Option<u64> {
+        self.lanes().into_iter().find(|l| l.fiber == id).map(|l| l.tid)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -187,39 +239,49 @@ impl TraceRecorder {
         let now = Instant::now();
         let mut inner = self.lock();
         let origin = *inner.origin.get_or_insert(now);
-        inner.events.push(Event { at: now.saturating_duration_since(origin), kind });
+        if inner.events.len() >= inner.limit {
+            if inner.events.pop_front().is_none() {
+                // `bounded(0)`: nothing is kept.
+                inner.dropped += 1;
+                return;
+            }
+            inner.dropped += 1;
+        }
+        inner.events.push_back(Event { at: now.saturating_duration_since(origin), kind });
     }
 
-    /// Forgets every event; the next one is time zero again.
+    /// Forgets every event (and the count of dropped ones); the next one is
+    /// time zero again.
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.events.clear();
         inner.origin = None;
+        inner.dropped = 0;
     }
 
-    /// A copy of the events recorded so far, in order.
+    /// A copy of the events kept, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.lock().events.clone()
+        self.lock().events.iter().copied().collect()
     }
 
-    /// How many times a fiber was switched in.
+    /// How many times a fiber was switched in (among the events kept).
     pub fn switch_ins(&self) -> usize {
         self.lock().events.iter().filter(|e| matches!(e.kind, EventKind::SwitchIn(_))).count()
     }
 
     /// The fibers seen, ordered by slot index then generation.
     pub fn lanes(&self) -> Vec<Lane> {
-        lanes(&self.lock().events)
+        lanes(self.lock().events.make_contiguous())
     }
 
     /// Every run of every fiber, in time order.
     pub fn slices(&self) -> Vec<Slice> {
-        slices(&self.lock().events)
+        slices(self.lock().events.make_contiguous())
     }
 
     /// The spans the scheduler spent idle, in time order.
     pub fn idle_spans(&self) -> Vec<IdleSpan> {
-        idle_spans(&self.lock().events)
+        idle_spans(self.lock().events.make_contiguous())
     }
 
     /// The trace in the Chrome Trace Event format (JSON object form), readable
@@ -268,9 +330,11 @@ impl TraceRecorder {
                 ),
             );
         }
-        let label_of = |id: FiberId| lanes.iter().find(|l| l.fiber == id).map(Lane::label).unwrap_or_default();
+        let by_fiber = lane_map(&lanes);
+        let lane_of = |id: FiberId| &lanes[by_fiber[&key(id)]];
         for s in slices(&events) {
-            let (tid, name) = (lane_tid(s.fiber), label_of(s.fiber));
+            let lane = lane_of(s.fiber);
+            let (tid, name) = (lane.tid, lane.label());
             item(
                 &mut out,
                 format_args!(
@@ -291,7 +355,7 @@ impl TraceRecorder {
                 EventKind::Exit(id) => ("exit", id, None),
                 _ => continue,
             };
-            let tid = lane_tid(id);
+            let tid = lane_of(id).tid;
             let ts = Micros(e.at);
             match reason {
                 Some(r) => item(
@@ -347,7 +411,8 @@ impl TraceRecorder {
         let axis_y = TOP + ROW * rows as f64 + 6.0;
         let height = axis_y + 40.0;
         let x = |d: Duration| LEFT + d.as_secs_f64() / total.as_secs_f64() * plot;
-        let row_of = |id: FiberId| lanes.iter().position(|l| l.fiber == id).unwrap_or(0);
+        let by_fiber = lane_map(&lanes);
+        let row_of = |id: FiberId| by_fiber[&key(id)];
         let bar_y = |row: usize| TOP + ROW * row as f64 + (ROW - BAR) / 2.0;
 
         let mut out = String::with_capacity(2048 + slices.len() * 160 + events.len() * 60);
@@ -408,7 +473,7 @@ impl TraceRecorder {
                 Xml(if lane.name.is_empty() { "fiber" } else { lane.name }),
                 lane.fiber
             );
-            for s in slices.iter().filter(|s| s.fiber == lane.fiber) {
+            for s in slices.iter().filter(|s| row_of(s.fiber) == row) {
                 let x0 = x(s.start);
                 let w = (x(s.end) - x0).max(0.6);
                 let _ = writeln!(
@@ -503,18 +568,30 @@ impl Trace for TraceRecorder {
 const PALETTE: [&str; 10] =
     ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#e15759", "#9c755f", "#ff9da7", "#bab0ac"];
 
+/// The lane order: slot index, then generation.
+fn key(id: FiberId) -> (usize, u32) {
+    (id.index(), id.generation())
+}
+
+/// Lane position by fiber.
+fn lane_map(lanes: &[Lane]) -> BTreeMap<(usize, u32), usize> {
+    lanes.iter().enumerate().map(|(k, l)| (key(l.fiber), k)).collect()
+}
+
 fn lanes(events: &[Event]) -> Vec<Lane> {
-    let mut lanes: Vec<Lane> = Vec::new();
+    let mut seen: BTreeMap<(usize, u32), Lane> = BTreeMap::new();
     for e in events {
         let Some(id) = e.kind.fiber() else { continue };
         let name = if let EventKind::Spawn(_, n) = e.kind { n } else { "" };
-        match lanes.iter_mut().find(|l| l.fiber == id) {
-            Some(l) if l.name.is_empty() => l.name = name,
-            Some(_) => {}
-            None => lanes.push(Lane { fiber: id, name, tid: lane_tid(id) }),
+        let lane = seen.entry(key(id)).or_insert(Lane { fiber: id, name, tid: 0 });
+        if lane.name.is_empty() {
+            lane.name = name;
         }
     }
-    lanes.sort_by_key(|l| (l.fiber.index(), l.fiber.generation()));
+    let mut lanes: Vec<Lane> = seen.into_values().collect();
+    for (k, lane) in lanes.iter_mut().enumerate() {
+        lane.tid = tid_of_lane(k);
+    }
     lanes
 }
 
@@ -645,7 +722,10 @@ impl core::fmt::Display for Json<'_> {
     }
 }
 
-/// Escapes a string for XML text and attribute values.
+/// Escapes a string for XML text and attribute values: the five markup
+/// characters become entities, tab, newline and carriage return character
+/// references (an attribute value would turn them into spaces), and what XML
+/// 1.0 does not allow at all (other C0 controls, U+FFFE, U+FFFF) U+FFFD.
 struct Xml<'a>(&'a str);
 impl core::fmt::Display for Xml<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -656,8 +736,8 @@ impl core::fmt::Display for Xml<'_> {
                 '>' => f.write_str("&gt;")?,
                 '"' => f.write_str("&quot;")?,
                 '\'' => f.write_str("&apos;")?,
-                // Characters XML 1.0 does not allow at all.
-                c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => f.write_char('\u{FFFD}')?,
+                '\t' | '\n' | '\r' => write!(f, "&#{};", c as u32)?,
+                c if (c as u32) < 0x20 || matches!(c, '\u{FFFE}' | '\u{FFFF}') => f.write_char('\u{FFFD}')?,
                 c => f.write_char(c)?,
             }
         }
@@ -673,6 +753,10 @@ mod tests {
     fn escapes() {
         assert_eq!(std::format!("{}", Json("a\"b\\c\n\u{1}")), "a\\\"b\\\\c\\n\\u0001");
         assert_eq!(std::format!("{}", Xml("<a & 'b'>\"")), "&lt;a &amp; &apos;b&apos;&gt;&quot;");
+        assert_eq!(
+            std::format!("{}", Xml("\t\n\r\u{0}\u{1f}\u{7f}\u{fffe}\u{ffff}\u{fffd}")),
+            "&#9;&#10;&#13;\u{fffd}\u{fffd}\u{7f}\u{fffd}\u{fffd}\u{fffd}"
+        );
         assert_eq!(std::format!("{}", Micros(Duration::from_nanos(1_234_567))), "1234.567");
     }
 }
