@@ -91,6 +91,9 @@
 //!   [`Fiber::set_fp_control`] have their own state (see [`FpControl`]).
 //! * `no-fp-control` — never touch MXCSR / the x87 control word (for kernels
 //!   built without SSE and x87); `Fiber::set_fp_control` does not exist.
+//! * `mem` — bare metal without libc only: exports `memcpy`, `memmove`,
+//!   `memset`, `memcmp`, `bcmp` and an empty `rust_eh_personality` (module
+//!   `mem`); refused together with `std`.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -101,6 +104,10 @@ extern crate std;
 
 #[cfg(all(feature = "no-fp-control", feature = "fp-control-always"))]
 compile_error!("features `no-fp-control` and `fp-control-always` exclude each other");
+#[cfg(all(feature = "mem", feature = "std"))]
+compile_error!(
+    "feature `mem` (C memory functions for -nostdlib binaries) excludes `std`: libc and std already define those symbols"
+);
 
 mod arch;
 mod check;
@@ -119,6 +126,9 @@ mod wait;
 mod policy;
 
 pub mod sync;
+
+#[cfg(feature = "mem")]
+pub mod mem;
 
 #[cfg(feature = "std")]
 pub mod host;

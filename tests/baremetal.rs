@@ -355,6 +355,7 @@ fn kernel_boots_in_qemu_and_passes_its_checks() {
 
 const FREESTANDING_TRANSCRIPT: &str = "\
 filament-freestanding: no libc, static, argc=1
+mem: memmove (both overlaps), memset, memcpy, bcmp, memcmp: ok
 [w0] step 0: +1 = 1
 [w1] step 0: +2 = 2
 [w2] step 0: +3 = 3
@@ -379,6 +380,17 @@ fn freestanding_binary_is_static_without_interpreter() {
     assert_eq!(elf.kind, ET_EXEC, "expected a non-PIE executable (ET_EXEC)");
     assert!(!elf.has(PT_INTERP), "PT_INTERP present: the binary wants a dynamic loader");
     assert!(!elf.has(PT_DYNAMIC), "PT_DYNAMIC present: the binary is dynamically linked");
+    // No libc: the C memory functions and the personality stub `core` needs are defined in
+    // the image itself (by filament's `mem` feature), where binutils' `nm` is installed.
+    if let Ok(out) = Command::new("nm").arg(&path).output()
+        && out.status.success()
+    {
+        let symbols = String::from_utf8_lossy(&out.stdout);
+        for name in ["memcpy", "memmove", "memset", "memcmp", "bcmp", "rust_eh_personality"] {
+            let defined = symbols.lines().any(|l| l.ends_with(&format!(" T {name}")));
+            assert!(defined, "{name} is not defined in the freestanding binary:\n{symbols}");
+        }
+    }
     // `file` agrees, where it is installed.
     if let Ok(out) = Command::new("file").arg(&path).output() {
         let text = String::from_utf8_lossy(&out.stdout);

@@ -12,7 +12,6 @@ pub mod demo;
 pub mod exit;
 pub mod gdt;
 pub mod idt;
-pub mod mem;
 pub mod pic;
 pub mod pit;
 pub mod pvh;
