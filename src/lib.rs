@@ -138,6 +138,7 @@ pub use arch::FpControl;
 pub use check::CheckError;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
 pub use fiber::{FiberId, FiberState, WaitReason};
+pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 #[cfg(feature = "explore")]
 pub use policy::SchedulePolicy;
