@@ -245,6 +245,9 @@ const KERNEL_TRANSCRIPT: &[&str] = &[
     "[irq-waiter] signal 2: {} notification(s) at tick {}",
     "[irq-waiter] signal 3: {} notification(s) at tick {}",
     "phase 4: received {} of {} notifications",
+    "-- phase 5: an interrupt raises a signal between the runtime's poll and the idle hook's check",
+    "[race] hook without IrqWatch: halted 1 time(s) with the signal pending (until the next tick)",
+    "[race] hook with IrqWatch: halted 0 time(s)",
     "timer: {} interrupts, {} of them on the IST stack",
     "filament-kernel: all checks passed",
 ];

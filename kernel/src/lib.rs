@@ -54,6 +54,11 @@ pub(crate) fn on_timer_tick() {
     demo::on_timer_tick();
 }
 
+/// Called by the software interrupt handler (vector [`idt::SOFT_VECTOR`], interrupts off).
+pub(crate) fn on_soft_interrupt() {
+    demo::on_soft_interrupt();
+}
+
 /// Rust entry point, called by `boot.s` in 64-bit mode on the boot stack with interrupts
 /// off; `start_info` is the physical address of the PVH start-info structure.
 pub fn kernel_main(start_info: u64) -> ! {
