@@ -9,7 +9,7 @@
 //! 1. one atomic `fetch_add(1)` on the signal's own `pending` counter;
 //! 2. one atomic `fetch_add(1)` on a program-wide 64-bit *epoch* counter,
 //!    which idle hooks watch through [`IrqWatch`] (bare metal) or
-//!    [`HostClock`](crate::host::HostClock) (`std`);
+//!    `host::HostClock` (`std`);
 //! 3. under `std` only (Linux hosts), for the host's idle hook: one atomic
 //!    load of a process-wide count of sleeping idle hooks and, only if that
 //!    count is non-zero, one `futex(FUTEX_WAKE)` system call on the epoch's
@@ -434,8 +434,8 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 /// The epoch counts the notifications of *every* signal in the program, so
 /// `raised` may be true for a signal no fiber of this runtime waits on: the
 /// hook returns, the runtime polls, finds nothing and idles again. Spurious,
-/// never lost. Under `std`, [`HostClock`](crate::host::HostClock) uses the
-/// same epoch (as a futex word) for the same purpose.
+/// never lost. Under `std`, `host::HostClock` uses the same epoch (as a futex
+/// word) for the same purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IrqWatch {
     /// The epoch read when last (re)armed.

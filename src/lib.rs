@@ -93,7 +93,7 @@
 //!   built without SSE and x87); `Fiber::set_fp_control` does not exist.
 //! * `mem` — bare metal without libc only: exports `memcpy`, `memmove`,
 //!   `memset`, `memcmp`, `bcmp` and an empty `rust_eh_personality` (module
-//!   `mem`); refused together with `std`.
+//!   `mem`); refused together with `std`. See [`guide`] for when it is needed.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -126,6 +126,8 @@ mod wait;
 mod policy;
 
 pub mod sync;
+
+pub mod guide;
 
 #[cfg(feature = "mem")]
 pub mod mem;
