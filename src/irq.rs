@@ -7,8 +7,10 @@
 //! Exactly one call: [`IrqSignal::notify_from_isr`]. What it does, all of it:
 //!
 //! 1. one atomic `fetch_add(1)` on the signal's own `pending` counter;
-//! 2. under `std` only (Linux hosts), for the host's idle hook: one atomic
-//!    `fetch_add(1)` on a process-wide 64-bit *epoch* counter, one atomic
+//! 2. one atomic `fetch_add(1)` on a program-wide 64-bit *epoch* counter,
+//!    which idle hooks watch through [`IrqWatch`] (bare metal) or
+//!    `host::HostClock` (`std`);
+//! 3. under `std` only (Linux hosts), for the host's idle hook: one atomic
 //!    load of a process-wide count of sleeping idle hooks and, only if that
 //!    count is non-zero, one `futex(FUTEX_WAKE)` system call on the epoch's
 //!    low 32 bits (a raw system call, async-signal-safe; it cannot fail on
@@ -30,6 +32,14 @@
 //! first waiter of a signal whose counter is non-zero. A runtime with such
 //! waiters is never reported as deadlocked (an interrupt may still come); its
 //! idle hook is called instead (`hlt` on bare metal).
+//!
+//! On bare metal an idle hook that halts the CPU must not halt when a
+//! signal was raised after the runtime's latest poll (by an interrupt that
+//! arrived between that poll and the hook's `cli`): nothing would wake the
+//! runtime until the next interrupt, with a tickless timer never.
+//! [`IrqWatch`] answers "was any signal raised since I last returned?" with
+//! one atomic load, callable with interrupts disabled; see its docs and
+//! [`guide`](crate::guide) for the hook.
 //!
 //! On a host, [`HostClock`](crate::host::HostClock) sleeps on the epoch
 //! (`FUTEX_WAIT` with the epoch value it read *before* the runtime last polled
@@ -153,8 +163,9 @@ impl IrqSignal {
     /// Raises the signal. **Interrupt-safe** and async-signal-safe: no lock,
     /// no allocation, no runtime memory touched, never blocks.
     ///
-    /// Exactly: one atomic add on this signal's counter. Under `std` also one
-    /// atomic add on a process-wide epoch counter, one atomic load of how many
+    /// Exactly: one atomic add on this signal's counter, then one atomic add
+    /// on the program-wide epoch counter that [`IrqWatch`] reads. Under `std`
+    /// also one atomic load of how many
     /// [`HostClock`](crate::host::HostClock)s sleep and, if any does, one
     /// `futex(FUTEX_WAKE)` system call that wakes them (whichever threads run
     /// their runtimes).
@@ -163,8 +174,11 @@ impl IrqSignal {
         // Program order puts it before the epoch bump below, so an idle hook
         // that sees the new epoch sees this count too.
         self.pending.fetch_add(1, Ordering::Release);
+        // SeqCst (a `lock xadd`, as any RMW on x86): see `IrqWatch` and
+        // `host_wake` for the arguments that rely on it.
+        EPOCH.fetch_add(1, Ordering::SeqCst);
         #[cfg(feature = "std")]
-        host_wake::notify();
+        host_wake::wake_sleepers();
     }
 
     /// Notifications raised and not yet taken by a fiber (approximate while
@@ -353,6 +367,122 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
     }
 }
 
+/// Bumped by every [`IrqSignal::notify_from_isr`] in the program, after the
+/// signal's own count. Read by [`IrqWatch`]; under `std` its low half is also
+/// the futex word host idle hooks sleep on (`host_wake`). 64 bits: never wraps.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Tells an idle hook whether any [`IrqSignal`] was raised since the hook
+/// last returned: the check that lets it halt the CPU without losing a
+/// wake-up.
+///
+/// # The race it closes
+///
+/// When no fiber is ready, the runtime polls its signals, finds nothing and
+/// calls the [`Idle`](crate::Idle) hook. An interrupt that raises a signal
+/// *after that poll* but *before the hook disables interrupts* has already
+/// run when the hook looks at the world; if the hook then halts, the raised
+/// signal waits for the next interrupt to wake the CPU — with a tickless
+/// timer and nothing else pending, forever. A hook that only compares its
+/// timer's tick counter with `now` cannot see this.
+///
+/// # Use
+///
+/// Keep one watch in the hook, created before the run. In every `idle` call:
+/// disable interrupts, ask [`raised`](Self::raised) (and check your timer),
+/// halt only if nothing happened — with `sti; hlt` back to back, which x86
+/// executes so that an interrupt arriving after `sti` is taken *during* the
+/// `hlt`, never before it — then [`rearm`](Self::rearm) as the last thing
+/// before returning:
+///
+/// ```
+/// use filament::{Idle, IrqWatch, Ticks};
+/// # fn disable_interrupts() {}
+/// # fn enable_interrupts() {}
+/// # fn enable_interrupts_and_halt() {} // `sti; hlt` in one asm! block
+/// # fn ticks() -> Ticks { 0 }          // the timer interrupt's counter
+///
+/// struct Halt {
+///     watch: IrqWatch,
+/// }
+///
+/// impl Idle for Halt {
+///     fn idle(&mut self, now: Ticks, _next_deadline: Option<Ticks>) -> Ticks {
+///         disable_interrupts();
+///         if self.watch.raised() || ticks() != now {
+///             enable_interrupts(); // something happened since the runtime looked
+///         } else {
+///             enable_interrupts_and_halt(); // woken by the next interrupt
+///         }
+///         self.watch.rearm(); // last: the runtime polls right after we return
+///         ticks()
+///     }
+/// }
+///
+/// let mut hook = Halt { watch: IrqWatch::new() };
+/// # let _ = hook.idle(0, None);
+/// // RT.run_with_idle(&mut hook)
+/// ```
+///
+/// # Why no wake-up is lost
+///
+/// The runtime polls its signals between any two idle calls, and before the
+/// first; [`rearm`](Self::rearm) at the end of an idle call (or
+/// [`new`](Self::new) before the run) therefore reads the epoch *before* the
+/// runtime's next look at the signals. Take a notification that look missed.
+/// Its epoch bump follows its count in program order, so had the rearm read
+/// the bumped epoch, the count would have been visible to the look (release
+/// and acquire on the epoch); so the bump comes after the rearm's read, and
+/// [`raised`](Self::raised) sees it — unless it happens after the check,
+/// i.e. in an interrupt taken after `cli`, which is delivered by the `sti;
+/// hlt` and ends the halt. (A notifier on *another* CPU must also send this
+/// CPU an interrupt to end a halt that already began.)
+///
+/// The epoch counts the notifications of *every* signal in the program, so
+/// `raised` may be true for a signal no fiber of this runtime waits on: the
+/// hook returns, the runtime polls, finds nothing and idles again. Spurious,
+/// never lost. Under `std`, `host::HostClock` uses the same epoch (as a futex
+/// word) for the same purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IrqWatch {
+    /// The epoch read when last (re)armed.
+    seen: u64,
+}
+
+impl IrqWatch {
+    /// A watch armed now: [`raised`](Self::raised) is true once any signal is
+    /// notified after this call. Create it before the runtime runs.
+    pub fn new() -> Self {
+        IrqWatch { seen: EPOCH.load(Ordering::SeqCst) }
+    }
+
+    /// Whether any [`IrqSignal`] was notified since the watch was last armed.
+    /// One atomic load: cheap, lock-free, fine with interrupts disabled (and in
+    /// interrupt context).
+    #[inline]
+    pub fn raised(&self) -> bool {
+        EPOCH.load(Ordering::SeqCst) != self.seen
+    }
+
+    /// Arms the watch again. Call it as the last thing before the idle hook
+    /// returns (after halting): the runtime polls its signals right after, so
+    /// a notification this read misses is caught by the next
+    /// [`raised`](Self::raised). Never arm between the runtime's poll and the
+    /// check (e.g. at the start of `idle`): that would forget exactly the
+    /// notifications the check is for.
+    #[inline]
+    pub fn rearm(&mut self) {
+        self.seen = EPOCH.load(Ordering::SeqCst);
+    }
+}
+
+impl Default for IrqWatch {
+    /// Same as [`IrqWatch::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// How a host thread sleeps until some [`IrqSignal`] is notified (feature
 /// `std`, Linux): a futex on a process-wide epoch counter.
 ///
@@ -401,14 +531,12 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
 /// which thread drives the runtime, nor how many threads notify.
 #[cfg(feature = "std")]
 pub(crate) mod host_wake {
+    use super::EPOCH;
     use core::ptr;
+    use core::sync::atomic::AtomicU32;
     use core::sync::atomic::Ordering::SeqCst;
-    use core::sync::atomic::{AtomicU32, AtomicU64};
     use std::time::Duration;
 
-    /// Bumped by every notification in the process. Its low half is the
-    /// futex word.
-    static EPOCH: AtomicU64 = AtomicU64::new(0);
     /// Threads between announcing a sleep and leaving it. Lets a notification
     /// skip the system call while no idle hook sleeps.
     static SLEEPERS: AtomicU32 = AtomicU32::new(0);
@@ -418,12 +546,12 @@ pub(crate) mod host_wake {
         EPOCH.as_ptr().cast::<u32>()
     }
 
-    /// The notifier's half. Async-signal-safe: an atomic add and an atomic
-    /// load on statics, then at most one `futex` system call; no lock, no
-    /// allocation.
+    /// The notifier's half, after its `EPOCH += 1` (in
+    /// [`IrqSignal::notify_from_isr`](super::IrqSignal::notify_from_isr)).
+    /// Async-signal-safe: an atomic load of a static, then at most one
+    /// `futex` system call; no lock, no allocation.
     #[inline]
-    pub(crate) fn notify() {
-        EPOCH.fetch_add(1, SeqCst);
+    pub(crate) fn wake_sleepers() {
         if SLEEPERS.load(SeqCst) != 0 {
             // SAFETY: FUTEX_WAKE only names the address of a valid, aligned,
             // 'static word; the kernel reads no memory for it. It cannot fail

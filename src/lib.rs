@@ -91,6 +91,9 @@
 //!   [`Fiber::set_fp_control`] have their own state (see [`FpControl`]).
 //! * `no-fp-control` — never touch MXCSR / the x87 control word (for kernels
 //!   built without SSE and x87); `Fiber::set_fp_control` does not exist.
+//! * `mem` — bare metal without libc only: exports `memcpy`, `memmove`,
+//!   `memset`, `memcmp`, `bcmp` and an empty `rust_eh_personality` (module
+//!   `mem`); refused together with `std`. See [`guide`] for when it is needed.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -101,6 +104,10 @@ extern crate std;
 
 #[cfg(all(feature = "no-fp-control", feature = "fp-control-always"))]
 compile_error!("features `no-fp-control` and `fp-control-always` exclude each other");
+#[cfg(all(feature = "mem", feature = "std"))]
+compile_error!(
+    "feature `mem` (C memory functions for -nostdlib binaries) excludes `std`: libc and std already define those symbols"
+);
 
 mod arch;
 mod check;
@@ -120,6 +127,11 @@ mod policy;
 
 pub mod sync;
 
+pub mod guide;
+
+#[cfg(feature = "mem")]
+pub mod mem;
+
 #[cfg(feature = "std")]
 pub mod host;
 
@@ -128,6 +140,7 @@ pub use arch::FpControl;
 pub use check::CheckError;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
 pub use fiber::{FiberId, FiberState, WaitReason};
+pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 #[cfg(feature = "explore")]
 pub use policy::SchedulePolicy;

@@ -6,8 +6,12 @@
 //! * `filament-freestanding` is run as a normal Linux process; its output and exit status
 //!   (42) are compared, and its ELF program headers must show a static, non-PIE executable.
 //!
-//! Both images are built by a nested `cargo build` with a separate `--target-dir`
-//! (`target/baremetal`): the outer `cargo test` may still hold the lock on `target/`.
+//! Both images are built by a nested `cargo build` with a separate `--target-dir`: the
+//! outer `cargo test` may still hold the lock on its own target directory. That directory
+//! is `baremetal/` inside `CARGO_TARGET_TMPDIR`, the scratch directory cargo gives
+//! integration tests *inside the target directory this test was built in*, so
+//! `CARGO_TARGET_DIR`, `--target-dir` and `build.target-dir` are all respected and nothing
+//! is written into the source tree.
 //!
 //! Without `qemu-system-x86_64` the boot test prints a loud SKIPPED line and passes, unless
 //! `FILAMENT_REQUIRE_QEMU=1` (CI) makes it fail.
@@ -28,11 +32,17 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The nested build's target directory: inside the outer build's target directory (see the
+/// module docs), never a hard-coded `target/`.
+fn images_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("baremetal")
+}
+
 /// Builds both images once per test process; returns the directory holding them.
 fn build_images() -> &'static Path {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let target_dir = root().join("target").join("baremetal");
+        let target_dir = images_target_dir();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(root())
@@ -235,6 +245,9 @@ const KERNEL_TRANSCRIPT: &[&str] = &[
     "[irq-waiter] signal 2: {} notification(s) at tick {}",
     "[irq-waiter] signal 3: {} notification(s) at tick {}",
     "phase 4: received {} of {} notifications",
+    "-- phase 5: an interrupt raises a signal between the runtime's poll and the idle hook's check",
+    "[race] hook without IrqWatch: halted 1 time(s) with the signal pending (until the next tick)",
+    "[race] hook with IrqWatch: halted 0 time(s)",
     "timer: {} interrupts, {} of them on the IST stack",
     "filament-kernel: all checks passed",
 ];
@@ -345,6 +358,7 @@ fn kernel_boots_in_qemu_and_passes_its_checks() {
 
 const FREESTANDING_TRANSCRIPT: &str = "\
 filament-freestanding: no libc, static, argc=1
+mem: memmove (both overlaps), memset, memcpy, bcmp, memcmp: ok
 [w0] step 0: +1 = 1
 [w1] step 0: +2 = 2
 [w2] step 0: +3 = 3
@@ -369,6 +383,17 @@ fn freestanding_binary_is_static_without_interpreter() {
     assert_eq!(elf.kind, ET_EXEC, "expected a non-PIE executable (ET_EXEC)");
     assert!(!elf.has(PT_INTERP), "PT_INTERP present: the binary wants a dynamic loader");
     assert!(!elf.has(PT_DYNAMIC), "PT_DYNAMIC present: the binary is dynamically linked");
+    // No libc: the C memory functions and the personality stub `core` needs are defined in
+    // the image itself (by filament's `mem` feature), where binutils' `nm` is installed.
+    if let Ok(out) = Command::new("nm").arg(&path).output()
+        && out.status.success()
+    {
+        let symbols = String::from_utf8_lossy(&out.stdout);
+        for name in ["memcpy", "memmove", "memset", "memcmp", "bcmp", "rust_eh_personality"] {
+            let defined = symbols.lines().any(|l| l.ends_with(&format!(" T {name}")));
+            assert!(defined, "{name} is not defined in the freestanding binary:\n{symbols}");
+        }
+    }
     // `file` agrees, where it is installed.
     if let Ok(out) = Command::new("file").arg(&path).output() {
         let text = String::from_utf8_lossy(&out.stdout);
@@ -386,6 +411,25 @@ fn freestanding_binary_runs_fibers_and_exits_with_its_status() {
     assert_eq!(stdout, FREESTANDING_TRANSCRIPT);
     assert_eq!(output.status.code(), Some(FREESTANDING_STATUS), "exit status; stdout:\n{stdout}");
     assert!(output.stderr.is_empty(), "unexpected stderr output");
+}
+
+/// Regression: the images used to go to `<repo>/target/baremetal` whatever the target
+/// directory was (`CARGO_TARGET_DIR=/tmp/x cargo test --test baremetal` still wrote into the
+/// source tree). They must be built inside the target directory this test binary was built
+/// in, which is an ancestor of the running executable (`<target-dir>/<profile>/deps/...`).
+#[test]
+fn images_are_built_inside_this_tests_target_directory() {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|e| panic!("canonicalize {p:?}: {e}"));
+    let images = canonical(build_images());
+    let target_dir =
+        canonical(Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR has a parent"));
+    let exe = canonical(&std::env::current_exe().expect("path of the test binary"));
+    assert!(
+        exe.ancestors().any(|a| a == target_dir),
+        "CARGO_TARGET_TMPDIR {target_dir:?} is not the target directory of {exe:?}"
+    );
+    assert!(images.starts_with(&target_dir), "images in {images:?}, outside the target directory {target_dir:?}");
+    assert!(images.join("filament-kernel").is_file() && images.join("filament-freestanding").is_file());
 }
 
 #[test]

@@ -5,10 +5,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-// The C memory functions `core` needs; shared with the kernel.
+// The C memory functions `core` needs (`memcpy` & co.) and `rust_eh_personality` come from
+// filament's `mem` feature, which the `metal` feature (the binary) turns on.
 pub mod demo;
-#[path = "../../kernel/src/mem.rs"]
-pub mod mem;
 pub mod sys;
 
 use core::panic::PanicInfo;

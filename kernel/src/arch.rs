@@ -94,6 +94,23 @@ pub fn enable_interrupts_and_halt() {
     }
 }
 
+/// Takes the software interrupt [`SOFT_VECTOR`](crate::idt::SOFT_VECTOR) right here: the
+/// CPU switches to the gate's IST stack, runs the handler and returns, exactly as for a
+/// hardware interrupt arriving at this instruction (but whether or not interrupts are
+/// enabled).
+#[inline]
+pub fn raise_soft_interrupt() {
+    // SAFETY: idt::init installed a gate for SOFT_VECTOR whose stub saves and restores every
+    // register it touches; the handler only updates atomics. No `nomem`: the handler writes
+    // memory the caller then reads.
+    unsafe {
+        asm!(
+            "int {vector}", // software interrupt through the IDT gate
+            vector = const crate::idt::SOFT_VECTOR,
+        );
+    }
+}
+
 /// Halts forever with interrupts off (the end of the road after a fatal error).
 pub fn halt_forever() -> ! {
     loop {

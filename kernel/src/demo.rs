@@ -8,14 +8,16 @@
 //! 1. three fibers print and yield round-robin;
 //! 2. a producer and a consumer hand values over through a bounded `sync::Channel`;
 //! 3. a fiber sleeps on timer ticks (the idle hook `hlt`s until IRQ 0 advances the clock);
-//! 4. a fiber waits on an [`IrqSignal`] the timer interrupt handler raises.
+//! 4. a fiber waits on an [`IrqSignal`] the timer interrupt handler raises;
+//! 5. an interrupt raises a signal between the runtime's poll and the idle hook's check:
+//!    a hook without [`IrqWatch`] halts with the signal pending, the recipe hook does not.
 
 use crate::arch;
-use crate::idt::{TICK_OFF_IST, TICKS, TICKS_ON_IST};
+use crate::idt::{SOFT_INTERRUPTS, SOFT_ON_IST, TICK_OFF_IST, TICKS, TICKS_ON_IST};
 use crate::kprintln;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use filament::sync::Channel;
-use filament::{Fiber, Idle, IrqSignal, JoinHandle, Runtime, StaticStack, Ticks};
+use filament::{Fiber, Idle, IrqSignal, IrqWatch, JoinHandle, Runtime, StaticStack, Ticks};
 
 /// Bytes per fiber stack. Formatting (`kprintln!`) is the deepest thing the fibers do.
 const STACK_SIZE: usize = 16 * 1024;
@@ -44,25 +46,78 @@ pub(crate) fn on_timer_tick() {
     }
 }
 
+/// Raised by the software interrupt handler (phase 5).
+static RACE_SIGNAL: IrqSignal = IrqSignal::new();
+
+/// Called from the software interrupt handler (interrupts off, on the IRQ IST stack).
+pub(crate) fn on_soft_interrupt() {
+    RACE_SIGNAL.notify_from_isr();
+}
+
 /// The idle hook: called by `run` when no fiber is ready but some sleep or wait on an
-/// interrupt signal. Halts until the next interrupt and reports the tick counter as the
-/// runtime's clock.
-struct HaltUntilInterrupt;
+/// interrupt signal. Halts until the next interrupt unless something happened since the
+/// runtime last looked, and reports the tick counter as the runtime's clock.
+struct HaltUntilInterrupt {
+    /// Signals raised since this hook last returned (see [`IrqWatch`]).
+    watch: IrqWatch,
+}
+
+impl HaltUntilInterrupt {
+    /// Create it right before the run: the watch must be armed before the runtime's first
+    /// poll of its signals.
+    fn new() -> Self {
+        Self { watch: IrqWatch::new() }
+    }
+}
 
 impl Idle for HaltUntilInterrupt {
     fn idle(&mut self, now: Ticks, _next_deadline: Option<Ticks>) -> Ticks {
         // Check and halt with interrupts off: an interrupt arriving after the check is
         // delivered during `hlt` (see enable_interrupts_and_halt), never lost before it.
         arch::disable_interrupts();
-        let ticks = TICKS.load(Ordering::Acquire);
-        if ticks != now {
-            // A tick (and maybe a signal, which only the tick handler raises) arrived since
-            // the runtime last looked: let it wake sleepers and drain signals first.
+        // Since the runtime last looked: a tick (a sleeper may be due), or a signal raised
+        // by an interrupt after the runtime's poll (its waiter must be woken). Either way,
+        // return and let the runtime look again.
+        if TICKS.load(Ordering::Acquire) != now || self.watch.raised() {
             arch::enable_interrupts();
-            return ticks;
+        } else {
+            arch::enable_interrupts_and_halt();
+            HALTS.fetch_add(1, Ordering::Relaxed);
         }
-        arch::enable_interrupts_and_halt();
-        HALTS.fetch_add(1, Ordering::Relaxed);
+        // Last, after the halt: the runtime polls its signals right after we return.
+        self.watch.rearm();
+        TICKS.load(Ordering::Acquire)
+    }
+}
+
+/// Phase 5's hook. On its first call it takes the software interrupt, whose handler raises
+/// [`RACE_SIGNAL`]: an interrupt after the runtime's poll and before the hook's `cli`, the
+/// race [`IrqWatch`] closes. Then it decides as [`HaltUntilInterrupt`] does for a signal
+/// (no deadlines are armed in this phase), with the watch or, to show the bug, without.
+struct RaceProbe {
+    watch: Option<IrqWatch>,
+    interrupted: bool,
+    halts: u64,
+}
+
+impl Idle for RaceProbe {
+    fn idle(&mut self, _now: Ticks, _next_deadline: Option<Ticks>) -> Ticks {
+        if !self.interrupted {
+            self.interrupted = true;
+            arch::raise_soft_interrupt(); // the interrupt in the window
+        }
+        arch::disable_interrupts();
+        if self.watch.as_ref().is_some_and(IrqWatch::raised) {
+            arch::enable_interrupts();
+        } else {
+            // Without the watch: halt with the signal pending. Only the next timer tick
+            // ends this; with a tickless timer nothing would.
+            arch::enable_interrupts_and_halt();
+            self.halts += 1;
+        }
+        if let Some(watch) = &mut self.watch {
+            watch.rearm();
+        }
         TICKS.load(Ordering::Acquire)
     }
 }
@@ -87,7 +142,7 @@ where
 /// Runs every spawned fiber to completion, with the clock fed from the timer.
 fn run() -> bool {
     RT.set_now(TICKS.load(Ordering::Acquire));
-    match RT.run_with_idle(&mut HaltUntilInterrupt) {
+    match RT.run_with_idle(&mut HaltUntilInterrupt::new()) {
         Ok(()) => true,
         Err(e) => check(
             false,
@@ -203,6 +258,36 @@ fn phase_irq_signal() -> bool {
     ran && check(received >= 3 && received <= u64::from(raised), "phase 4 counts")
 }
 
+/// One waiter on [`RACE_SIGNAL`], run with [`RaceProbe`]; the halts the hook made, if the
+/// waiter received exactly the one notification.
+fn race_round(with_watch: bool) -> Option<u64> {
+    let waiter = spawn(0, "race-waiter", |fib| RACE_SIGNAL.wait(fib).expect("signal belongs to this runtime"));
+    RT.set_now(TICKS.load(Ordering::Acquire));
+    let mut probe = RaceProbe { watch: with_watch.then(IrqWatch::new), interrupted: false, halts: 0 };
+    let ran = check(RT.run_with_idle(&mut probe).is_ok(), "phase 5: run");
+    let received = take(waiter);
+    (ran && check(received == Some(1), "phase 5: one notification received")).then_some(probe.halts)
+}
+
+fn phase_idle_race() -> bool {
+    kprintln!("-- phase 5: an interrupt raises a signal between the runtime's poll and the idle hook's check");
+    let soft_before = SOFT_INTERRUPTS.load(Ordering::Relaxed);
+    let without = race_round(false);
+    kprintln!(
+        "[race] hook without IrqWatch: halted {} time(s) with the signal pending (until the next tick)",
+        without.unwrap_or(u64::MAX)
+    );
+    let with = race_round(true);
+    kprintln!("[race] hook with IrqWatch: halted {} time(s)", with.unwrap_or(u64::MAX));
+    let soft = SOFT_INTERRUPTS.load(Ordering::Relaxed) - soft_before;
+    check(without == Some(1), "phase 5: the hook without the watch halted once")
+        && check(with == Some(0), "phase 5: the hook with the watch did not halt")
+        && check(
+            soft == 2 && SOFT_ON_IST.load(Ordering::Relaxed) == SOFT_INTERRUPTS.load(Ordering::Relaxed),
+            "phase 5: two software interrupts, on the IST stack",
+        )
+}
+
 fn timer_report() -> bool {
     arch::disable_interrupts();
     let ticks = TICKS.load(Ordering::Acquire);
@@ -222,6 +307,7 @@ pub fn run_all() -> bool {
     ok &= phase_producer_consumer();
     ok &= phase_sleep();
     ok &= phase_irq_signal();
+    ok &= phase_idle_race();
     ok &= timer_report();
     ok
 }

@@ -7,6 +7,9 @@
 //!   [`ExitCode::Exception`]. #DF has its own IST stack.
 //! * vector 0x20 (IRQ 0, PIT): counts a tick in [`TICKS`] and acknowledges the PIC.
 //! * vector 0x27 (IRQ 7): the 8259's spurious interrupt; ignored.
+//! * vector 0x30 ([`SOFT_VECTOR`]): a software interrupt (`int 0x30`, see
+//!   [`crate::arch::raise_soft_interrupt`]) whose handler raises a signal; the demo uses it
+//!   to deliver an interrupt at an exact point (phase 5).
 
 use crate::StaticCell;
 use crate::exit::{ExitCode, exit_qemu};
@@ -22,6 +25,13 @@ pub static TICKS: AtomicU64 = AtomicU64::new(0);
 pub static TICKS_ON_IST: AtomicU64 = AtomicU64::new(0);
 /// Set when a timer interrupt ran on any other stack.
 pub static TICK_OFF_IST: AtomicBool = AtomicBool::new(false);
+
+/// Vector of the software interrupt (above the remapped PIC range 0x20..0x2f).
+pub const SOFT_VECTOR: u8 = 0x30;
+/// Software interrupts taken since boot.
+pub static SOFT_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+/// Software interrupts whose handler found itself on the IRQ IST stack.
+pub static SOFT_ON_IST: AtomicU64 = AtomicU64::new(0);
 
 global_asm!(
     r#"
@@ -85,11 +95,14 @@ fk_exc_common:
     call fk_exception               # Rust; prints and exits QEMU, never returns
     ud2                             # unreachable
 
-    # IRQ 0 (PIT). Runs on the IRQ IST stack with interrupts off (interrupt gate). Saves
-    # every register a SysV call may clobber, including the SSE state (the Rust handler may
-    # use xmm registers and the interrupted fiber certainly does), then returns with iretq.
-    .globl fk_irq_timer             # referenced by idt::init
-fk_irq_timer:
+    # Interrupt stubs (IRQ 0 from the PIT, the software interrupt). They run on the IRQ IST
+    # stack with interrupts off (interrupt gates). Each saves every register a SysV call may
+    # clobber, including the SSE state (the Rust handler may use xmm registers and the
+    # interrupted fiber certainly does), calls its Rust half with the stub's stack pointer
+    # (to check it is the IST) and returns with iretq.
+    .macro fk_irq_stub name, handler     # stub \name calling the Rust function \handler
+    .globl \name                    # referenced by idt::init
+\name:
     push %rbp                       # frame pointer of the stub
     mov %rsp, %rbp                  # rbp = stub frame (on the IST stack)
     push %rax                       # caller-saved registers ...
@@ -106,7 +119,7 @@ fk_irq_timer:
     fxsave64 (%rsp)                 # save the interrupted SSE/x87 state
     cld                             # DF = 0 for Rust code
     mov %rbp, %rdi                  # arg 0: current stack pointer (to check it is the IST)
-    call fk_timer_interrupt         # Rust half: count the tick, EOI
+    call \handler                   # Rust half
     fxrstor64 (%rsp)                # restore the SSE/x87 state
     lea -72(%rbp), %rsp             # back to the saved registers
     pop %r11                        # restore in reverse order ...
@@ -120,6 +133,10 @@ fk_irq_timer:
     pop %rax                        # ... done
     pop %rbp                        # the interrupted rbp
     iretq                           # back to the interrupted code (restores IF, rsp, ss)
+    .endm                           # end of fk_irq_stub
+
+    fk_irq_stub fk_irq_timer, fk_timer_interrupt  # IRQ 0: count the tick, EOI
+    fk_irq_stub fk_irq_soft, fk_soft_interrupt    # int 0x30: raise the demo's signal
 
     # IRQ 7: the 8259 raises it spuriously when an IRQ vanishes before it is acknowledged.
     # A real IRQ 7 cannot happen (masked), so the handler touches nothing and returns.
@@ -143,6 +160,7 @@ unsafe extern "C" {
     /// The 32 exception stub addresses (defined above).
     static fk_exc_table: [u64; 32];
     fn fk_irq_timer();
+    fn fk_irq_soft();
     fn fk_irq_spurious();
 }
 
@@ -216,6 +234,16 @@ extern "C" fn fk_timer_interrupt(stack_pointer: u64) {
     pic::end_of_interrupt_master();
 }
 
+#[unsafe(no_mangle)]
+extern "C" fn fk_soft_interrupt(stack_pointer: u64) {
+    let (low, high) = gdt::ist_stack_range(IST_IRQ);
+    if (low..high).contains(&stack_pointer) {
+        SOFT_ON_IST.fetch_add(1, Ordering::Relaxed);
+    }
+    SOFT_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    crate::on_soft_interrupt();
+}
+
 /// One 16-byte IDT gate.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -264,6 +292,7 @@ pub fn init() {
         }
         (*idt).0[usize::from(pic::MASTER_OFFSET)] = Gate::interrupt(fk_irq_timer as *const () as u64, IST_IRQ);
         (*idt).0[usize::from(pic::MASTER_OFFSET) + 7] = Gate::interrupt(fk_irq_spurious as *const () as u64, IST_IRQ);
+        (*idt).0[usize::from(SOFT_VECTOR)] = Gate::interrupt(fk_irq_soft as *const () as u64, IST_IRQ);
     }
     let pointer = DescriptorTablePointer { limit: (size_of::<Idt>() - 1) as u16, base: idt as u64 };
     // SAFETY: the IDT is 'static and every present gate points to a stub above with a valid

@@ -12,7 +12,6 @@ pub mod demo;
 pub mod exit;
 pub mod gdt;
 pub mod idt;
-pub mod mem;
 pub mod pic;
 pub mod pit;
 pub mod pvh;
@@ -53,6 +52,11 @@ impl<T> StaticCell<T> {
 /// Called by the timer interrupt handler after it counted the tick (interrupts are off).
 pub(crate) fn on_timer_tick() {
     demo::on_timer_tick();
+}
+
+/// Called by the software interrupt handler (vector [`idt::SOFT_VECTOR`], interrupts off).
+pub(crate) fn on_soft_interrupt() {
+    demo::on_soft_interrupt();
 }
 
 /// Rust entry point, called by `boot.s` in 64-bit mode on the boot stack with interrupts

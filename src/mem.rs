@@ -1,13 +1,50 @@
-//! The C memory functions that `core` calls (`memcpy` from moves and formatting, `memset`
-//! from zeroing, `memcmp`/`bcmp` from slice comparison). The precompiled
-//! `compiler_builtins` of `x86_64-unknown-linux-gnu` does not export them, and with
-//! `-nostdlib` there is no libc, so the image must define them.
+//! The C memory functions and the personality stub a `-nostdlib` binary must provide
+//! (feature `mem`, bare metal only).
 //!
-//! The bodies are `rep movsb` / `rep stosb` in inline assembly and volatile byte loops:
-//! LLVM recognises plain copy/fill loops and would turn them back into calls to
-//! `memcpy`/`memset` — i.e. into infinite recursion.
+//! Everything below is exported under its C name (`#[unsafe(no_mangle)]`): enabling the
+//! feature is all a program does; it never calls these functions itself.
 //!
-//! This file is shared with `filament-freestanding` through `#[path]`.
+//! # Who needs this
+//!
+//! A `#![no_std]` program built for **`x86_64-unknown-linux-gnu`** and linked with
+//! `-nostdlib` (no libc) — the route `kernel/` and `freestanding/` take on stable Rust
+//! without extra targets, see [`guide`](crate::guide). There:
+//!
+//! * the precompiled `core` calls `memcpy` (moves, formatting), `memset` (zeroing),
+//!   `memcmp` (slice ordering) and `bcmp` (slice equality), and LLVM may emit `memmove`
+//!   for any overlapping copy. In the shipped sysroot of 1.95.0, `readelf -s` on
+//!   `libcore-*.rlib` lists all of them (and `rust_eh_personality`) as undefined;
+//! * the precompiled `compiler_builtins` of that target does **not** export them (it is
+//!   built without its `mem` feature, because libc provides them on Linux: its object
+//!   files define no `memcpy` at all and even reference libc's as undefined);
+//! * that feature cannot be switched on from a stable toolchain: the sysroot is
+//!   precompiled, rebuilding it needs nightly `-Zbuild-std
+//!   -Zbuild-std-features=compiler-builtins-mem`, and the `compiler_builtins` crate
+//!   cannot be used as an ordinary dependency on stable (it is a `#![feature]` crate);
+//! * `core` is precompiled with `panic = "unwind"`, so its unwind tables name
+//!   `rust_eh_personality`. A `panic = "abort"` program never unwinds, but the symbol must
+//!   exist: this module defines it as an empty function.
+//!
+//! # Who must not enable it
+//!
+//! * Anything with `std` or libc: libc already defines these symbols (duplicate or
+//!   interposed definitions) and `std` defines `rust_eh_personality`. The crate refuses
+//!   to compile with both `mem` and `std`. In a workspace whose host tests use `std`,
+//!   enable `mem` only through a feature of the bare-metal crate that host builds never
+//!   turn on (as `kernel/` and `freestanding/` do with their `metal` feature), or Cargo's
+//!   feature unification enables it for the host build too.
+//! * `x86_64-unknown-none` (and other `*-none` targets): their shipped `compiler_builtins`
+//!   *is* built with its `mem` feature (Rust's build system enables it for every `no_std`
+//!   target), and their `core` is built with `panic = "abort"` (no personality needed).
+//!
+//! # Implementation
+//!
+//! `memcpy`/`memset`/`memmove` are `rep movsb` / `rep stosb` in inline assembly (fast on
+//! every x86_64 with ERMSB, and LLVM cannot see a loop to turn back into a call to the
+//! function itself, i.e. into infinite recursion); `memcmp` is a loop of volatile byte
+//! reads for the same reason. DF is clear at every function boundary (SysV ABI); `memmove`
+//! sets it for a backward copy and clears it again. Nothing here touches SSE registers,
+//! so the functions also work before SSE is enabled.
 
 use core::arch::asm;
 
@@ -110,8 +147,8 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     unsafe { memcmp(a, b, n) }
 }
 
-/// `core` is precompiled with `panic = "unwind"` and so references the personality routine
-/// from its unwind tables. With `panic = "abort"` nothing ever unwinds; the symbol only has
-/// to exist.
+/// The personality routine `core`'s unwind tables name (`core` is precompiled with
+/// `panic = "unwind"`). With `panic = "abort"` nothing ever unwinds, so it is never called;
+/// the symbol only has to exist for the link.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
