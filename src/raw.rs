@@ -98,6 +98,11 @@ pub(crate) struct Core {
     /// The running `run` call's idle hook, also the clock read while polling
     /// (lifetime erased: set and cleared by `run`, which outlives every use).
     pub clock: Option<*mut dyn crate::time::Idle>,
+    /// The running `run` call's clock readings plus this are the runtime's
+    /// time (`time::clock_time`), fixed by the first reading of the call.
+    pub clock_offset: u64,
+    /// Whether `clock_offset` is fixed for the running `run` call.
+    pub clock_synced: bool,
     /// Tie-breaker so equal deadlines wake in arming order.
     pub timer_seq: u64,
     /// Interrupt-side signals registered with this runtime.
@@ -151,6 +156,8 @@ impl Core {
             fp_fibers: 0,
             ambient_fp: crate::arch::FpControl::DEFAULT,
             clock: None,
+            clock_offset: 0,
+            clock_synced: false,
             timer_seq: 0,
             irq: crate::irq::IrqList::new(),
             #[cfg(feature = "trace")]

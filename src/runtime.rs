@@ -334,6 +334,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
             // borrow ends, and only used while this call runs.
             let idle: *mut (dyn crate::Idle + '_) = idle;
             (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
+            time::start_clock(core);
             let result = run_loop(core);
             (*core).clock = None;
             (*core).in_run = false;
@@ -1345,8 +1346,7 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
                 (*core).idles += 1;
                 trace_event!(core, idle((*core).now));
                 let next = time::next_deadline(core);
-                let idle = (*core).clock.expect("run installs the idle hook");
-                let now = raw::no_unwind("the Idle hook", || (*idle).idle((*core).now, next));
+                let now = time::idle(core, next);
                 time::advance(core, now);
                 continue;
             }

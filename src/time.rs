@@ -35,6 +35,14 @@ impl TimerEntry {
 /// What `run` does when no fiber is ready but some sleep or wait for an
 /// interrupt: wait for time to pass and return the new tick count.
 ///
+/// A hook's clock may start anywhere: the first reading in each `run` call
+/// ([`now`](Idle::now), or the first `idle` answer) fixes where its time line
+/// meets the runtime's. A clock behind the runtime's time (a fresh
+/// [`HostClock`](crate::host::HostClock) on a runtime that already ran)
+/// continues from the runtime's time; a clock at or ahead of it (an absolute
+/// tick counter) is taken as it is. `idle` receives `now` and
+/// `next_deadline` on the hook's own time line.
+///
 /// On bare metal: enable interrupts and `hlt`, then return the tick counter
 /// your timer interrupt maintains. Under `std`: [`HostClock`](crate::host::HostClock)
 /// sleeps until the next deadline or an [`IrqSignal`](crate::IrqSignal) fires.
@@ -275,8 +283,7 @@ unsafe fn poll_slow(core: *mut Core) {
     unsafe {
         crate::irq::drain(core);
         if (*core).ntimers > 0
-            && let Some(clock) = (*core).clock
-            && let Some(now) = raw::no_unwind("Idle::now", || (*clock).now())
+            && let Some(now) = clock_now(core)
         {
             if now >= (*entry(core, 0)).deadline {
                 advance(core, now);
@@ -297,11 +304,77 @@ unsafe fn poll_slow(core: *mut Core) {
 pub(crate) unsafe fn refresh(core: *mut Core) {
     // SAFETY: per the contract; `advance` only queues fibers that are Blocked.
     unsafe {
-        if let Some(clock) = (*core).clock
-            && let Some(now) = raw::no_unwind("Idle::now", || (*clock).now())
-        {
+        if let Some(now) = clock_now(core) {
             advance(core, now);
         }
+    }
+}
+
+/// The running `run` call's clock, read through [`Idle::now`] and put on the
+/// runtime's time line (see [`clock_time`]); `None` if it has no such clock.
+///
+/// # Safety
+/// Exclusive access to `core`, inside `run` (the clock pointer is valid).
+unsafe fn clock_now(core: *mut Core) -> Option<Ticks> {
+    // SAFETY: per the contract.
+    unsafe {
+        let clock = (*core).clock?;
+        let raw = raw::no_unwind("Idle::now", || (*clock).now())?;
+        Some(clock_time(core, raw))
+    }
+}
+
+/// Calls the running `run` call's idle hook with the runtime's time and next
+/// deadline translated to the hook's own time line, and returns the time it
+/// reports on the runtime's.
+///
+/// # Safety
+/// Exclusive access to `core`, inside `run`, on the host context.
+pub(crate) unsafe fn idle(core: *mut Core, next: Option<Ticks>) -> Ticks {
+    // SAFETY: per the contract; `run` installed the hook.
+    unsafe {
+        let hook = (*core).clock.expect("run installs the idle hook");
+        let off = if (*core).clock_synced { (*core).clock_offset } else { 0 };
+        let now = (*core).now.saturating_sub(off);
+        let next = next.map(|d| if d == Ticks::MAX { d } else { d.saturating_sub(off) });
+        let raw = raw::no_unwind("the Idle hook", || (*hook).idle(now, next));
+        clock_time(core, raw)
+    }
+}
+
+/// Puts a reading of the current `run` call's clock on the runtime's time line.
+///
+/// The runtime's time never goes backwards, but a clock may start anywhere:
+/// a fresh `HostClock` counts from 0, while the runtime may have reached a
+/// day of ticks in earlier runs. Read as it is, such a clock would stall
+/// every sleep until it caught up. So the first reading of each `run` call
+/// fixes an offset: a clock behind the runtime's time continues from it; a
+/// clock at or ahead of it (an absolute tick counter) is taken as it is.
+///
+/// # Safety
+/// Exclusive access to `core`.
+unsafe fn clock_time(core: *mut Core, raw: Ticks) -> Ticks {
+    // SAFETY: plain reads and writes of the runtime's own fields.
+    unsafe {
+        if !(*core).clock_synced {
+            (*core).clock_synced = true;
+            (*core).clock_offset = (*core).now.saturating_sub(raw);
+        }
+        raw.saturating_add((*core).clock_offset)
+    }
+}
+
+/// Starts a `run` call's clock: its first reading (now, if it has a clock
+/// that runs on its own, else the idle hook's first answer) fixes its offset.
+///
+/// # Safety
+/// Exclusive access to `core`; `run` just installed the hook.
+pub(crate) unsafe fn start_clock(core: *mut Core) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*core).clock_synced = false;
+        (*core).clock_offset = 0;
+        let _ = clock_now(core);
     }
 }
 

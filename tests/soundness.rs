@@ -382,3 +382,45 @@ fn lower_canary_words_are_checked_at_exit() {
     assert!(!out.stdout.contains("UNREACHABLE"), "{out:?}");
     assert!(out.stderr.contains("canary of fiber #0.0 \"low-hit\""), "{out:?}");
 }
+
+/// A clock in miniature: one tick per idle call, counted from 0 when made.
+struct TickingClock {
+    t: Ticks,
+    idles: u64,
+}
+
+impl Idle for TickingClock {
+    fn idle(&mut self, _now: Ticks, _next: Option<Ticks>) -> Ticks {
+        self.t += 1;
+        self.idles += 1;
+        self.t
+    }
+    fn now(&mut self) -> Option<Ticks> {
+        Some(self.t)
+    }
+}
+
+/// Review finding: a runtime whose time had reached T, driven by a fresh
+/// clock (a new `HostClock`, a new thread's clock), stalled every sleep and
+/// timeout until the new clock caught up with T (a day of uptime: sleeps
+/// wait a day). A new clock now continues from the runtime's time.
+#[test]
+fn a_fresh_clock_on_a_used_runtime_does_not_stall_sleeps() {
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let h = rt.spawn(stack(), |fib| fib.sleep(300)).unwrap();
+    let mut first = TickingClock { t: 0, idles: 0 };
+    rt.run_with_idle(&mut first).unwrap();
+    rt.take(h).unwrap();
+    let h = rt
+        .spawn(stack(), |fib| {
+            let start = fib.now();
+            fib.sleep(10);
+            fib.now() - start
+        })
+        .unwrap();
+    let mut second = TickingClock { t: 0, idles: 0 };
+    rt.run_with_idle(&mut second).unwrap();
+    let slept = rt.take(h).unwrap();
+    assert!(slept >= 10, "slept {slept} ticks");
+    assert!(second.idles <= 12, "a 10-tick sleep took {} ticks of the new clock", second.idles);
+}
