@@ -105,6 +105,9 @@ pub(crate) struct Core {
     pub clock_synced: bool,
     /// Tie-breaker so equal deadlines wake in arming order.
     pub timer_seq: u64,
+    /// Primitives bound to this runtime for its run (`sync::Binding`), linked
+    /// through the bindings; released when `run` returns.
+    pub bound: *const crate::sync::Binding,
     /// Interrupt-side signals registered with this runtime.
     pub irq: crate::irq::IrqList,
     /// The tracer (feature `trace`), lifetime-erased: it outlives the runtime.
@@ -159,6 +162,7 @@ impl Core {
             clock_offset: 0,
             clock_synced: false,
             timer_seq: 0,
+            bound: ptr::null(),
             irq: crate::irq::IrqList::new(),
             #[cfg(feature = "trace")]
             tracer: None,

@@ -338,6 +338,9 @@ impl<'s, const N: usize> Runtime<'s, N> {
             let result = run_loop(core);
             (*core).clock = None;
             (*core).in_run = false;
+            // Every fiber finished (or the runtime is poisoned, which keeps
+            // them): the primitives this run bound are free for the next user.
+            crate::sync::release_bindings(core);
             result
         }
     }
@@ -449,6 +452,7 @@ impl<const N: usize> Drop for Runtime<'_, N> {
         unsafe {
             raw::reclaim_zombies(core);
             crate::irq::unregister_all(core);
+            crate::sync::release_bindings(core);
             // Decide first, before any user destructor runs (one may panic).
             let live_frames = (0..N)
                 .map(|i| (*core).slots.add(i))

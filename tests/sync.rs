@@ -780,7 +780,7 @@ fn deadlock_report_names_semaphore_channel_event_barrier_waiters() {
 struct Prims {
     m: Mutex<i32>,
     s: Semaphore,
-    ch: Channel<String, 2>,
+    ch: Channel<String, 4>,
     e: Event,
     b: Barrier,
 }
@@ -789,11 +789,17 @@ fn use_prims<'s>(rt: &Runtime<'s, 2>, p: &'s Prims, first: bool) {
     let h = rt
         .spawn(stack(), move |fib| {
             if first {
+                // Blocking forms bind each primitive for the rest of this run
+                // (a non-blocking one only leases it for the call).
                 drop(p.m.lock(fib).unwrap());
-                p.s.release(fib, 0).unwrap();
+                p.s.acquire(fib).unwrap();
+                p.s.release(fib, 1).unwrap();
                 p.ch.send(fib, "kept".into()).unwrap();
-                p.e.is_set(fib).unwrap();
+                assert_eq!(p.e.wait_timeout(fib, 0), Err(WaitError::TimedOut));
                 p.b.wait(fib).unwrap();
+                // While this run holds them, a second runtime (run right here,
+                // inside this fiber) is refused and changes nothing.
+                Runtime::<2>::scope(|other| use_prims(other, p, false));
             } else {
                 assert_eq!(p.m.lock(fib).map(drop), Err(WaitError::WrongRuntime));
                 assert_eq!(p.m.try_lock(fib).map(drop), Err(TryError::WrongRuntime));
@@ -816,39 +822,60 @@ fn use_prims<'s>(rt: &Runtime<'s, 2>, p: &'s Prims, first: bool) {
     rt.take(h).unwrap();
 }
 
+/// A primitive belongs to one runtime while that runtime's `run` uses it;
+/// once the run is over, another runtime may use it.
 #[test]
-fn a_primitive_binds_to_its_first_runtime() {
+fn a_primitive_belongs_to_one_runtime_at_a_time() {
     let mut p =
         Prims { m: Mutex::new(0), s: Semaphore::new(1), ch: Channel::new(), e: Event::new(), b: Barrier::new(1) };
     Runtime::<2>::scope(|a| {
         use_prims(a, &p, true);
-        Runtime::<2>::scope(|b| use_prims(b, &p, false));
-        use_prims(a, &p, true); // still fine on its own runtime
+        use_prims(a, &p, true); // fine again on its own runtime
+        Runtime::<2>::scope(|b| use_prims(b, &p, true)); // and on the next one, after a's run
     });
-    assert_eq!(p.ch.drain_one().as_deref(), Some("kept"));
-    assert_eq!(p.ch.drain_one().as_deref(), Some("kept"));
+    for _ in 0..3 {
+        assert_eq!(p.ch.drain_one().as_deref(), Some("kept"));
+    }
     assert_eq!(p.ch.drain_one(), None);
 }
 
 #[test]
-fn binding_race_between_threads_has_one_winner() {
+fn binding_race_between_threads_never_shares_a_primitive() {
     static M: Mutex<u32> = Mutex::new(0);
-    // All runtimes alive at once (binding identity is the runtime's address).
+    static HOLDERS: AtomicUsize = AtomicUsize::new(0);
+    static MOST: AtomicUsize = AtomicUsize::new(0);
     let rts: Vec<Box<Runtime<'static, 1>>> = (0..4).map(|_| Box::new(Runtime::new())).collect();
     let wins = AtomicUsize::new(0);
     std::thread::scope(|t| {
         for rt in &rts {
             let wins = &wins;
             t.spawn(move || {
-                let h = rt.spawn(stack(), |fib| M.try_lock(fib).map(|mut g| *g += 1).is_ok()).ok().unwrap();
-                rt.run().unwrap();
-                if rt.take(h).unwrap() {
-                    wins.fetch_add(1, Ordering::Relaxed);
+                for _ in 0..200 {
+                    let h = rt
+                        .spawn(stack(), |fib| match M.try_lock(fib) {
+                            Ok(mut g) => {
+                                let now = HOLDERS.fetch_add(1, Ordering::SeqCst) + 1;
+                                MOST.fetch_max(now, Ordering::SeqCst);
+                                *g += 1;
+                                std::thread::yield_now();
+                                HOLDERS.fetch_sub(1, Ordering::SeqCst);
+                                true
+                            }
+                            Err(TryError::WrongRuntime | TryError::WouldBlock) => false,
+                            Err(e) => panic!("{e}"),
+                        })
+                        .ok()
+                        .unwrap();
+                    rt.run().unwrap();
+                    if rt.take(h).unwrap() {
+                        wins.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }
     });
-    assert_eq!(wins.load(Ordering::Relaxed), 1);
+    assert_eq!(MOST.load(Ordering::SeqCst), 1, "two runtimes held the mutex at once");
+    assert!(wins.load(Ordering::Relaxed) >= 1);
 }
 
 // ---------------------------------------------------------------- Interrupts

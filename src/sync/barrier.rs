@@ -136,7 +136,7 @@ impl Barrier {
     /// returns the leader's result); otherwise [`TryError::WouldBlock`] without
     /// arriving. Never blocks.
     pub fn try_wait(&self, fib: &Fiber<'_>) -> Result<BarrierWaitResult, TryError> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         if self.arrived.get() + 1 < self.parties {
             return Err(TryError::WouldBlock);
         }
@@ -145,7 +145,7 @@ impl Barrier {
     }
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<BarrierWaitResult, WaitError> {
-        let core = self.owner.check(fib)?;
+        let core = self.owner.bind(fib)?;
         if self.arrived.get() + 1 >= self.parties {
             // SAFETY: we are the running fiber of `core`.
             return Ok(unsafe { self.trip(core) });

@@ -121,7 +121,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
 
     /// Sends `value` if there is room (or a waiting receiver); never blocks.
     pub fn try_send(&self, fib: &Fiber<'_>, value: T) -> Result<(), TrySendError<T>> {
-        let Ok(core) = self.owner.check(fib) else { return Err(TrySendError::WrongRuntime(value)) };
+        let Ok((core, _lease)) = self.owner.lease(fib) else { return Err(TrySendError::WrongRuntime(value)) };
         // SAFETY: we are the running fiber of the bound runtime.
         unsafe {
             self.offer(core, value)?;
@@ -145,7 +145,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
 
     /// Receives the oldest value if there is one; never blocks.
     pub fn try_recv(&self, fib: &Fiber<'_>) -> Result<T, TryRecvError> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         // SAFETY: we are the running fiber of the bound runtime.
         unsafe {
             let v = self.take(core)?;
@@ -158,7 +158,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     /// [`RecvError::Closed`]. Wakes every blocked fiber (blocked senders get
     /// their values back). Closing a closed channel does nothing.
     pub fn close(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         if self.closed.replace(true) {
             return Ok(());
         }
@@ -174,13 +174,13 @@ impl<T, const CAP: usize> Channel<T, CAP> {
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self, fib: &Fiber<'_>) -> Result<bool, WrongRuntime> {
-        self.owner.check(fib)?;
+        let _lease = self.owner.lease(fib)?;
         Ok(self.closed.get())
     }
 
     /// Values queued now.
     pub fn len(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
-        self.owner.check(fib)?;
+        let _lease = self.owner.lease(fib)?;
         // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
         Ok(unsafe { (*self.buf.get()).len() })
     }
@@ -197,7 +197,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     }
 
     fn send_until<'s>(&'s self, fib: &Fiber<'s>, value: T, deadline: Option<Ticks>) -> Result<(), SendError<T>> {
-        let Ok(core) = self.owner.check(fib) else { return Err(SendError::WrongRuntime(value)) };
+        let Ok(core) = self.owner.bind(fib) else { return Err(SendError::WrongRuntime(value)) };
         // SAFETY: we are the running fiber of the bound runtime.
         let value = match unsafe { self.offer(core, value) } {
             Ok(()) => {
@@ -223,7 +223,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     }
 
     fn recv_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<T, RecvError> {
-        let core = self.owner.check(fib)?;
+        let core = self.owner.bind(fib)?;
         // SAFETY: we are the running fiber of the bound runtime.
         match unsafe { self.take(core) } {
             Ok(v) => {

@@ -65,7 +65,7 @@ impl Event {
 
     /// Sets the event and wakes every waiter. Setting a set event does nothing.
     pub fn set(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         if self.set.replace(true) {
             return Ok(());
         }
@@ -79,7 +79,7 @@ impl Event {
 
     /// Clears the event; later waits block until the next [`set`](Self::set).
     pub fn reset(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         if self.set.replace(false) {
             // SAFETY: we are the running fiber of `core`.
             unsafe { choice_point(core) };
@@ -89,7 +89,7 @@ impl Event {
 
     /// Whether the event is set; never blocks.
     pub fn is_set(&self, fib: &Fiber<'_>) -> Result<bool, WrongRuntime> {
-        self.owner.check(fib)?;
+        let _lease = self.owner.lease(fib)?;
         Ok(self.set.get())
     }
 
@@ -111,7 +111,7 @@ impl Event {
     }
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
-        self.owner.check(fib)?;
+        self.owner.bind(fib)?;
         if self.set.get() {
             return Ok(());
         }

@@ -68,16 +68,24 @@
 //!   Interrupt handlers have no handle either; they use
 //!   [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr) and a
 //!   fiber forwards the event to these primitives.
-//! * **One runtime**: a primitive binds permanently to the first runtime that
-//!   uses it (an atomic compare-exchange of the runtime's serial). Any use
-//!   from another runtime fails with a `WrongRuntime` error and changes
-//!   nothing (values are handed back). Because of that binding, all other
-//!   state is touched only by the fibers of one runtime, i.e. by one thread at
-//!   a time, which is what makes the primitives `Sync` (for `Send` contents).
-//!   The identity is the runtime's serial, a number handed out once per
-//!   runtime and never reused in the process: a runtime value that is moved
-//!   between runs is still the same runtime (its primitives keep working), and
-//!   a new runtime at a dead one's address is a different one.
+//! * **One runtime at a time**: a primitive belongs to one runtime while
+//!   that runtime uses it. A blocking call binds it to the fiber's runtime
+//!   until that runtime's `run` returns; a non-blocking call (`try_`, queries,
+//!   `set`, `release`, `close`) on a free primitive leases it for the call
+//!   only (`try_lock`: while the guard lives). Any use from another runtime
+//!   meanwhile fails with a `WrongRuntime` error and changes nothing (values
+//!   are handed back). Once the run is over the primitive is free again: a
+//!   `static` channel, mutex or semaphore serves one test's runtime after
+//!   another (or runtimes on several threads, each getting `WrongRuntime`
+//!   while another holds it; never both at once). Because of this, all other
+//!   state is touched only by the fibers of one runtime, i.e. by one thread
+//!   at a time, which is what makes the primitives `Sync` (for `Send`
+//!   contents). The identity is the runtime's serial, a number handed out
+//!   once per runtime and never reused in the process: a runtime value that
+//!   is moved between runs is still the same runtime, and a new runtime at a
+//!   dead one's address is a different one. A runtime poisoned by a deadlock
+//!   keeps the primitives it bound (a parked fiber may still be linked in
+//!   one).
 //! * **Deadlock**: if every fiber is blocked and nothing can wake them,
 //!   [`Runtime::run`](crate::Runtime::run) returns
 //!   [`RunError::Deadlock`](crate::RunError::Deadlock) naming each blocked
@@ -102,6 +110,7 @@
 //! });
 //! ```
 
+use core::cell::Cell;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -190,40 +199,142 @@ impl From<WrongRuntime> for TryError {
     }
 }
 
-/// The runtime a primitive is bound to: 0 until first use, then that
-/// runtime's serial for good (serials are never reused, so a new runtime at a
-/// dead one's address is a different runtime).
-pub(crate) struct Binding(AtomicU64);
+/// The runtime a primitive belongs to, and for how long.
+///
+/// * **Bound for a run**: the first blocking call (`&'s self`) of a fiber
+///   binds the primitive to that fiber's runtime until the runtime's `run`
+///   returns (or the runtime is dropped). The runtime links the binding into
+///   its list and releases every one when `run` returns with all fibers
+///   finished — nobody waits in the primitive then, no guard of it is alive,
+///   no wait node is linked. A poisoned runtime keeps its bindings for good
+///   (a parked fiber may still be linked in a primitive).
+/// * **Leased**: a non-blocking call (`&self`, which may be short-lived: a
+///   primitive on a fiber's stack) on an unbound primitive leases it to its
+///   runtime for the call (for `try_lock`, for the guard's life). The last
+///   lease gives it back. A lease never links the primitive anywhere, so the
+///   primitive may die right after.
+///
+/// Either way, only fibers of the one runtime that owns the primitive touch
+/// its non-atomic state, on the one thread running that runtime: another
+/// runtime's call fails with `WrongRuntime` and changes nothing. Serials are
+/// never reused, so a new runtime at a dead one's address is another runtime.
+pub(crate) struct Binding {
+    /// 0: free; a runtime serial: bound for that runtime's run; a serial with
+    /// [`LEASED`] set: leased to that runtime.
+    owner: AtomicU64,
+    /// Live leases while leased (owner's thread only).
+    leases: Cell<u32>,
+    /// Link in the owner runtime's list of bound primitives (owner's thread only).
+    next: Cell<*const Binding>,
+}
+
+/// Marks a leased binding (serials never reach bit 63).
+const LEASED: u64 = 1 << 63;
 
 impl Binding {
     pub(crate) const fn new() -> Self {
-        Binding(AtomicU64::new(0))
+        Binding { owner: AtomicU64::new(0), leases: Cell::new(0), next: Cell::new(core::ptr::null()) }
     }
 
-    /// Binds to `fib`'s runtime on first use; returns its core if the
-    /// primitive belongs to it.
+    /// Binds the primitive to `fib`'s runtime for the rest of its `run` (a
+    /// lease by the same runtime is upgraded); returns the runtime's core.
     ///
-    /// Only a caller that got `Ok` may touch the primitive's non-atomic state:
-    /// it is then a fiber of the bound runtime, running on the one thread that
-    /// runs that runtime now (runs on different threads are ordered by the
-    /// runtime's own lock).
+    /// `'s`: the primitive outlives the runtime's stacks, hence the runtime's
+    /// `run`, so the runtime may keep it in its list until `run` returns.
     #[inline]
-    pub(crate) fn check(&self, fib: &Fiber<'_>) -> Result<*mut Core, WrongRuntime> {
+    pub(crate) fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
         let core = fib.core_ptr();
         // SAFETY: the fiber's core is live while the fiber runs.
         let me = unsafe { (*core).serial };
-        let owner = self.0.load(Ordering::Acquire);
+        let owner = self.owner.load(Ordering::Acquire);
         if owner == me {
             return Ok(core);
         }
-        if owner == 0 {
-            return match self.0.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => Ok(core),
-                Err(now) if now == me => Ok(core),
-                Err(_) => Err(WrongRuntime),
-            };
+        if owner != 0 && owner != me | LEASED {
+            return Err(WrongRuntime);
+        }
+        if self.owner.compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // Only another runtime can have changed a free binding meanwhile
+            // (a lease by us cannot: we are running).
+            return Err(WrongRuntime);
+        }
+        self.leases.set(0);
+        // SAFETY: we own the binding now and run inside our runtime, the only
+        // code touching its list; `self` outlives the run ('s).
+        unsafe {
+            self.next.set((*core).bound);
+            (*core).bound = self;
+        }
+        Ok(core)
+    }
+
+    /// Leases the primitive to `fib`'s runtime for a non-blocking call (if it
+    /// is not bound to it already); the lease ends when the returned value is
+    /// dropped.
+    #[inline]
+    pub(crate) fn lease(&self, fib: &Fiber<'_>) -> Result<(*mut Core, Lease<'_>), WrongRuntime> {
+        let core = fib.core_ptr();
+        // SAFETY: the fiber's core is live while the fiber runs.
+        let me = unsafe { (*core).serial };
+        let owner = self.owner.load(Ordering::Acquire);
+        if owner == me {
+            return Ok((core, Lease { binding: self, me: 0 }));
+        }
+        if owner == me | LEASED {
+            self.leases.set(self.leases.get() + 1);
+            return Ok((core, Lease { binding: self, me }));
+        }
+        if owner == 0 && self.owner.compare_exchange(0, me | LEASED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.leases.set(1);
+            return Ok((core, Lease { binding: self, me }));
         }
         Err(WrongRuntime)
+    }
+}
+
+/// A lease on a primitive (see [`Binding`]); the last one frees it.
+pub(crate) struct Lease<'a> {
+    binding: &'a Binding,
+    /// The leasing runtime's serial; 0: no lease taken (already bound).
+    me: u64,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let b = self.binding;
+        // Still leased by us (not upgraded to a run binding meanwhile)?
+        if self.me != 0 && b.owner.load(Ordering::Relaxed) == self.me | LEASED {
+            let left = b.leases.get() - 1;
+            b.leases.set(left);
+            if left == 0 {
+                b.owner.store(0, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Releases every primitive bound to the runtime for its run (see
+/// [`Binding`]). Called when `run` returns with every fiber finished, and
+/// when the runtime is dropped; a poisoned runtime keeps its bindings.
+///
+/// # Safety
+/// Exclusive access to `core`; no fiber of it is suspended (none can be in a
+/// primitive's wait queue or hold a wait node or guard).
+pub(crate) unsafe fn release_bindings(core: *mut Core) {
+    // SAFETY: per the contract; every listed binding outlives the run ('s).
+    unsafe {
+        if (*core).poisoned {
+            return;
+        }
+        let mut b = (*core).bound;
+        (*core).bound = core::ptr::null();
+        while !b.is_null() {
+            let next = (*b).next.get();
+            (*b).next.set(core::ptr::null());
+            // Last: from here on another runtime may bind it.
+            (*b).owner.store(0, Ordering::Release);
+            b = next;
+        }
     }
 }
 

@@ -111,14 +111,17 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Takes the lock if it is free and nobody waits; never blocks.
     pub fn try_lock<'f>(&'f self, fib: &'f Fiber<'_>) -> Result<MutexGuard<'f, T>, TryError> {
-        let core = self.owner.check(fib)?;
+        let (core, lease) = self.owner.lease(fib)?;
         if self.locked.get() {
             return Err(TryError::WouldBlock);
         }
         self.locked.set(true);
+        // The lease lives in the guard: the mutex stays this runtime's while
+        // the guard holds it.
+        let guard = MutexGuard { mutex: self, core, _lease: Some(lease), _fiber: PhantomData };
         // SAFETY: we are the running fiber of `core`.
         unsafe { choice_point(core) };
-        Ok(MutexGuard::new(self, core))
+        Ok(guard)
     }
 
     fn lock_until<'s, 'f>(
@@ -126,7 +129,7 @@ impl<T: ?Sized> Mutex<T> {
         fib: &'f Fiber<'s>,
         deadline: Option<Ticks>,
     ) -> Result<MutexGuard<'f, T>, WaitError> {
-        let core = self.owner.check(fib)?;
+        let core = self.owner.bind(fib)?;
         if !self.locked.get() {
             self.locked.set(true);
             // SAFETY: we are the running fiber of `core`.
@@ -185,6 +188,9 @@ impl<T: ?Sized> fmt::Debug for Mutex<T> {
 pub struct MutexGuard<'f, T: ?Sized> {
     mutex: &'f Mutex<T>,
     core: *mut Core,
+    /// `try_lock` on an unbound mutex leases it until the guard is gone
+    /// (dropped after `drop` unlocked).
+    _lease: Option<super::Lease<'f>>,
     // `*mut ()` makes it !Send and !Sync by default.
     _fiber: PhantomData<(&'f Fiber<'f>, *mut ())>,
 }
@@ -194,7 +200,7 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<'f, T: ?Sized> MutexGuard<'f, T> {
     fn new(mutex: &'f Mutex<T>, core: *mut Core) -> Self {
-        MutexGuard { mutex, core, _fiber: PhantomData }
+        MutexGuard { mutex, core, _lease: None, _fiber: PhantomData }
     }
 }
 

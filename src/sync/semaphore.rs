@@ -89,7 +89,7 @@ impl Semaphore {
 
     /// Takes one permit if one is available; never blocks.
     pub fn try_acquire(&self, fib: &Fiber<'_>) -> Result<(), TryError> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         let n = self.permits.get();
         if n == 0 {
             return Err(TryError::WouldBlock);
@@ -101,7 +101,7 @@ impl Semaphore {
     }
 
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
-        let core = self.owner.check(fib)?;
+        let core = self.owner.bind(fib)?;
         let n = self.permits.get();
         if n > 0 {
             self.permits.set(n - 1);
@@ -126,7 +126,7 @@ impl Semaphore {
     /// # Panics
     /// If the count of available permits would overflow `usize`.
     pub fn release(&self, fib: &Fiber<'_>, n: usize) -> Result<(), WrongRuntime> {
-        let core = self.owner.check(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
         let mut left = n;
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         unsafe {
@@ -145,7 +145,7 @@ impl Semaphore {
 
     /// Permits available now (0 while fibers wait).
     pub fn available(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
-        self.owner.check(fib)?;
+        let _lease = self.owner.lease(fib)?;
         Ok(self.permits.get())
     }
 }

@@ -1,0 +1,90 @@
+//! `static` primitives shared by tests (issue 13): a primitive is bound to a
+//! runtime only while that runtime's `run` uses it; the next runtime (or the
+//! next run) can use it once the first is done.
+
+use filament::sync::{Channel, Mutex, Semaphore, WaitError};
+use filament::{Runtime, Stack};
+
+fn stack() -> Stack<'static> {
+    Stack::host(256 * 1024).expect("mmap stack")
+}
+
+static CHANNEL: Channel<u32, 4> = Channel::new();
+static MUTEX: Mutex<u32> = Mutex::new(0);
+static SEMAPHORE: Semaphore = Semaphore::new(1);
+
+/// One "test": a fresh runtime uses all three statics, returns what each
+/// operation said.
+fn use_the_statics(tag: u32) -> Result<u32, String> {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let h = rt
+        .spawn(stack(), move |fib| -> Result<u32, String> {
+            SEMAPHORE.acquire(fib).map_err(|e| format!("semaphore: {e}"))?;
+            *MUTEX.lock(fib).map_err(|e| format!("mutex: {e}"))? += 1;
+            CHANNEL.send(fib, tag).map_err(|e| format!("channel send: {e}"))?;
+            let got = CHANNEL.recv(fib).map_err(|e| format!("channel recv: {e}"))?;
+            SEMAPHORE.release(fib, 1).map_err(|e| format!("semaphore release: {e}"))?;
+            Ok(got)
+        })
+        .unwrap();
+    rt.run().map_err(|e| e.to_string())?;
+    rt.take(h).map_err(|e| e.to_string())?
+}
+
+#[test]
+fn one_static_primitive_serves_runtimes_one_after_another() {
+    assert_eq!(use_the_statics(1), Ok(1));
+    // Before: "semaphore: primitive is bound to another runtime".
+    assert_eq!(use_the_statics(2), Ok(2));
+    // The same runtime, run again after another runtime used the statics.
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    for round in 0..3 {
+        let h = rt
+            .spawn(stack(), |fib| {
+                SEMAPHORE.acquire(fib).and_then(|()| SEMAPHORE.release(fib, 1).map_err(WaitError::from))
+            })
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), Ok(()), "round {round}");
+        assert_eq!(use_the_statics(10 + round), Ok(10 + round));
+    }
+}
+
+static SHARED: Semaphore = Semaphore::new(1);
+
+/// Runtimes on two threads at once: whoever is not the current user gets a
+/// clear `WrongRuntime`, never a data race (each thread retries until its
+/// runtime's run got the primitive).
+#[test]
+fn parallel_runtimes_get_a_clear_error_not_a_race() {
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let (mut ok, mut refused) = (0u32, 0u32);
+                // Bounded: before the fix the loser never got the primitive.
+                while ok < 200 {
+                    assert!(ok + refused < 100_000, "this thread's runtimes never got the semaphore");
+                    let rt = Box::new(Runtime::<'static, 1>::new());
+                    let h = rt
+                        .spawn(stack(), |fib| {
+                            SHARED.acquire(fib)?;
+                            fib.yield_now();
+                            SHARED.release(fib, 1)?;
+                            Ok::<(), WaitError>(())
+                        })
+                        .unwrap();
+                    rt.run().unwrap();
+                    match rt.take(h).unwrap() {
+                        Ok(()) => ok += 1,
+                        Err(WaitError::WrongRuntime) => refused += 1,
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
