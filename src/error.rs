@@ -259,6 +259,13 @@ impl fmt::Display for DeadlockReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = if self.count == 1 { "" } else { "s" };
         write!(f, "deadlock: {} fiber{s} blocked: ", self.count)?;
+        self.write_fibers(f)
+    }
+}
+
+impl DeadlockReport {
+    /// Writes the listed fibers, `; `-separated.
+    fn write_fibers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, b) in self.fibers.iter().enumerate() {
             let sep = if i == 0 { "" } else { "; " };
             write!(f, "{sep}{} \"{}\" on {}", b.id, b.name, b.reason)?;
@@ -286,6 +293,10 @@ pub enum RunError {
     Busy,
     /// An earlier deadlock left fibers that can never run.
     Poisoned,
+    /// [`Runtime::run_for`](crate::Runtime::run_for)'s limit passed with
+    /// fibers still waiting: the report names them (they were cancelled under
+    /// `std`, parked without it, as after a deadlock).
+    TimedOut(DeadlockReport),
     /// `run` was called while the calling thread unwinds (from a destructor
     /// during a panic): fibers could not switch without observing that panic
     /// (std only).
@@ -296,6 +307,11 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Deadlock(r) => fmt::Display::fmt(r, f),
+            RunError::TimedOut(r) => {
+                let s = if r.count() == 1 { "" } else { "s" };
+                write!(f, "run_for's limit passed with {} fiber{s} still waiting: ", r.count())?;
+                r.write_fibers(f)
+            }
             RunError::Busy => f.write_str("runtime already running"),
             RunError::Poisoned => f.write_str("runtime poisoned by an earlier deadlock"),
             RunError::Unwinding => f.write_str("cannot run fibers while the calling thread unwinds"),

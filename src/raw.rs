@@ -103,6 +103,8 @@ pub(crate) struct Core {
     pub clock_offset: u64,
     /// Whether `clock_offset` is fixed for the running `run` call.
     pub clock_synced: bool,
+    /// `run_for`'s limit on the runtime's time line, while it runs.
+    pub stop_at: Option<u64>,
     /// Tie-breaker so equal deadlines wake in arming order.
     pub timer_seq: u64,
     /// Primitives bound to this runtime for its run (`sync::Binding`), linked
@@ -161,6 +163,7 @@ impl Core {
             clock: None,
             clock_offset: 0,
             clock_synced: false,
+            stop_at: None,
             timer_seq: 0,
             bound: ptr::null(),
             irq: crate::irq::IrqList::new(),

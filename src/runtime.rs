@@ -313,10 +313,42 @@ impl<'s, const N: usize> Runtime<'s, N> {
         self.run_with_idle(&mut time::NoIdle)
     }
 
+    /// Like [`run_with_idle`](Self::run_with_idle), but gives up once `ticks`
+    /// ticks of the idle hook's clock have passed with fibers still waiting:
+    /// it then treats them as deadlocked — under `std` each is cancelled (its
+    /// blocking call unwinds; it finishes with [`JoinError::Cancelled`]), so
+    /// the runtime stays usable; without `std` they are parked for good — and
+    /// returns [`RunError::TimedOut`] naming them and what they waited for.
+    ///
+    /// The limit is checked whenever no fiber is ready (the host context runs
+    /// only then): fibers that keep yielding to each other are not stopped.
+    /// A test waiting for an interrupt that never comes ends instead of
+    /// hanging:
+    ///
+    /// ```
+    /// # #[cfg(feature = "std")] {
+    /// use filament::{IrqSignal, RunError, Runtime, Stack};
+    /// static NEVER: IrqSignal = IrqSignal::new();
+    /// let rt = Runtime::<'static, 1>::new();
+    /// let _h = rt.spawn_named("waiter", Stack::host(64 * 1024).unwrap(), |fib| NEVER.wait(fib)).unwrap();
+    /// let err = rt.run_for(&mut filament::host::HostClock::new(), 10).unwrap_err();
+    /// assert!(matches!(err, RunError::TimedOut(_)));
+    /// # }
+    /// ```
+    #[allow(clippy::result_large_err)]
+    pub fn run_for(&self, idle: &mut dyn crate::Idle, ticks: Ticks) -> Result<(), RunError> {
+        self.run_inner(idle, Some(ticks))
+    }
+
     /// Like [`run`](Self::run), calling `idle` whenever no fiber is ready but some
     /// sleep or wait for an interrupt. See [`Idle`](crate::Idle).
     #[allow(clippy::result_large_err)]
     pub fn run_with_idle(&self, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
+        self.run_inner(idle, None)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn run_inner(&self, idle: &mut dyn crate::Idle, limit: Option<Ticks>) -> Result<(), RunError> {
         let Some(_guard) = self.try_lock(RUNNING) else {
             return Err(RunError::Busy);
         };
@@ -335,7 +367,9 @@ impl<'s, const N: usize> Runtime<'s, N> {
             let idle: *mut (dyn crate::Idle + '_) = idle;
             (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
             time::start_clock(core);
+            (*core).stop_at = limit.map(|t| (*core).now.saturating_add(t));
             let result = run_loop(core);
+            (*core).stop_at = None;
             (*core).clock = None;
             (*core).in_run = false;
             // Every fiber finished (or the runtime is poisoned, which keeps
@@ -1322,6 +1356,13 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
     unsafe {
         // A deadlock found under std: reported once the cancelled fibers are gone.
         let mut deadlocked: Option<DeadlockReport> = None;
+        // `run_for`'s limit was reached (its report is `deadlocked`'s).
+        let mut timed_out = false;
+        let finish = |report: Option<DeadlockReport>, timed_out: bool| match report {
+            Some(report) if timed_out => Err(RunError::TimedOut(report)),
+            Some(report) => Err(RunError::Deadlock(report)),
+            None => Ok(()),
+        };
         loop {
             raw::reclaim_zombies(core);
             time::poll(core);
@@ -1335,28 +1376,36 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
                 continue;
             }
             if (*core).unfinished == 0 {
-                return match deadlocked {
-                    Some(report) => Err(RunError::Deadlock(report)),
-                    None => Ok(()),
-                };
+                return finish(deadlocked, timed_out);
             }
             if (*core).unfinished == (*core).parked {
                 // Only fibers parked for good are left (poisoned runtime);
                 // every fiber a deadlock cancelled has unwound by now.
-                return Err(RunError::Deadlock(deadlocked.unwrap_or_default()));
+                return finish(Some(deadlocked.unwrap_or_default()), timed_out);
             }
             // Nothing ready, some fibers blocked.
-            if time::has_timers(core) || crate::irq::armed(core) {
+            let stop = (*core).stop_at;
+            let stopped = stop.is_some_and(|t| (*core).now >= t);
+            if !stopped && (time::has_timers(core) || crate::irq::armed(core)) {
                 (*core).idles += 1;
                 trace_event!(core, idle((*core).now));
-                let next = time::next_deadline(core);
+                let next = match (time::next_deadline(core), stop) {
+                    (Some(d), Some(t)) => Some(d.min(t)),
+                    (d, t) => d.or(t),
+                };
                 let now = time::idle(core, next);
                 time::advance(core, now);
                 continue;
             }
-            // Cancelled fibers unwind now (the loop runs them, even when this
-            // pass also parked a fiber for good); report when they are done,
-            // naming the fibers of every deadlock found on the way.
+            // A deadlock, or `run_for`'s limit: cancelled fibers unwind now
+            // (the loop runs them, even when this pass also parked a fiber for
+            // good); report when they are done, naming the fibers of every
+            // pass on the way.
+            if stopped {
+                timed_out = true;
+            } else {
+                (*core).deadlocks += 1;
+            }
             let report = deadlock(core);
             match &mut deadlocked {
                 Some(first) => first.merge(report),
@@ -1374,7 +1423,6 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
 unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
     // SAFETY: per the contract; blocked fibers' wait_obj names a live queue.
     unsafe {
-        (*core).deadlocks += 1;
         let mut report = DeadlockReport::default();
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);

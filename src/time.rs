@@ -63,7 +63,9 @@ pub trait Idle {
 
 /// The default idle policy: virtual time. Jumps the clock straight to the next
 /// deadline, so sleeps take no real time (deterministic tests). With only
-/// interrupt sources armed it spins politely (`spin_loop`) and keeps `now`.
+/// interrupt sources armed it keeps `now` and waits for a notification: under
+/// `std` it parks the thread (at most 1 ms at a time), without `std` it spins
+/// politely (`spin_loop`; give bare-metal runtimes an idle hook that halts).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoIdle;
 
@@ -72,6 +74,13 @@ impl Idle for NoIdle {
         match next_deadline {
             Some(d) => d.max(now),
             None => {
+                // Only interrupt sources: park (std) rather than spin. The
+                // epoch is read here, after the runtime polled, so a
+                // notification in between is seen up to 1 ms late (a
+                // `HostClock` closes that window; see `irq::host_wake`).
+                #[cfg(feature = "std")]
+                crate::irq::host_wake::sleep(crate::irq::host_wake::epoch(), Some(std::time::Duration::from_millis(1)));
+                #[cfg(not(feature = "std"))]
                 core::hint::spin_loop();
                 now
             }

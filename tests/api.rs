@@ -108,3 +108,44 @@ fn deadlock_reports_read_well() {
     assert!(text.contains(&format!("{addr:#x}")) || text.contains("0x"), "{text}");
     assert!(!text.ends_with(';'), "{text}");
 }
+
+static NEVER_RAISED: IrqSignal = IrqSignal::new();
+static RAISED_LATER: IrqSignal = IrqSignal::new();
+
+/// A fiber waiting on a signal nobody raises made plain `run()` spin forever.
+/// `run_for` gives up after a number of ticks and names the fibers still
+/// waiting (and the runtime stays usable).
+#[test]
+fn run_for_stops_and_names_the_fibers_still_waiting() {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let h = rt.spawn_named("irq-waiter", stack(), |fib| NEVER_RAISED.wait(fib)).unwrap();
+    let err = rt.run_for(&mut filament::host::HostClock::new(), 20).unwrap_err();
+    let filament::RunError::TimedOut(report) = err else { panic!("expected TimedOut, got {err}") };
+    assert_eq!(report.fibers().len(), 1);
+    assert!(report.to_string().contains("\"irq-waiter\" on interrupt signal 0x"), "{report}");
+    // The waiter was cancelled (it unwound, nothing is left suspended) and
+    // the runtime is still usable.
+    assert!(matches!(rt.take(h), Err(filament::JoinError::Cancelled)));
+    NEVER_RAISED.notify_from_isr();
+    let again = rt.spawn(stack(), |fib| NEVER_RAISED.wait(fib)).unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(again).unwrap(), Ok(1));
+}
+
+/// With only interrupt sources to wait for, the default (virtual-time) idle
+/// hook parks the thread under `std` instead of spinning: a 200 ms wait costs
+/// a bounded number of idle calls (one per millisecond at most), not millions.
+#[test]
+fn the_default_idle_parks_instead_of_spinning() {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let h = rt.spawn(stack(), |fib| RAISED_LATER.wait(fib)).unwrap();
+    let notifier = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        RAISED_LATER.notify_from_isr();
+    });
+    rt.run().unwrap();
+    notifier.join().unwrap();
+    assert_eq!(rt.take(h).unwrap(), Ok(1));
+    let idles = rt.stats().unwrap().idles;
+    assert!(idles < 10_000, "{idles} idle calls in 200 ms: spinning");
+}
