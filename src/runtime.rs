@@ -361,6 +361,10 @@ impl<'s, const N: usize> Runtime<'s, N> {
             if raw::unwinding() {
                 return Err(RunError::Unwinding);
             }
+            // An overflow into a host stack's guard page faults on the fiber's
+            // stack: the report handler needs an alternate signal stack.
+            #[cfg(feature = "std")]
+            crate::host::guard::ensure_altstack();
             (*core).in_run = true;
             // Erase the hook's lifetime: it is cleared below, before `idle`'s
             // borrow ends, and only used while this call runs.
@@ -1053,6 +1057,7 @@ where
         };
 
         let painted = stack.is_painted();
+        stack.note_fiber(raw::id_of(core, s), name);
         // Erase 's: the token is dropped only once no frame remains on it and
         // never after the runtime ('s-bounded) is gone.
         let stack: Stack<'static> = mem::transmute::<Stack<'s>, Stack<'static>>(stack);

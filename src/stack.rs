@@ -200,7 +200,12 @@ pub(crate) enum Owner<'a> {
     Claim(&'a AtomicBool),
     /// An mmap'd host stack: unmap it (base and length include the guard page).
     #[cfg(feature = "std")]
-    Mapped { base: *mut u8, len: usize },
+    Mapped {
+        base: *mut u8,
+        len: usize,
+        /// Its entry in the guard-page registry (`host::guard`).
+        guard: u32,
+    },
 }
 
 /// An exclusive token for memory a fiber can run on.
@@ -282,6 +287,16 @@ impl<'a> Stack<'a> {
         self.painted
     }
 
+    /// Tells the guard-page registry which fiber runs on this stack (host
+    /// stacks only), so an overflow report can name it.
+    #[inline]
+    pub(crate) fn note_fiber(&self, _id: crate::FiberId, _name: &'static str) {
+        #[cfg(feature = "std")]
+        if let Owner::Mapped { guard, .. } = self.owner {
+            crate::host::guard::note_fiber(guard, _id.index, _id.generation, _name);
+        }
+    }
+
     pub(crate) fn lo(&self) -> *mut u8 {
         self.lo.as_ptr()
     }
@@ -315,7 +330,10 @@ impl Drop for Stack<'_> {
             Owner::Borrowed(_) => {}
             Owner::Claim(flag) => flag.store(false, Ordering::Release),
             #[cfg(feature = "std")]
-            Owner::Mapped { base, len } => crate::host::unmap(base, len),
+            Owner::Mapped { base, len, guard } => {
+                crate::host::guard::unregister(guard);
+                crate::host::unmap(base, len)
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ fn recurse_forever(depth: u64) -> u64 {
 fn guard_page_stops_an_overflow_at_once() {
     let out = run_in_child("guard_page_stops_an_overflow_at_once", || {
         let rt = Box::new(Runtime::<'static, 2>::new());
-        let _h = rt.spawn(Stack::host(64 * 1024).unwrap(), |_| recurse_forever(0)).ok().unwrap();
+        let _h = rt.spawn_named("deep", Stack::host(64 * 1024).unwrap(), |_| recurse_forever(0)).ok().unwrap();
         let _ = rt.run();
         println!("UNREACHABLE: the overflow went unnoticed");
     });
@@ -26,6 +26,12 @@ fn guard_page_stops_an_overflow_at_once() {
         assert!(out.stderr.contains("AddressSanitizer: stack-overflow"), "{out:?}");
     } else {
         assert_eq!(out.signal, Some(libc::SIGSEGV), "{out:?}");
+        // The report names the fiber (issue 13: a bare SIGSEGV said nothing).
+        assert!(
+            out.stderr.contains("filament: fiber #0.0 \"deep\" has overflowed its 65536-byte stack"),
+            "{}",
+            out.stderr
+        );
     }
 }
 

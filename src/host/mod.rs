@@ -6,6 +6,7 @@ mod child;
 mod clock;
 #[cfg(feature = "explore")]
 pub mod explore;
+pub(crate) mod guard;
 #[cfg(feature = "trace")]
 pub mod trace;
 
@@ -139,7 +140,7 @@ pub(crate) fn signal_reserve() -> usize {
     reserve
 }
 
-fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as usize } else { 4096 }
@@ -201,7 +202,7 @@ impl Stack<'static> {
             Stack::from_raw_parts(
                 NonNull::new(base.add(page)).expect("mmap never returns null on success"),
                 usable,
-                Owner::Mapped { base, len },
+                Owner::Mapped { base, len, guard: guard::register(base, usable) },
             )
         })
     }
