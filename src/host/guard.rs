@@ -164,7 +164,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     // Not ours: hand it to whoever had it before.
     let i = if sig == libc::SIGSEGV { 0 } else { 1 };
     // SAFETY: PREVIOUS[i] was written before this handler was installed.
-    let prev = unsafe { (*(&raw const PREVIOUS[i])).assume_init_ref() };
+    let prev = unsafe { (*(&raw const PREVIOUS))[i].assume_init_ref() };
     let handler = prev.sa_sigaction;
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // SAFETY: as above.
