@@ -91,7 +91,11 @@ pub(crate) fn unregister(entry: u32) {
 
 static INSTALL: Once = Once::new();
 /// The actions that were installed before ours, for SIGSEGV and SIGBUS.
-static mut PREVIOUS: [MaybeUninit<libc::sigaction>; 2] = [MaybeUninit::uninit(), MaybeUninit::uninit()];
+struct Previous(core::cell::UnsafeCell<[MaybeUninit<libc::sigaction>; 2]>);
+// SAFETY: written once inside `INSTALL.call_once`, before the handler that
+// reads it is installed; read-only afterwards.
+unsafe impl Sync for Previous {}
+static PREVIOUS: Previous = Previous(core::cell::UnsafeCell::new([MaybeUninit::uninit(), MaybeUninit::uninit()]));
 
 fn install_handler() {
     INSTALL.call_once(|| {
@@ -104,8 +108,8 @@ fn install_handler() {
                 action.sa_sigaction = on_fault as *const () as usize;
                 action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
                 libc::sigemptyset(&mut action.sa_mask);
-                let previous = &raw mut PREVIOUS[i];
-                libc::sigaction(sig, &action, (*previous).as_mut_ptr());
+                let previous = &mut (*PREVIOUS.0.get())[i];
+                libc::sigaction(sig, &action, previous.as_mut_ptr());
             }
         }
     });
@@ -164,7 +168,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     // Not ours: hand it to whoever had it before.
     let i = if sig == libc::SIGSEGV { 0 } else { 1 };
     // SAFETY: PREVIOUS[i] was written before this handler was installed.
-    let prev = unsafe { (*(&raw const PREVIOUS))[i].assume_init_ref() };
+    let prev = unsafe { (*PREVIOUS.0.get())[i].assume_init_ref() };
     let handler = prev.sa_sigaction;
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // SAFETY: as above.
