@@ -54,7 +54,6 @@ fn main() {
                 }
                 raw.close(fib).unwrap(); // the transformer drains, then stops
             })
-            .ok()
             .unwrap();
         let transformer = rt
             .spawn_named("transformer", stack(), |fib| {
@@ -64,7 +63,6 @@ fn main() {
                 }
                 cooked.close(fib).unwrap();
             })
-            .ok()
             .unwrap();
         let consumer = rt
             .spawn_named("consumer", stack(), |fib| {
@@ -81,7 +79,6 @@ fn main() {
                 }
                 done.set(fib).unwrap();
             })
-            .ok()
             .unwrap();
         let watchdog = rt
             .spawn_named("watchdog", stack(), |fib| {
@@ -104,7 +101,6 @@ fn main() {
                 }
                 reports
             })
-            .ok()
             .unwrap();
 
         rt.run_with_idle(&mut HostClock::new()).expect("pipeline deadlocked");

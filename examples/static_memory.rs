@@ -16,7 +16,6 @@ fn main() {
         }
         PIPE.close(fib).unwrap();
     })
-    .ok()
     .unwrap();
     let sum = RT
         .spawn(STACKS[1].claim().unwrap(), |fib| {
@@ -26,7 +25,6 @@ fn main() {
             }
             sum
         })
-        .ok()
         .unwrap();
     RT.run().unwrap(); // returns when every fiber finished
     assert_eq!(RT.take(sum).unwrap(), 45);

@@ -480,9 +480,9 @@ mod tests {
     /// and yield, with checks from the host before and after.
     fn with_ready_ring(probe: impl FnOnce(&Fiber<'_>) -> Vec<CheckError> + Send + 'static) -> Vec<CheckError> {
         let rt: Box<Runtime<'static, 6>> = Box::default();
-        let h = rt.spawn(stack(), probe).ok().unwrap();
+        let h = rt.spawn(stack(), probe).unwrap();
         for _ in 0..2 {
-            rt.spawn_detached(stack(), |fib| fib.yield_now()).ok().unwrap();
+            rt.spawn_detached(stack(), |fib| fib.yield_now()).unwrap();
         }
         assert_eq!(rt.debug_check_invariants(), Ok(()));
         rt.run().unwrap();
@@ -587,10 +587,9 @@ mod tests {
                 fib.yield_now();
             }
         })
-        .ok()
         .unwrap();
-        rt.spawn_detached(stack(), move |fib| drop(m.lock(fib).unwrap())).ok().unwrap();
-        rt.spawn_detached(stack(), |fib| fib.sleep(50)).ok().unwrap();
+        rt.spawn_detached(stack(), move |fib| drop(m.lock(fib).unwrap())).unwrap();
+        rt.spawn_detached(stack(), |fib| fib.sleep(50)).unwrap();
         let probe = rt
             .spawn(stack(), move |fib| {
                 let mut errs = Vec::new();
@@ -637,7 +636,6 @@ mod tests {
                 );
                 errs
             })
-            .ok()
             .unwrap();
         rt.run().unwrap();
         assert_eq!(rt.debug_check_invariants(), Ok(()));
@@ -658,7 +656,7 @@ mod tests {
     fn busy_runtime_checks_nothing() {
         let rt: &'static Runtime<'static, 2> = Box::leak(Box::new(Runtime::new()));
         assert_eq!(rt.debug_check_invariants(), Ok(()), "an unbound runtime is consistent");
-        let h = rt.spawn(stack(), move |_| rt.debug_check_invariants()).ok().unwrap();
+        let h = rt.spawn(stack(), move |_| rt.debug_check_invariants()).unwrap();
         rt.run().unwrap();
         assert_eq!(rt.take(h).unwrap(), Err(CheckError::BUSY));
     }

@@ -203,7 +203,7 @@
 //! static RT: Runtime<'static, 4> = Runtime::new();
 //!
 //! let stack = STACKS[0].claim().expect("free");
-//! let h = RT.spawn_named("worker", stack, |fib| fib.id().index()).ok().unwrap();
+//! let h = RT.spawn_named("worker", stack, |fib| fib.id().index()).unwrap();
 //! RT.run().unwrap(); // bare metal: RT.run_with_idle(&mut hook), step 7
 //! assert_eq!(RT.take(h).unwrap(), 0);
 //! ```

@@ -115,7 +115,7 @@ impl core::error::Error for IrqError {}
 /// static RT: Runtime<'static, 2> = Runtime::new();
 ///
 /// TIMER.notify_from_isr(); // e.g. from the timer interrupt handler
-/// let h = RT.spawn(STACK.claim().unwrap(), |fib| TIMER.wait(fib).unwrap()).ok().unwrap();
+/// let h = RT.spawn(STACK.claim().unwrap(), |fib| TIMER.wait(fib).unwrap()).unwrap();
 /// RT.run().unwrap();
 /// assert_eq!(RT.take(h).unwrap(), 1);
 /// ```
@@ -638,12 +638,11 @@ mod tests {
                     // SAFETY: plain reads by the running fiber.
                     unsafe { ((*core).irq.waiters, (*core).pollers, (*core).slow) }
                 })
-                .ok()
                 .unwrap();
             // A fiber that can never be woken: the run must end in a deadlock
             // report, not idle forever waiting for an interrupt.
             let ch: &'static crate::sync::Channel<u8, 1> = Box::leak(Box::new(crate::sync::Channel::new()));
-            RT.spawn_detached(stack(), move |fib| ch.recv(fib)).ok().unwrap();
+            RT.spawn_detached(stack(), move |fib| ch.recv(fib)).unwrap();
             let run = RT.run_with_idle(&mut crate::host::HostClock::new());
             let _ = tx.send((RT.take(h).unwrap(), matches!(run, Err(RunError::Deadlock(_)))));
         });
@@ -664,7 +663,7 @@ mod tests {
         SIG.pending.store(u32::MAX.into(), Ordering::Relaxed); // as if 2^32 - 1 arrived
         SIG.notify_from_isr();
         assert_eq!(SIG.pending(), 1 << 32);
-        let h = rt.spawn(stack(), |fib| SIG.try_take(fib)).ok().unwrap();
+        let h = rt.spawn(stack(), |fib| SIG.try_take(fib)).unwrap();
         rt.run().unwrap();
         assert_eq!(rt.take(h).unwrap(), Ok(1 << 32));
     }
@@ -682,7 +681,6 @@ mod tests {
                 SIG.notify_from_isr();
                 SIG.try_take(fib)
             })
-            .ok()
             .unwrap();
         rt.run().unwrap();
         assert_eq!(rt.take(h).unwrap(), Ok(1 << 32));
@@ -694,7 +692,7 @@ mod tests {
     fn banked_counts_past_u32_max() {
         static SIG: IrqSignal = IrqSignal::new();
         let rt = Runtime::<2>::new();
-        let waiter = rt.spawn(stack(), |fib| SIG.wait_timeout(fib, 10)).ok().unwrap();
+        let waiter = rt.spawn(stack(), |fib| SIG.wait_timeout(fib, 10)).unwrap();
         rt.spawn_detached(stack(), |fib| {
             // The waiter is blocked: as if 2^32 - 1 notifications had been
             // banked for it, then one more arrives and this yield's poll
@@ -703,7 +701,6 @@ mod tests {
             SIG.notify_from_isr();
             fib.yield_now();
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
         assert_eq!(rt.take(waiter).unwrap(), Ok(1 << 32));

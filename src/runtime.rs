@@ -35,8 +35,8 @@ type Invariant<'s> = fn(Stack<'s>) -> Stack<'s>;
 /// static STACKS: [StaticStack<16384>; 2] = [StaticStack::new(), StaticStack::new()];
 /// static RT: Runtime<'static, 4> = Runtime::new();
 ///
-/// let a = RT.spawn(STACKS[0].claim().unwrap(), |fib| { fib.yield_now(); 1 }).ok().unwrap();
-/// let b = RT.spawn(STACKS[1].claim().unwrap(), |_| 2).ok().unwrap();
+/// let a = RT.spawn(STACKS[0].claim().unwrap(), |fib| { fib.yield_now(); 1 }).unwrap();
+/// let b = RT.spawn(STACKS[1].claim().unwrap(), |_| 2).unwrap();
 /// RT.run().unwrap();
 /// assert_eq!(RT.take(a).unwrap() + RT.take(b).unwrap(), 3);
 /// ```
@@ -112,7 +112,8 @@ impl<const N: usize> Default for Runtime<'static, N> {
 impl<'s, const N: usize> Runtime<'s, N> {
     const fn with_scope(scoped: bool) -> Self {
         const {
-            assert!(N > 0 && N < u32::MAX as usize, "capacity out of range");
+            assert!(N > 0, "a Runtime needs a capacity N of at least 1 fiber");
+            assert!(N < u32::MAX as usize, "a Runtime's capacity N must be below 2^32 - 1 fibers");
         }
         Runtime {
             core: UnsafeCell::new(Core::new()),
@@ -132,7 +133,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// use filament::{Runtime, Stack};
     /// let mut buf = [0u8; 16384];
     /// let out = Runtime::<4>::scope(|rt| {
-    ///     let h = rt.spawn(Stack::from_slice(&mut buf).unwrap(), |_| 7).ok().unwrap();
+    ///     let h = rt.spawn(Stack::from_slice(&mut buf).unwrap(), |_| 7).unwrap();
     ///     rt.run().unwrap();
     ///     rt.take(h).unwrap()
     /// });
@@ -639,7 +640,7 @@ impl<'s> Fiber<'s> {
     ///     unsafe { fib.set_fp_control(toward_zero) };
     ///     fib.yield_now();
     ///     FpControl::current()
-    /// }).ok().unwrap();
+    /// }).unwrap();
     /// RT.run().unwrap();
     /// assert_eq!(RT.take(h).unwrap(), toward_zero);
     /// assert_eq!(FpControl::current(), FpControl::DEFAULT); // the host kept its own
@@ -1544,9 +1545,8 @@ mod tests {
                 }
                 fib.id()
             })
-            .ok()
             .unwrap();
-        let other = rt.spawn(STACKS[1].claim().unwrap(), |fib| (0..4).for_each(|_| fib.yield_now())).ok().unwrap();
+        let other = rt.spawn(STACKS[1].claim().unwrap(), |fib| (0..4).for_each(|_| fib.yield_now())).unwrap();
         rt.run().unwrap();
         let id = h.id();
         let runs: u64 = rt.fiber_info(id).unwrap().runs;

@@ -150,7 +150,7 @@ impl<const SIZE: usize> StaticStack<SIZE> {
     /// multiple of 16 (checked at compile time).
     pub const fn new() -> Self {
         const {
-            assert!(SIZE >= MIN_STACK_SIZE, "StaticStack smaller than MIN_STACK_SIZE");
+            assert!(SIZE >= MIN_STACK_SIZE, "StaticStack size must be at least 1024 bytes (MIN_STACK_SIZE)");
             assert!(SIZE.is_multiple_of(16), "StaticStack size must be a multiple of 16");
         }
         StaticStack { memory: UnsafeCell::new(MaybeUninit::uninit()), claimed: AtomicBool::new(false) }
@@ -277,6 +277,7 @@ impl<'a> Stack<'a> {
     /// Skips painting at spawn. Spawning then costs O(1) instead of O(size), but
     /// the high-water mark of fibers on this stack is unknown (`None`). The
     /// canary is still written and checked.
+    #[must_use = "this returns the stack without painting; the original is consumed"]
     pub fn without_painting(mut self) -> Self {
         self.painted = false;
         self

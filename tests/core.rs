@@ -35,7 +35,6 @@ fn fifo_order_is_exact() {
                 fib.yield_now();
             }
         })
-        .ok()
         .unwrap()
         .id();
     }
@@ -71,7 +70,6 @@ fn thousand_fibers_thousand_yields_lose_no_step() {
                 }
                 i
             })
-            .ok()
             .unwrap(),
         );
     }
@@ -124,7 +122,6 @@ fn results_with_drop_are_dropped_exactly_once() {
             let v = fib.join(a).unwrap();
             v.1 + 10
         })
-        .ok()
         .unwrap();
     // Taken after run.
     let d = drops.clone();
@@ -150,7 +147,6 @@ fn results_with_drop_are_dropped_exactly_once() {
             let whole = captured; // capture the whole value, not just the field
             whole.1
         })
-        .ok()
         .unwrap();
     drop(rt);
     assert_eq!(drops.load(Ordering::SeqCst), 5, "untaken result and unrun closure dropped once");
@@ -215,7 +211,6 @@ fn detached_fibers_recycle_slots_inside_one_run() {
                 }
             }
         })
-        .ok()
         .unwrap();
     rt.run().unwrap();
     assert_eq!(done.load(Ordering::Relaxed), 10_000);
@@ -239,7 +234,6 @@ fn over_aligned_captures_and_results() {
             assert_eq!(&line as *const Line as usize % 64, 0);
             (line.0.iter().map(|&b| b as u64).sum::<u64>() + page.0, Line([1; 64]))
         })
-        .ok()
         .unwrap();
     rt.run().unwrap();
     let (sum, l) = rt.take(h).unwrap();
@@ -332,7 +326,6 @@ fn float_work_and_formatting_inside_fibers() {
                 }
                 s
             })
-            .ok()
             .unwrap(),
         );
     }
@@ -369,7 +362,6 @@ fn deep_recursion_uses_most_of_the_stack() {
             let r = recurse(600, &mut [0; 256]);
             (r, fib.stack_high_water().unwrap())
         })
-        .ok()
         .unwrap();
     let id = h.id();
     rt.run().unwrap();
@@ -412,7 +404,6 @@ fn runtimes_on_four_threads_at_once() {
                             }
                             x
                         })
-                        .ok()
                         .unwrap(),
                     );
                 }
@@ -446,7 +437,6 @@ fn a_panic_stays_in_its_fiber() {
             }
             0
         })
-        .ok()
         .unwrap();
     let good = rt
         .spawn(stack(), |fib| {
@@ -455,7 +445,6 @@ fn a_panic_stays_in_its_fiber() {
             }
             7
         })
-        .ok()
         .unwrap();
     let watcher = rt.spawn(stack(), move |fib| fib.join(bad).map_err(|e| e.panic_message().map(String::from))).ok();
     rt.run().unwrap();
@@ -475,7 +464,6 @@ fn join_cycle_is_a_deadlock_report_not_a_hang() {
             let b = rx.lock().unwrap().recv().unwrap();
             fib.join(b).map(|v| v + 1)
         })
-        .ok()
         .unwrap();
     let a_id = a.id();
     let b = rt
@@ -485,7 +473,6 @@ fn join_cycle_is_a_deadlock_report_not_a_hang() {
             // join a, which joins us
             fib.join(a).map(|r| r.unwrap_or(0)).unwrap_or(0)
         })
-        .ok()
         .unwrap();
     let b_id = b.id();
     tx.send(b).unwrap();
@@ -531,7 +518,6 @@ fn busy_runtime_rejects_outer_calls_from_inside() {
             let busy = err.kind() == SpawnErrorKind::Busy;
             (busy, RT.run() == Err(RunError::Busy))
         })
-        .ok()
         .unwrap();
     RT.run().unwrap();
     assert_eq!(RT.take(h).unwrap(), (true, true));
@@ -573,7 +559,6 @@ fn sleepers_wake_while_other_fibers_keep_yielding() {
             w.store(true, Ordering::SeqCst);
             fib.now()
         })
-        .ok()
         .unwrap();
     let busy = rt
         .spawn(stack(), move |fib| {
@@ -586,7 +571,6 @@ fn sleepers_wake_while_other_fibers_keep_yielding() {
             }
             yields
         })
-        .ok()
         .unwrap();
     rt.run_with_idle(&mut filament::host::HostClock::new()).unwrap();
     assert!(rt.take(sleeper).unwrap() >= 5);
@@ -606,7 +590,6 @@ fn virtual_time_sleeps_are_instant_and_ordered() {
                 fib.sleep(ticks);
                 t.lock().unwrap().push((name, fib.now()));
             })
-            .ok()
             .unwrap(),
         );
     }
@@ -657,7 +640,6 @@ fn stats_count_every_switch_in() {
                     fib.yield_now();
                 }
             })
-            .ok()
             .unwrap(),
         );
     }

@@ -87,7 +87,6 @@ fn a_signal_raised_between_the_poll_and_the_hooks_check_is_seen() {
             }
             counts
         })
-        .ok()
         .unwrap();
     let mut probe = WindowProbe { watch: IrqWatch::new(), signal: &SIG, seen: Vec::new() };
     rt.run_with_idle(&mut probe).expect("run");
@@ -167,7 +166,6 @@ fn notifications_from_another_cpu_never_leave_the_hook_halted() {
             }
             total
         })
-        .ok()
         .unwrap();
     let notifier = {
         let cpu = Arc::clone(&cpu);

@@ -220,7 +220,6 @@ fn rebinding_while_the_previous_runtime_drops() {
                             }
                             SIG.wait(fib).unwrap()
                         })
-                        .ok()
                         .unwrap();
                     rt.run_with_idle(&mut Announcing { clock: HostClock::new(), idling: &IDLING }).unwrap();
                     rt.take(h).unwrap()

@@ -91,7 +91,6 @@ fn callee_saved_registers_survive_yields() {
                 }
                 errors
             })
-            .ok()
             .unwrap(),
         );
     }
@@ -175,7 +174,6 @@ mod fp_control {
                     // shared state for whoever runs next.
                     (start, bad, q.to_bits())
                 })
-                .ok()
                 .unwrap(),
             );
         }

@@ -51,7 +51,6 @@ fn mutex_hands_off_fifo_and_try_lock_cannot_barge() {
                 fib.yield_now(); // waiters queue up meanwhile
             }
         })
-        .ok()
         .unwrap();
         for i in 1..=4 {
             let m = &m;
@@ -73,7 +72,6 @@ fn mutex_hands_off_fifo_and_try_lock_cannot_barge() {
                 }
             }
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -91,7 +89,6 @@ fn mutex_lock_timeout_times_out_and_leaves_the_queue() {
             fib.sleep(100);
             log(&l, format!("holder releases at {}", fib.now()));
         })
-        .ok()
         .unwrap();
         rt.spawn_detached(stack(), |fib| {
             let t0 = fib.now();
@@ -103,7 +100,6 @@ fn mutex_lock_timeout_times_out_and_leaves_the_queue() {
             log(&l, format!("got it at {}", fib.now()));
             drop(g);
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -121,7 +117,6 @@ fn mutex_guard_derefs_and_get_mut_works() {
             assert_eq!(&*g, "ab");
             assert_eq!(format!("{g}"), "ab");
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -149,7 +144,6 @@ fn mutex_million_contended_increments_lose_nothing() {
                     inside.fetch_sub(1, Ordering::Relaxed);
                 }
             })
-            .ok()
             .unwrap();
         }
         rt.run().unwrap();
@@ -178,7 +172,6 @@ fn semaphore_fifo_hand_off_timeouts_and_release_many() {
             s.release(fib, 2).unwrap(); // w4, then one spare
             assert_eq!(s.available(fib).unwrap(), 1);
         })
-        .ok()
         .unwrap();
         for i in 1..=4 {
             let (s, l) = (&s, &l);
@@ -186,7 +179,6 @@ fn semaphore_fifo_hand_off_timeouts_and_release_many() {
                 s.acquire(fib).unwrap();
                 log(l, format!("w{i}"));
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -195,7 +187,6 @@ fn semaphore_fifo_hand_off_timeouts_and_release_many() {
             // Waiters queued: a try cannot take a permit ahead of them.
             assert_eq!(s.try_acquire(fib), Err(TryError::WouldBlock));
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -210,20 +201,17 @@ fn semaphore_timed_out_waiter_does_not_swallow_a_permit() {
         rt.spawn_detached(stack(), |fib| {
             assert_eq!(s.acquire_timeout(fib, 10), Err(WaitError::TimedOut));
         })
-        .ok()
         .unwrap();
         rt.spawn_detached(stack(), |fib| {
             s.acquire(fib).unwrap();
             got.fetch_add(1, Ordering::Relaxed);
         })
-        .ok()
         .unwrap();
         rt.spawn_detached(stack(), |fib| {
             fib.sleep(10); // same tick as the deadline, armed after it
             s.release(fib, 1).unwrap();
             assert_eq!(s.available(fib).unwrap(), 0); // went to the second waiter
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -243,7 +231,6 @@ fn channel_fifo_for_blocked_receivers_and_senders() {
                 let v = ch.recv(fib).unwrap();
                 log(l, format!("r{i}:{v}"));
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -257,7 +244,6 @@ fn channel_fifo_for_blocked_receivers_and_senders() {
             ch.send(fib, "e".into()).unwrap();
             assert!(matches!(ch.try_send(fib, "x".into()), Err(TrySendError::Full(v)) if v == "x"));
         })
-        .ok()
         .unwrap();
         for i in 1..=3 {
             let (ch, l) = (&ch, &l);
@@ -265,7 +251,6 @@ fn channel_fifo_for_blocked_receivers_and_senders() {
                 ch.send(fib, format!("s{i}")).unwrap();
                 log(l, format!("s{i} sent"));
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -282,7 +267,6 @@ fn channel_fifo_for_blocked_receivers_and_senders() {
             }
             log(&l, got.join(","));
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -309,7 +293,6 @@ fn channel_timeouts_hand_back_the_value() {
             assert_eq!(ch.recv_timeout(fib, 5), Ok(1));
             assert_eq!(fib.now(), 12);
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -326,13 +309,11 @@ fn channel_timeout_racing_a_send_loses_nothing() {
             log(&l, format!("{:?}", ch.recv_timeout(fib, 10)));
             log(&l, format!("{:?}", ch.recv(fib)));
         })
-        .ok()
         .unwrap();
         rt.spawn_detached(stack(), |fib| {
             fib.sleep(10);
             ch.send(fib, 42).unwrap();
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -380,7 +361,6 @@ fn channel_close_with_values_in_flight_loses_and_duplicates_nothing() {
                     }
                 }
             })
-            .ok()
             .unwrap();
         }
         // 2 slow receivers.
@@ -396,7 +376,6 @@ fn channel_close_with_values_in_flight_loses_and_duplicates_nothing() {
                     fib.sleep(1);
                 }
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -406,7 +385,6 @@ fn channel_close_with_values_in_flight_loses_and_duplicates_nothing() {
             assert!(ch.is_closed(fib).unwrap());
             assert!(matches!(ch.try_send(fib, Tracked::new(999)), Err(TrySendError::Closed(v)) if v.0 == 999));
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -433,7 +411,6 @@ fn channel_drop_drops_queued_values_once() {
             }
             assert_eq!(ch.try_recv(fib).unwrap().0, 0); // dropped here: 1
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -457,7 +434,6 @@ fn channel_ping_pong_million_round_trips() {
             }
             pong.close(fib).unwrap();
         })
-        .ok()
         .unwrap();
         let h = rt
             .spawn(stack(), |fib| {
@@ -472,7 +448,6 @@ fn channel_ping_pong_million_round_trips() {
                 assert_eq!(pong.recv(fib), Err(RecvError::Closed));
                 sum
             })
-            .ok()
             .unwrap();
         rt.run().unwrap();
         rt.take(h).unwrap()
@@ -499,7 +474,6 @@ fn channel_mpmc_stress_conserves_values() {
                 }
                 done.release(fib, 1).unwrap();
             })
-            .ok()
             .unwrap();
         }
         for c in 0..3u32 {
@@ -520,7 +494,6 @@ fn channel_mpmc_stress_conserves_values() {
                 }
                 sums.lock().unwrap().push((sum, n));
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -529,7 +502,6 @@ fn channel_mpmc_stress_conserves_values() {
             }
             ch.close(fib).unwrap();
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -557,7 +529,6 @@ fn primitives_on_a_fiber_stack_are_usable_without_blocking() {
             e.try_wait(fib).unwrap();
             m.into_inner()
         })
-        .ok()
         .unwrap();
     rt.run().unwrap();
     assert_eq!(rt.take(h).unwrap(), 6);
@@ -576,7 +547,6 @@ fn event_is_manual_reset_and_wakes_all_fifo() {
                 e.wait(fib).unwrap();
                 log(l, format!("w{i}"));
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -593,7 +563,6 @@ fn event_is_manual_reset_and_wakes_all_fifo() {
             assert_eq!(e.try_wait(fib), Err(TryError::WouldBlock));
             assert_eq!(e.wait_timeout(fib, 2), Err(WaitError::TimedOut));
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -627,7 +596,6 @@ fn barrier_one_leader_per_generation_and_reusable() {
                     }
                 }
             })
-            .ok()
             .unwrap();
         }
         rt.run().unwrap();
@@ -654,14 +622,12 @@ fn barrier_timeout_leaves_and_late_deadline_counts() {
             let r = b.wait_timeout(fib, 20);
             log(&l, format!("a {:?}", r.map(|r| r.is_leader())));
         })
-        .ok()
         .unwrap();
         rt.spawn_detached(stack(), |fib| {
             fib.sleep(10);
             let r = b.wait(fib).unwrap();
             log(&l, format!("b leader={} gen={}", r.is_leader(), r.generation()));
         })
-        .ok()
         .unwrap();
         rt.spawn_detached(stack(), |fib| {
             fib.sleep(9);
@@ -669,7 +635,6 @@ fn barrier_timeout_leaves_and_late_deadline_counts() {
             let r = b.try_wait(fib).unwrap(); // the last one missing
             log(&l, format!("c leader={} gen={}", r.is_leader(), r.generation()));
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -695,7 +660,6 @@ fn deadlock_report_names_mutex_waiters_and_mutexes_stay_usable() {
                 fib.yield_now();
                 let _h = m2.lock(fib).unwrap();
             })
-            .ok()
             .unwrap();
         let b = rt
             .spawn_named("b", stack(), |fib| {
@@ -703,7 +667,6 @@ fn deadlock_report_names_mutex_waiters_and_mutexes_stay_usable() {
                 fib.yield_now();
                 let _h = m1.lock(fib).unwrap();
             })
-            .ok()
             .unwrap();
         let got = deadlock_of(rt.run());
         assert_eq!(got, vec![("a", WaitReason::Mutex(addr(&m2))), ("b", WaitReason::Mutex(addr(&m1)))]);
@@ -715,7 +678,6 @@ fn deadlock_report_names_mutex_waiters_and_mutexes_stay_usable() {
                 *m1.try_lock(fib).unwrap() += 1;
                 *m2.lock(fib).unwrap() += 1;
             })
-            .ok()
             .unwrap();
         rt.run().unwrap();
         rt.take(h).unwrap();
@@ -737,7 +699,6 @@ fn deadlock_report_names_semaphore_channel_event_barrier_waiters() {
                 full.send(fib, 1).unwrap();
                 full.send(fib, 2).unwrap();
             })
-            .ok()
             .unwrap(),
             rt.spawn_named("4event", stack(), |fib| e.wait(fib).unwrap()).ok().unwrap(),
             rt.spawn_named("5barrier", stack(), |fib| b.wait(fib).map(drop).unwrap()).ok().unwrap(),
@@ -769,7 +730,6 @@ fn deadlock_report_names_semaphore_channel_event_barrier_waiters() {
             e.set(fib).unwrap();
             e.wait(fib).unwrap();
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -816,7 +776,6 @@ fn use_prims<'s>(rt: &Runtime<'s, 2>, p: &'s Prims, first: bool) {
                 assert_eq!(p.b.wait(fib), Err(WaitError::WrongRuntime));
             }
         })
-        .ok()
         .unwrap();
     rt.run().unwrap();
     rt.take(h).unwrap();
@@ -864,7 +823,6 @@ fn binding_race_between_threads_never_shares_a_primitive() {
                             Err(TryError::WrongRuntime | TryError::WouldBlock) => false,
                             Err(e) => panic!("{e}"),
                         })
-                        .ok()
                         .unwrap();
                     rt.run().unwrap();
                     if rt.take(h).unwrap() {
@@ -896,7 +854,6 @@ fn isr_notifications_from_another_thread_are_all_counted() {
             }
             ch.close(fib).unwrap();
         })
-        .ok()
         .unwrap();
         let h = rt
             .spawn(stack(), |fib| {
@@ -906,7 +863,6 @@ fn isr_notifications_from_another_thread_are_all_counted() {
                 }
                 sum
             })
-            .ok()
             .unwrap();
         let isr = std::thread::spawn(|| {
             for i in 0..N {

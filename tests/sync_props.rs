@@ -232,7 +232,6 @@ fn run_channel<const CAP: usize>(ops: &[ChOp]) -> Result<(), TestCaseError> {
                             };
                             rec(i, send_out(r));
                         })
-                        .ok()
                         .unwrap();
                     }
                     ChOp::SpawnRecv(t) => {
@@ -244,7 +243,6 @@ fn run_channel<const CAP: usize>(ops: &[ChOp]) -> Result<(), TestCaseError> {
                             };
                             rec(i, recv_out(r));
                         })
-                        .ok()
                         .unwrap();
                     }
                     ChOp::Close => ch.close(fib).unwrap(),
@@ -258,7 +256,6 @@ fn run_channel<const CAP: usize>(ops: &[ChOp]) -> Result<(), TestCaseError> {
                 drained.lock().unwrap().push(v);
             }
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -433,7 +430,6 @@ fn run_mutex(ops: &[MxOp]) -> Result<(), TestCaseError> {
                                 Err(_) => rec(i, LockOut::TimedOut),
                             }
                         })
-                        .ok()
                         .unwrap();
                     }
                     MxOp::ReleaseHolder => {
@@ -455,7 +451,6 @@ fn run_mutex(ops: &[MxOp]) -> Result<(), TestCaseError> {
                 fib.yield_now();
             }
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -573,7 +568,6 @@ fn run_semaphore(initial: usize, ops: &[SemOp]) -> Result<(), TestCaseError> {
                                 Err(_) => rec(i, LockOut::TimedOut),
                             }
                         })
-                        .ok()
                         .unwrap();
                     }
                     SemOp::Sleep(t) => fib.sleep(t),
@@ -587,7 +581,6 @@ fn run_semaphore(initial: usize, ops: &[SemOp]) -> Result<(), TestCaseError> {
             model.apply(usize::MAX, SemOp::Release(waiting as u8));
             s.release(fib, waiting).unwrap();
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -622,7 +615,6 @@ fn run_channel_order(producers: usize, per: usize, consumers: usize, yields: &[u
                 }
                 finished.release(fib, 1).unwrap();
             })
-            .ok()
             .unwrap();
         }
         for c in 0..consumers {
@@ -638,7 +630,6 @@ fn run_channel_order(producers: usize, per: usize, consumers: usize, yields: &[u
                     }
                 }
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
@@ -647,7 +638,6 @@ fn run_channel_order(producers: usize, per: usize, consumers: usize, yields: &[u
             }
             ch.close(fib).unwrap();
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });
@@ -680,7 +670,6 @@ fn run_mutex_order(fibers: usize, rounds: usize, yields: &[u8], seed: Option<u64
                     inside.fetch_sub(1, Ordering::Relaxed);
                 }
             })
-            .ok()
             .unwrap();
         }
         rt.run().unwrap();
@@ -712,14 +701,12 @@ fn run_semaphore_order(permits: usize, fibers: usize, rounds: usize, yields: &[u
                     s.release(fib, 1).unwrap();
                 }
             })
-            .ok()
             .unwrap();
         }
         rt.spawn_detached(stack(), |fib| {
             fib.sleep(1_000_000); // after everyone: all permits are back
             assert_eq!(s.available(fib).unwrap(), permits);
         })
-        .ok()
         .unwrap();
         rt.run().unwrap();
     });

@@ -49,7 +49,6 @@ fn pipeline() -> Recorded {
             }
             ch.close(fib).unwrap();
         })
-        .ok()
         .unwrap();
     let consumer = rt
         .spawn_named("consumer", stack(), move |fib| {
@@ -60,7 +59,6 @@ fn pipeline() -> Recorded {
             }
             sum
         })
-        .ok()
         .unwrap();
     // A name that needs escaping in both JSON and XML.
     let odd = rt
@@ -69,14 +67,12 @@ fn pipeline() -> Recorded {
                 fib.yield_now();
             }
         })
-        .ok()
         .unwrap();
     let boss = rt
         .spawn_named("boss", stack(), |fib| {
             let worker = fib.spawn_named("worker", stack(), |fib| fib.sleep(5)).ok().unwrap();
             fib.join(worker).unwrap()
         })
-        .ok()
         .unwrap();
     rt.run().unwrap();
 
@@ -339,7 +335,6 @@ fn a_trace_taken_inside_a_fiber_has_an_open_slice() {
             fib.yield_now();
             rec.to_chrome_json()
         })
-        .ok()
         .unwrap();
     rt.run().unwrap();
     let json = rt.take(h).unwrap();

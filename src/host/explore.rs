@@ -562,12 +562,14 @@ impl Explorer {
     }
 
     /// The policy (default [`Policy::Random`]).
+    #[must_use = "a builder method returns the changed Explorer; use it"]
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
     /// How many schedules to try at most (default 1000).
+    #[must_use = "a builder method returns the changed Explorer; use it"]
     pub fn schedules(mut self, n: usize) -> Self {
         self.schedules = n;
         self
@@ -575,6 +577,7 @@ impl Explorer {
 
     /// The base seed (default 0). Schedule `i` uses a seed derived from it;
     /// the report names that one.
+    #[must_use = "a builder method returns the changed Explorer; use it"]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -582,6 +585,7 @@ impl Explorer {
 
     /// Choices per schedule after which FIFO finishes the run (default
     /// [`DEFAULT_MAX_STEPS`]). Part of every replay token.
+    #[must_use = "a builder method returns the changed Explorer; use it"]
     pub fn max_steps(mut self, n: u64) -> Self {
         self.max_steps = n;
         self
@@ -590,12 +594,14 @@ impl Explorer {
     /// Whether a panic that the test caught (a fiber's panic turned into
     /// `JoinError::Panicked` and ignored, a `catch_unwind`) still fails the
     /// schedule (default `true`).
+    #[must_use = "a builder method returns the changed Explorer; use it"]
     pub fn any_panic_fails(mut self, yes: bool) -> Self {
         self.any_panic_fails = yes;
         self
     }
 
     /// Also print panics as they happen (default: only the report).
+    #[must_use = "a builder method returns the changed Explorer; use it"]
     pub fn verbose(mut self, yes: bool) -> Self {
         self.verbose = yes;
         self

@@ -12,7 +12,7 @@
 //! RT.set_tracer(&REC);
 //! for name in ["ping", "pong"] {
 //!     let stack = Stack::host(64 * 1024).unwrap();
-//!     RT.spawn_named(name, stack, |fib| (0..3).for_each(|_| fib.yield_now())).ok().unwrap();
+//!     RT.spawn_named(name, stack, |fib| (0..3).for_each(|_| fib.yield_now())).unwrap();
 //! }
 //! RT.run().unwrap();
 //! assert_eq!(REC.slices().len(), 8); // 2 fibers x (3 yields + 1 final run)

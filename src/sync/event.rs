@@ -9,7 +9,7 @@
 //! static RT: Runtime<'static, 3> = Runtime::new();
 //!
 //! for stack in &STACKS[..2] {
-//!     RT.spawn_detached(stack.claim().unwrap(), |fib| READY.wait(fib).unwrap()).ok().unwrap();
+//!     RT.spawn_detached(stack.claim().unwrap(), |fib| READY.wait(fib).unwrap()).unwrap();
 //! }
 //! let setter = RT
 //!     .spawn(STACKS[2].claim().unwrap(), |fib| {

@@ -42,7 +42,7 @@
 //!     .unwrap();
 //! RT.run().unwrap();
 //! RT.take(producer).unwrap();
-//! let check = RT.spawn(STACKS[0].claim().unwrap(), |fib| *TOTAL.lock(fib).unwrap()).ok().unwrap();
+//! let check = RT.spawn(STACKS[0].claim().unwrap(), |fib| *TOTAL.lock(fib).unwrap()).unwrap();
 //! RT.run().unwrap();
 //! assert_eq!(RT.take(check).unwrap(), 55);
 //! ```

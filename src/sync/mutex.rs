@@ -20,7 +20,7 @@
 //!     .unwrap();
 //! }
 //! RT.run().unwrap();
-//! let h = RT.spawn(STACKS[0].claim().unwrap(), |fib| *COUNT.lock(fib).unwrap()).ok().unwrap();
+//! let h = RT.spawn(STACKS[0].claim().unwrap(), |fib| *COUNT.lock(fib).unwrap()).unwrap();
 //! RT.run().unwrap();
 //! assert_eq!(RT.take(h).unwrap(), 6);
 //! ```
