@@ -1208,12 +1208,30 @@ unsafe fn call_closure<'s, F, T>(payload: *mut u8, fib: &Fiber<'s>, header: *mut
 where
     F: FnOnce(&Fiber<'s>) -> T,
 {
-    // Without std a panic runs the user's panic handler; an unwind reaching
-    // the `extern "C"` entry aborts, so it never crosses the assembly frames.
+    // Without std a panic runs the user's panic handler. With `panic =
+    // "abort"` (bare metal) that is the end. In a program that unwinds (a
+    // std binary using filament without its `std` feature: host tests!) the
+    // unwind must not cross the assembly frames: this guard, dropped only by
+    // an unwind, stops the program with a message that says what to do. (An
+    // unwind reaching the `extern "C"` entry would abort too, with a message
+    // that says nothing about filament.)
+    struct PanicWithoutStd(*const Fiber<'static>);
+    impl Drop for PanicWithoutStd {
+        fn drop(&mut self) {
+            // SAFETY: the fiber handle outlives this frame.
+            let (id, name) = unsafe { ((*self.0).id(), (*self.0).name()) };
+            raw::fatal(format_args!(
+                "fiber {id} \"{name}\" panicked; filament cannot catch a fiber's panic without its `std` \
+                 feature (for host tests: [dev-dependencies] filament = {{ version = \"*\", features = [\"std\"] }})"
+            ))
+        }
+    }
+    let guard = PanicWithoutStd((fib as *const Fiber<'s>).cast());
     // SAFETY: read exactly once, per the contract; the header lives as long
     // as the fiber.
     unsafe {
         let value = payload.cast::<F>().read()(fib);
+        core::mem::forget(guard);
         if (*header).detached {
             drop(value);
         } else {
