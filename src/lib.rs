@@ -76,8 +76,15 @@
 //!
 //! Under `std` a panic inside a fiber is caught at the fiber's entry and becomes
 //! its outcome ([`JoinError::Panicked`] with the message); the other fibers keep
-//! running. Without `std` your `#[panic_handler]` runs; the fiber entry is
-//! `extern "C"`, so an unwind can never cross the assembly frames (it aborts).
+//! running. Without `std` your `#[panic_handler]` runs (bare metal); in a
+//! program that unwinds, filament stops it with a message naming the fiber —
+//! an unwind never crosses the assembly frames. So host tests want `std`,
+//! even when the crate under test is `no_std`:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! filament = { version = "0.1", features = ["std"] }
+//! ```
 //!
 //! # Features
 //!
