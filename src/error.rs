@@ -213,6 +213,9 @@ pub struct BlockedFiber {
     pub name: &'static str,
     /// What it waits on.
     pub reason: WaitReason,
+    /// The name of the primitive it waits in ("" if unnamed; see e.g.
+    /// [`Channel::named`](crate::sync::Channel::named)).
+    pub object: &'static str,
 }
 
 /// The fibers found blocked when nothing could wake them.
@@ -236,9 +239,9 @@ impl DeadlockReport {
         self.count
     }
 
-    pub(crate) fn push(&mut self, id: FiberId, name: &'static str, reason: WaitReason) {
+    pub(crate) fn push(&mut self, id: FiberId, name: &'static str, reason: WaitReason, object: &'static str) {
         self.count += 1;
-        let _ = self.fibers.push(BlockedFiber { id, name, reason });
+        let _ = self.fibers.push(BlockedFiber { id, name, reason, object });
     }
 
     /// Adds the fibers of a later deadlock found in the same `run` (after the
@@ -269,6 +272,9 @@ impl DeadlockReport {
         for (i, b) in self.fibers.iter().enumerate() {
             let sep = if i == 0 { "" } else { "; " };
             write!(f, "{sep}{} \"{}\" on {}", b.id, b.name, b.reason)?;
+            if !b.object.is_empty() {
+                write!(f, " \"{}\"", b.object)?;
+            }
         }
         let unlisted = self.count.saturating_sub(self.fibers.len());
         if unlisted > 0 {

@@ -160,6 +160,18 @@ impl IrqSignal {
         }
     }
 
+    /// Names it: the name appears in deadlock reports, in
+    /// [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in) and in the
+    /// runtime's `Debug` table. `const`, so it chains onto `new` in a `static`:
+    ///
+    /// ```
+    /// static UART_RX: filament::IrqSignal = filament::IrqSignal::new().named("uart-rx");
+    /// ```
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.waiters.name = name;
+        self
+    }
+
     /// Raises the signal. **Interrupt-safe** and async-signal-safe: no lock,
     /// no allocation, no runtime memory touched, never blocks.
     ///

@@ -878,6 +878,23 @@ pub(crate) unsafe fn reclaim_zombies(core: *mut Core) {
     }
 }
 
+/// The name of the primitive a blocked fiber waits in ("" if unnamed, or not
+/// waiting in a primitive's queue).
+///
+/// # Safety
+/// `s` must be a blocked slot of `core`.
+pub(crate) unsafe fn wait_object_name(s: *const Slot) -> &'static str {
+    // SAFETY: a blocked fiber with a queue kind waits in the live queue at
+    // `wait_obj` (I2, I5).
+    unsafe {
+        match (*s).wait_kind {
+            WaitKind::Join => "",
+            k if k.has_queue() => (*((*s).wait_obj as *const WaitQueue)).name,
+            _ => "",
+        }
+    }
+}
+
 /// Describes what a blocked fiber waits on, for reports.
 ///
 /// # Safety

@@ -32,7 +32,7 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
             if (*s).state != State::Free {
                 let info = info_of(core, s);
                 name_w = name_w.max(info.name.chars().count());
-                state_w = state_w.max(state_text(info.state).len());
+                state_w = state_w.max(state_text(info.state, info.waiting_in).len());
             }
         }
         writeln!(
@@ -46,7 +46,7 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
                 continue;
             }
             let info = info_of(core, s);
-            let state = state_text(info.state);
+            let state = state_text(info.state, info.waiting_in);
             let mut hw = heapless::String::<12>::new();
             let _ = match info.stack_high_water {
                 Some(b) => fmt::write(&mut hw, format_args!("{b}")),
@@ -69,9 +69,12 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
     }
 }
 
-fn state_text(state: FiberState) -> heapless::String<48> {
+fn state_text(state: FiberState, waiting_in: &str) -> heapless::String<64> {
     let mut text = heapless::String::new();
     let _ = match state {
+        FiberState::Blocked(r) if !waiting_in.is_empty() => {
+            fmt::write(&mut text, format_args!("blocked {r} \"{waiting_in}\""))
+        }
         FiberState::Blocked(r) => fmt::write(&mut text, format_args!("blocked {r}")),
         other => fmt::write(&mut text, format_args!("{other:?}")),
     };

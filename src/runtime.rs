@@ -563,6 +563,8 @@ pub struct FiberInfo {
     pub stack_high_water: Option<usize>,
     /// Times it was switched in.
     pub runs: u64,
+    /// While blocked in a named primitive: its name; "" otherwise.
+    pub waiting_in: &'static str,
 }
 
 /// Runtime totals.
@@ -1451,7 +1453,12 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);
             if (*s).state == State::Blocked && (*s).wait_kind != WaitKind::Parked {
-                report.push(raw::id_of(core, s), (*(*s).header).name, raw::wait_reason(core, s));
+                report.push(
+                    raw::id_of(core, s),
+                    (*(*s).header).name,
+                    raw::wait_reason(core, s),
+                    raw::wait_object_name(s),
+                );
             }
         }
         let cancel = cfg!(feature = "std");
@@ -1517,6 +1524,7 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
             stack_size: (*h).stack.size(),
             stack_high_water: hw,
             // Counted at switch-out; the running fiber's current run too.
+            waiting_in: if (*s).state == State::Blocked { raw::wait_object_name(s) } else { "" },
             runs: (*s).runs + u64::from((*core).in_run && (*core).current == s && (*s).state == State::Ready),
         }
     }

@@ -14,11 +14,13 @@ use crate::fiber::Slot;
 pub(crate) struct WaitQueue {
     head: Cell<*mut Slot>,
     tail: Cell<*mut Slot>,
+    /// The owning primitive's name (reports), "" if none.
+    pub(crate) name: &'static str,
 }
 
 impl WaitQueue {
     pub(crate) const fn new() -> Self {
-        WaitQueue { head: Cell::new(ptr::null_mut()), tail: Cell::new(ptr::null_mut()) }
+        WaitQueue { head: Cell::new(ptr::null_mut()), tail: Cell::new(ptr::null_mut()), name: "" }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

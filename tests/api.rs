@@ -149,3 +149,38 @@ fn the_default_idle_parks_instead_of_spinning() {
     let idles = rt.stats().unwrap().idles;
     assert!(idles < 10_000, "{idles} idle calls in 200 ms: spinning");
 }
+
+static INBOX: filament::sync::Channel<u32, 1> = filament::sync::Channel::new().named("inbox");
+static GATE: filament::sync::Mutex<()> = filament::sync::Mutex::new(()).named("gate");
+
+/// Primitives carry a name that reports show: the deadlock report, the
+/// fiber snapshot and the runtime's `Debug` table.
+#[test]
+fn named_primitives_show_in_reports() {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let reader = rt.spawn_named("reader", stack(), |fib| INBOX.recv(fib).unwrap()).unwrap();
+    let reader_id = reader.id();
+    let watcher = rt
+        .spawn(stack(), move |fib| {
+            let info = fib.fiber_info(reader_id).unwrap();
+            INBOX.send(fib, 7).unwrap();
+            info.waiting_in
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(watcher).unwrap(), "inbox");
+    assert_eq!(rt.take(reader).unwrap(), 7);
+
+    let _holder = rt
+        .spawn_named("holder", stack(), |fib| {
+            let _g = GATE.lock(fib).unwrap();
+            INBOX.recv(fib)
+        })
+        .unwrap();
+    let _blocked = rt.spawn_named("blocked", stack(), |fib| GATE.lock(fib).map(drop)).unwrap();
+    let Err(filament::RunError::Deadlock(report)) = rt.run() else { panic!("expected a deadlock") };
+    let text = report.to_string();
+    assert!(text.contains("\"holder\" on recv on channel 0x") && text.contains("\"inbox\""), "{text}");
+    assert!(text.contains("\"blocked\" on mutex 0x") && text.contains("\"gate\""), "{text}");
+    assert_eq!(report.fibers()[1].object, "gate");
+}

@@ -103,6 +103,19 @@ impl Drop for Arrival<'_> {
 }
 
 impl Barrier {
+    /// Names it: the name appears in deadlock reports
+    /// ([`BlockedFiber::object`](crate::BlockedFiber::object)), in
+    /// [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in) and in the
+    /// runtime's `Debug` table. `const`, so it chains onto `new` in a `static`:
+    ///
+    /// ```
+    /// static MEET: filament::sync::Barrier = filament::sync::Barrier::new(3).named("meet");
+    /// ```
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.waiters.name = name;
+        self
+    }
+
     /// A barrier for `parties` fibers (0 behaves like 1). `const`, for `static`s.
     pub const fn new(parties: usize) -> Self {
         Barrier {

@@ -101,6 +101,20 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         }
     }
 
+    /// Names it: the name appears in deadlock reports
+    /// ([`BlockedFiber::object`](crate::BlockedFiber::object)), in
+    /// [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in) and in the
+    /// runtime's `Debug` table. `const`, so it chains onto `new` in a `static`:
+    ///
+    /// ```
+    /// static JOBS: filament::sync::Channel<u32, 4> = filament::sync::Channel::new().named("jobs");
+    /// ```
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.receivers.queue.name = name;
+        self.senders.queue.name = name;
+        self
+    }
+
     /// The capacity, `CAP`.
     pub const fn capacity(&self) -> usize {
         CAP

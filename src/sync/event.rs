@@ -58,6 +58,19 @@ unsafe impl Sync for Event {}
 unsafe impl Send for Event {}
 
 impl Event {
+    /// Names it: the name appears in deadlock reports
+    /// ([`BlockedFiber::object`](crate::BlockedFiber::object)), in
+    /// [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in) and in the
+    /// runtime's `Debug` table. `const`, so it chains onto `new` in a `static`:
+    ///
+    /// ```
+    /// static READY: filament::sync::Event = filament::sync::Event::new().named("ready");
+    /// ```
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.waiters.name = name;
+        self
+    }
+
     /// An unset event. `const`, for `static`s.
     pub const fn new() -> Self {
         Event { waiters: WaitQueue::new(), owner: Binding::new(), set: Cell::new(false) }

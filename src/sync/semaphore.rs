@@ -75,6 +75,19 @@ impl Semaphore {
         Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits) }
     }
 
+    /// Names it: the name appears in deadlock reports
+    /// ([`BlockedFiber::object`](crate::BlockedFiber::object)), in
+    /// [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in) and in the
+    /// runtime's `Debug` table. `const`, so it chains onto `new` in a `static`:
+    ///
+    /// ```
+    /// static SLOTS: filament::sync::Semaphore = filament::sync::Semaphore::new(2).named("slots");
+    /// ```
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.waiters.name = name;
+        self
+    }
+
     /// Takes one permit, blocking the fiber until one is available. Fails only
     /// with [`WaitError::WrongRuntime`].
     pub fn acquire<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WaitError> {

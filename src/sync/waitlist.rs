@@ -31,7 +31,7 @@ pub(crate) struct Node<T> {
 #[repr(C)]
 pub(crate) struct WaitList<T> {
     /// First field: its address is the list's address (deadlock reports).
-    queue: WaitQueue,
+    pub(crate) queue: WaitQueue,
     head: Cell<*const Node<T>>,
     tail: Cell<*const Node<T>>,
 }
