@@ -88,3 +88,39 @@ fn parallel_runtimes_get_a_clear_error_not_a_race() {
         w.join().unwrap();
     }
 }
+
+static PRELOADED: Channel<u32, 4> = Channel::new();
+static TOKENS: Semaphore = Semaphore::new(0);
+static GO: filament::sync::Event = filament::sync::Event::new();
+
+/// Setup and queries need no fiber: pre-fill a channel, give permits, set
+/// an event before `run`, read them after; while a runtime uses them the
+/// same calls say `WrongRuntime` and change nothing.
+#[test]
+fn setup_and_queries_need_no_fiber() {
+    PRELOADED.try_send_outside(1).unwrap();
+    PRELOADED.try_send_outside(2).unwrap();
+    TOKENS.release_outside(2).unwrap();
+    GO.store_outside(true).unwrap();
+    assert_eq!(PRELOADED.len_outside(), Ok(2));
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let h = rt
+        .spawn(stack(), |fib| {
+            TOKENS.acquire(fib).unwrap();
+            GO.wait(fib).unwrap();
+            let a = PRELOADED.recv(fib).unwrap();
+            let b = PRELOADED.recv(fib).unwrap();
+            // The run holds them now (its blocking calls bound them): outside
+            // calls are refused and hand the value back.
+            assert!(matches!(PRELOADED.try_send_outside(9), Err(filament::sync::TrySendError::WrongRuntime(9))));
+            assert_eq!(TOKENS.available_outside(), Err(filament::sync::WrongRuntime));
+            a + b
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(h).unwrap(), 3);
+    assert_eq!(TOKENS.available_outside(), Ok(1));
+    assert_eq!(GO.is_set_outside(), Ok(true));
+    PRELOADED.close_outside().unwrap();
+    assert_eq!(PRELOADED.try_recv_outside(), Err(filament::sync::TryRecvError::Closed));
+}

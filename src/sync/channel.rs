@@ -261,6 +261,41 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         }
     }
 
+    /// Like [`try_send`](Self::try_send), from outside any fiber: pre-fills
+    /// the channel before `run` (or between runs). Fails with
+    /// [`TrySendError::WrongRuntime`] while a runtime uses the channel (its
+    /// `run` is on, or a fiber holds a lease), handing the value back.
+    pub fn try_send_outside(&self, value: T) -> Result<(), TrySendError<T>> {
+        let Some(_lease) = self.owner.lease_outside() else { return Err(TrySendError::WrongRuntime(value)) };
+        // SAFETY: the lease makes this the only code touching the channel; a
+        // free channel has no waiters, so `offer` touches no runtime (null).
+        unsafe { self.offer(core::ptr::null_mut(), value) }
+    }
+
+    /// Like [`try_recv`](Self::try_recv), from outside any fiber (between
+    /// runs). `WrongRuntime` while a runtime uses the channel.
+    pub fn try_recv_outside(&self) -> Result<T, TryRecvError> {
+        let Some(_lease) = self.owner.lease_outside() else { return Err(TryRecvError::WrongRuntime) };
+        // SAFETY: as in `try_send_outside`.
+        unsafe { self.take(core::ptr::null_mut()) }
+    }
+
+    /// Values queued now, from outside any fiber; `WrongRuntime` while a
+    /// runtime uses the channel.
+    pub fn len_outside(&self) -> Result<usize, WrongRuntime> {
+        let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        // SAFETY: the lease makes this the only code touching the buffer.
+        Ok(unsafe { (*self.buf.get()).len() })
+    }
+
+    /// Like [`close`](Self::close), from outside any fiber (nobody can be
+    /// waiting then); `WrongRuntime` while a runtime uses the channel.
+    pub fn close_outside(&self) -> Result<(), WrongRuntime> {
+        let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        self.closed.set(true);
+        Ok(())
+    }
+
     /// Non-blocking send: to the first waiting receiver, else into the buffer.
     ///
     /// # Safety

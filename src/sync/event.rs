@@ -76,6 +76,22 @@ impl Event {
         Event { waiters: WaitQueue::new(), owner: Binding::new(), set: Cell::new(false) }
     }
 
+    /// Sets or resets the event from outside any fiber (before `run`, or
+    /// between runs; nobody waits then). `WrongRuntime` while a runtime uses
+    /// the event.
+    pub fn store_outside(&self, set: bool) -> Result<(), WrongRuntime> {
+        let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        self.set.set(set);
+        Ok(())
+    }
+
+    /// Whether the event is set, from outside any fiber; `WrongRuntime`
+    /// while a runtime uses the event.
+    pub fn is_set_outside(&self) -> Result<bool, WrongRuntime> {
+        let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        Ok(self.set.get())
+    }
+
     /// Sets the event and wakes every waiter. Setting a set event does nothing.
     pub fn set(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
         let (core, _lease) = self.owner.lease(fib)?;

@@ -292,6 +292,29 @@ impl Binding {
     }
 }
 
+/// The owner value of a primitive leased by code outside any fiber (no
+/// runtime serial is 0).
+const OUTSIDE: u64 = LEASED;
+
+impl Binding {
+    /// Leases a free primitive to the caller, outside any fiber (setup before
+    /// `run`, queries between runs), for as long as the returned value lives.
+    /// `None` while a runtime holds it. A free primitive has no waiters (only
+    /// a run binding can have them, and it is released with none left).
+    pub(crate) fn lease_outside(&self) -> Option<OutsideLease<'_>> {
+        self.owner.compare_exchange(0, OUTSIDE, Ordering::AcqRel, Ordering::Acquire).ok().map(|_| OutsideLease(self))
+    }
+}
+
+/// A primitive leased outside any fiber (see [`Binding::lease_outside`]).
+pub(crate) struct OutsideLease<'a>(&'a Binding);
+
+impl Drop for OutsideLease<'_> {
+    fn drop(&mut self) {
+        self.0.owner.store(0, Ordering::Release);
+    }
+}
+
 /// A lease on a primitive (see [`Binding`]); the last one frees it.
 pub(crate) struct Lease<'a> {
     binding: &'a Binding,

@@ -156,6 +156,26 @@ impl Semaphore {
         Ok(())
     }
 
+    /// Like [`release`](Self::release), from outside any fiber: gives
+    /// permits before `run` (or between runs; nobody waits then).
+    /// `WrongRuntime` while a runtime uses the semaphore.
+    ///
+    /// # Panics
+    /// If the permit count would overflow `usize`.
+    pub fn release_outside(&self, n: usize) -> Result<(), WrongRuntime> {
+        let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        let total = self.permits.get().checked_add(n).expect("semaphore permit count overflow");
+        self.permits.set(total);
+        Ok(())
+    }
+
+    /// Permits available now, from outside any fiber; `WrongRuntime` while a
+    /// runtime uses the semaphore.
+    pub fn available_outside(&self) -> Result<usize, WrongRuntime> {
+        let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        Ok(self.permits.get())
+    }
+
     /// Permits available now (0 while fibers wait).
     pub fn available(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
         let _lease = self.owner.lease(fib)?;
