@@ -372,7 +372,9 @@ impl<'s, const N: usize> Runtime<'s, N> {
             let idle: *mut (dyn crate::Idle + '_) = idle;
             (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
             time::start_clock(core);
-            (*core).stop_at = limit.map(|t| (*core).now.saturating_add(t));
+            // Counted from the clock's first reading (start_clock moved the
+            // runtime's time to it); a limit past `Ticks::MAX` is no limit.
+            (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
             let result = run_loop(core);
             (*core).stop_at = None;
             (*core).clock = None;
@@ -380,6 +382,11 @@ impl<'s, const N: usize> Runtime<'s, N> {
             // Every fiber finished (or the runtime is poisoned, which keeps
             // them): the primitives this run bound are free for the next user.
             crate::sync::release_bindings(core);
+            // Interrupt signals likewise (nobody waits in them now; their
+            // counts stay on the signals, so no notification is lost).
+            if !(*core).poisoned {
+                crate::irq::unregister_all(core);
+            }
             result
         }
     }

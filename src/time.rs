@@ -35,13 +35,19 @@ impl TimerEntry {
 /// What `run` does when no fiber is ready but some sleep or wait for an
 /// interrupt: wait for time to pass and return the new tick count.
 ///
-/// A hook's clock may start anywhere: the first reading in each `run` call
-/// ([`now`](Idle::now), or the first `idle` answer) fixes where its time line
-/// meets the runtime's. A clock behind the runtime's time (a fresh
+/// A hook with a clock of its own ([`now`](Idle::now) returns `Some`) may
+/// start it anywhere: its first reading in each `run` call fixes where its
+/// time line meets the runtime's. A clock behind the runtime's time (a fresh
 /// [`HostClock`](crate::host::HostClock) on a runtime that already ran)
 /// continues from the runtime's time; a clock at or ahead of it (an absolute
-/// tick counter) is taken as it is. `idle` receives `now` and
-/// `next_deadline` on the hook's own time line.
+/// tick counter) is taken as it is, and the runtime's time moves to it. Such
+/// a hook's `idle` receives `now` and `next_deadline` on its own time line. A
+/// hook without `now` works on the runtime's time line: `idle` gets the
+/// runtime's time and must answer a time at or after it (a smaller answer
+/// does not move time back: sleeps would wait).
+///
+/// A panic in a hook stops the program (it would unwind through the
+/// scheduler in the middle of a switch).
 ///
 /// On bare metal: enable interrupts and `hlt`, then return the tick counter
 /// your timer interrupt maintains. Under `std`: [`HostClock`](crate::host::HostClock)
@@ -343,11 +349,11 @@ pub(crate) unsafe fn idle(core: *mut Core, next: Option<Ticks>) -> Ticks {
     // SAFETY: per the contract; `run` installed the hook.
     unsafe {
         let hook = (*core).clock.expect("run installs the idle hook");
-        let off = if (*core).clock_synced { (*core).clock_offset } else { 0 };
+        let off = (*core).clock_offset;
         let now = (*core).now.saturating_sub(off);
         let next = next.map(|d| if d == Ticks::MAX { d } else { d.saturating_sub(off) });
         let raw = raw::no_unwind("the Idle hook", || (*hook).idle(now, next));
-        clock_time(core, raw)
+        raw.saturating_add(off)
     }
 }
 
@@ -356,9 +362,11 @@ pub(crate) unsafe fn idle(core: *mut Core, next: Option<Ticks>) -> Ticks {
 /// The runtime's time never goes backwards, but a clock may start anywhere:
 /// a fresh `HostClock` counts from 0, while the runtime may have reached a
 /// day of ticks in earlier runs. Read as it is, such a clock would stall
-/// every sleep until it caught up. So the first reading of each `run` call
-/// fixes an offset: a clock behind the runtime's time continues from it; a
-/// clock at or ahead of it (an absolute tick counter) is taken as it is.
+/// every sleep until it caught up. So the first [`Idle::now`] reading of each
+/// `run` call fixes an offset: a clock behind the runtime's time continues
+/// from it; a clock at or ahead of it (an absolute tick counter) is taken as
+/// it is. A hook without `now` has offset 0: it works on the runtime's time
+/// line (it is given the runtime's time and its answer is taken as such).
 ///
 /// # Safety
 /// Exclusive access to `core`.
@@ -373,8 +381,8 @@ unsafe fn clock_time(core: *mut Core, raw: Ticks) -> Ticks {
     }
 }
 
-/// Starts a `run` call's clock: its first reading (now, if it has a clock
-/// that runs on its own, else the idle hook's first answer) fixes its offset.
+/// Starts a `run` call's clock: its first [`Idle::now`] reading fixes its
+/// offset (see [`clock_time`]); without one the offset is 0.
 ///
 /// # Safety
 /// Exclusive access to `core`; `run` just installed the hook.
@@ -383,7 +391,13 @@ pub(crate) unsafe fn start_clock(core: *mut Core) {
     unsafe {
         (*core).clock_synced = false;
         (*core).clock_offset = 0;
-        let _ = clock_now(core);
+        match clock_now(core) {
+            // A clock ahead of the runtime's time: the runtime's time moves
+            // to it now (a limit or a timeout counts from the clock's time).
+            Some(now) => advance(core, now),
+            // No clock of its own: the hook works on the runtime's time line.
+            None => (*core).clock_synced = true,
+        }
     }
 }
 

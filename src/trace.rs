@@ -11,6 +11,9 @@ use crate::fiber::{FiberId, WaitReason};
 use crate::time::Ticks;
 
 /// Receives scheduler events. Every method has an empty default.
+///
+/// The hooks run inside the scheduler, in the middle of a switch: a panic in
+/// one stops the program.
 pub trait Trace {
     /// A fiber was spawned.
     fn spawn(&self, _id: FiberId, _name: &'static str) {}

@@ -184,3 +184,47 @@ fn named_primitives_show_in_reports() {
     assert!(text.contains("\"blocked\" on mutex 0x") && text.contains("\"gate\""), "{text}");
     assert_eq!(report.fibers()[1].object, "gate");
 }
+
+static LATE: IrqSignal = IrqSignal::new();
+
+/// Review round 2: `run_for` with a limit that saturates to `Ticks::MAX`
+/// ("never") timed out at once and left the runtime's clock at `u64::MAX`.
+#[test]
+fn run_for_with_an_unreachable_limit_is_no_limit() {
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let h = rt.spawn(stack(), |fib| LATE.wait(fib)).unwrap();
+    let notifier = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        LATE.notify_from_isr();
+    });
+    rt.run_for(&mut filament::NoIdle, Ticks::MAX).unwrap();
+    notifier.join().unwrap();
+    assert_eq!(rt.take(h).unwrap(), Ok(1));
+    let h = rt.spawn(stack(), |fib| fib.now()).unwrap();
+    rt.run().unwrap();
+    assert!(rt.take(h).unwrap() < 1_000_000, "the runtime's clock jumped to the limit");
+}
+
+/// A clock ahead of the runtime.
+struct AheadClock(Ticks);
+
+impl filament::Idle for AheadClock {
+    fn idle(&mut self, _now: Ticks, next: Option<Ticks>) -> Ticks {
+        self.0 = next.unwrap_or(self.0).max(self.0);
+        self.0
+    }
+    fn now(&mut self) -> Option<Ticks> {
+        Some(self.0)
+    }
+}
+
+/// Review round 2: `run_for` measured its limit from the runtime's stale
+/// time, not the clock's first reading: a clock already at 1500 and a limit
+/// of 1000 timed out a 50-tick sleep at once.
+#[test]
+fn run_for_counts_from_the_clocks_first_reading() {
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let h = rt.spawn_named("sleeper", stack(), |fib| fib.sleep(50)).unwrap();
+    rt.run_for(&mut AheadClock(1500), 1000).unwrap();
+    rt.take(h).unwrap();
+}

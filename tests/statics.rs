@@ -124,3 +124,53 @@ fn setup_and_queries_need_no_fiber() {
     PRELOADED.close_outside().unwrap();
     assert_eq!(PRELOADED.try_recv_outside(), Err(filament::sync::TryRecvError::Closed));
 }
+
+static MONITORED: Channel<u32, 4> = Channel::new();
+
+/// Review round 2: a query from outside any fiber (a monitor thread calling
+/// `len_outside`) briefly leases the channel; a fiber's blocking call that
+/// met that lease failed with `WrongRuntime` although no other runtime used
+/// the channel. It now waits the momentary lease out.
+#[test]
+fn outside_queries_never_make_fiber_calls_fail() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let monitor = std::thread::spawn(move || {
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = MONITORED.len_outside();
+        }
+    });
+    for round in 0..200 {
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let consumer = rt
+            .spawn(stack(), |fib| (0..50).try_for_each(|_| MONITORED.recv(fib).map(drop).map_err(|e| e.to_string())))
+            .unwrap();
+        let producer = rt
+            .spawn(stack(), |fib| (0..50).try_for_each(|j| MONITORED.send(fib, j).map_err(|e| e.to_string())))
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(consumer).unwrap(), Ok(()), "round {round}");
+        assert_eq!(rt.take(producer).unwrap(), Ok(()), "round {round}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    monitor.join().unwrap();
+}
+
+static SHARED_SIGNAL: filament::IrqSignal = filament::IrqSignal::new();
+
+/// An `IrqSignal` serves one runtime after another too (it stayed registered
+/// with its first runtime until that runtime was dropped).
+#[test]
+fn a_static_signal_serves_runtimes_one_after_another() {
+    static FIRST: Runtime<'static, 1> = Runtime::new();
+    SHARED_SIGNAL.notify_from_isr();
+    let h = FIRST.spawn(stack(), |fib| SHARED_SIGNAL.wait(fib)).unwrap();
+    FIRST.run().unwrap();
+    assert_eq!(FIRST.take(h).unwrap(), Ok(1));
+    // FIRST lives on (a static); a second runtime uses the signal.
+    let second = Box::new(Runtime::<'static, 1>::new());
+    SHARED_SIGNAL.notify_from_isr();
+    let h = second.spawn(stack(), |fib| SHARED_SIGNAL.wait(fib)).unwrap();
+    second.run().unwrap();
+    assert_eq!(second.take(h).unwrap(), Ok(1));
+}

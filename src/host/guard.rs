@@ -19,7 +19,8 @@
 //! allocation: the handler may run at any point of any thread). A stack that
 //! finds the table full (more than [`SLOTS`] live host stacks) is simply not
 //! named in reports. `run` gives a thread without an alternate signal stack
-//! one, so the handler can run although the fault is on the fiber's stack.
+//! one (freed when the thread exits), so the handler can run although the
+//! fault is on the fiber's stack.
 
 use core::mem::MaybeUninit;
 use core::ptr;
@@ -75,8 +76,11 @@ pub(crate) fn register(guard: *mut u8, size: usize) -> u32 {
 /// Records which fiber runs on the registered stack `entry`.
 pub(crate) fn note_fiber(entry: u32, index: u32, generation: u32, name: &'static str) {
     if let Some(e) = TABLE.get(entry as usize) {
-        e.name_ptr.store(name.as_ptr() as usize, Ordering::Relaxed);
-        e.name_len.store(name.len(), Ordering::Relaxed);
+        // Invalidate first, so a reader never pairs the new name with the
+        // old fiber (see `report`).
+        e.fiber.store(u64::MAX, Ordering::Release);
+        e.name_ptr.store(name.as_ptr() as usize, Ordering::Release);
+        e.name_len.store(name.len(), Ordering::Release);
         e.fiber.store(u64::from(index) << 32 | u64::from(generation), Ordering::Release);
     }
 }
@@ -119,8 +123,27 @@ fn install_handler() {
 /// fault handler can run when a fiber's stack is the one that overflowed.
 /// The stack is leaked with the thread (one per thread, ever).
 pub(crate) fn ensure_altstack() {
+    /// The alternate stack this thread got from us: disabled and unmapped
+    /// when the thread exits (no leak per thread).
+    struct AltStack(*mut libc::c_void);
+    impl Drop for AltStack {
+        fn drop(&mut self) {
+            if self.0.is_null() {
+                return;
+            }
+            // SAFETY: disabling this thread's alternate stack, then unmapping
+            // the mapping we made for it (no handler runs on it any more).
+            unsafe {
+                let off = libc::stack_t { ss_sp: ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+                libc::sigaltstack(&off, ptr::null_mut());
+                libc::munmap(self.0, ALTSTACK_SIZE);
+            }
+        }
+    }
+    const ALTSTACK_SIZE: usize = 64 * 1024;
     std::thread_local! {
         static DONE: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+        static MINE: core::cell::RefCell<AltStack> = const { core::cell::RefCell::new(AltStack(ptr::null_mut())) };
     }
     if DONE.with(|d| d.replace(true)) {
         return;
@@ -132,7 +155,7 @@ pub(crate) fn ensure_altstack() {
         if libc::sigaltstack(ptr::null(), &mut old) != 0 || old.ss_flags & libc::SS_DISABLE == 0 {
             return; // has one (std's threads do)
         }
-        let size = 64 * 1024;
+        let size = ALTSTACK_SIZE;
         let mem = libc::mmap(
             ptr::null_mut(),
             size,
@@ -145,7 +168,11 @@ pub(crate) fn ensure_altstack() {
             return;
         }
         let new = libc::stack_t { ss_sp: mem, ss_flags: 0, ss_size: size };
-        libc::sigaltstack(&new, ptr::null_mut());
+        if libc::sigaltstack(&new, ptr::null_mut()) == 0 {
+            let _ = MINE.try_with(|m| m.borrow_mut().0 = mem);
+        } else {
+            libc::munmap(mem, size);
+        }
     }
 }
 
@@ -190,8 +217,14 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
 fn report(e: &Entry) {
     let size = e.size.load(Ordering::Relaxed);
     let fiber = e.fiber.load(Ordering::Acquire);
-    let (ptr, len) = (e.name_ptr.load(Ordering::Relaxed), e.name_len.load(Ordering::Relaxed));
-    // SAFETY: name parts were stored from a `&'static str`.
+    let (ptr, len) = (e.name_ptr.load(Ordering::Acquire), e.name_len.load(Ordering::Acquire));
+    // The entry may be reused by another thread while we read it (a stack
+    // unmapped and another registered): only a name read between two equal
+    // fiber values belongs together.
+    let fiber_again = e.fiber.load(Ordering::Acquire);
+    let len = if fiber_again == fiber { len } else { 0 };
+    // SAFETY: name parts were stored from a `&'static str` (checked above to
+    // belong to one registration).
     let name = if len == 0 {
         ""
     } else {

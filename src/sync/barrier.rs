@@ -46,7 +46,7 @@ use crate::wait::WaitQueue;
 /// longer counts towards the current generation. A fiber whose deadline passed
 /// just as the generation completed (counting it) returns `Ok` as a follower.
 ///
-/// Binds to the first runtime that uses it (see [`sync`](crate::sync)). In a
+/// Belongs to one runtime at a time (see [`sync`](crate::sync)). In a
 /// deadlock report a waiter shows as
 /// [`WaitReason::Barrier`](crate::WaitReason::Barrier) with this barrier's
 /// address.

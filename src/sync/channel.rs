@@ -61,7 +61,7 @@ use crate::time::Ticks;
 ///   [`SendError::Closed`] with their value back.
 /// * **Nothing lost, nothing duplicated**: every error that refuses a value
 ///   returns it; dropping the channel drops the values still queued, once.
-/// * Binds to the first runtime that uses it (see [`sync`](crate::sync)).
+/// * Belongs to one runtime at a time (see [`sync`](crate::sync)).
 ///
 /// In a deadlock report a blocked receiver shows as
 /// [`WaitReason::Recv`](crate::WaitReason::Recv) with the channel's address, a

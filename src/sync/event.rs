@@ -39,7 +39,7 @@ use crate::wait::WaitQueue;
 /// [`reset`](Self::reset) clears it. A fiber woken by `set` returns `Ok` even if
 /// the event was reset again before it ran. Starts unset.
 ///
-/// Binds to the first runtime that uses it (see [`sync`](crate::sync)). In a
+/// Belongs to one runtime at a time (see [`sync`](crate::sync)). In a
 /// deadlock report a waiter shows as [`WaitReason::Event`](crate::WaitReason::Event)
 /// with this event's address.
 #[repr(C)]

@@ -246,7 +246,7 @@ impl Binding {
         let core = fib.core_ptr();
         // SAFETY: the fiber's core is live while the fiber runs.
         let me = unsafe { (*core).serial };
-        let owner = self.owner.load(Ordering::Acquire);
+        let owner = self.owner_past_outside();
         if owner == me {
             return Ok(core);
         }
@@ -254,9 +254,10 @@ impl Binding {
             return Err(WrongRuntime);
         }
         if self.owner.compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            // Only another runtime can have changed a free binding meanwhile
-            // (a lease by us cannot: we are running).
-            return Err(WrongRuntime);
+            // Another runtime took the free binding meanwhile (a lease by us
+            // cannot change: we are running), or code outside any fiber leased
+            // it for a moment: look again.
+            return self.bind(fib);
         }
         self.leases.set(0);
         // SAFETY: we own the binding now and run inside our runtime, the only
@@ -276,19 +277,40 @@ impl Binding {
         let core = fib.core_ptr();
         // SAFETY: the fiber's core is live while the fiber runs.
         let me = unsafe { (*core).serial };
-        let owner = self.owner.load(Ordering::Acquire);
-        if owner == me {
-            return Ok((core, Lease { binding: self, me: 0 }));
+        loop {
+            let owner = self.owner_past_outside();
+            if owner == me {
+                return Ok((core, Lease { binding: self, me: 0 }));
+            }
+            if owner == me | LEASED {
+                self.leases.set(self.leases.get() + 1);
+                return Ok((core, Lease { binding: self, me }));
+            }
+            if owner != 0 {
+                return Err(WrongRuntime);
+            }
+            if self.owner.compare_exchange(0, me | LEASED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                self.leases.set(1);
+                return Ok((core, Lease { binding: self, me }));
+            }
+            // Taken meanwhile (by another runtime, or for a moment by code
+            // outside any fiber): look again.
         }
-        if owner == me | LEASED {
-            self.leases.set(self.leases.get() + 1);
-            return Ok((core, Lease { binding: self, me }));
+    }
+
+    /// The owner, once no code outside any fiber holds the primitive: such a
+    /// lease lasts one short non-blocking call (no user code, no switch), so
+    /// a fiber waits it out rather than fail with `WrongRuntime` although no
+    /// other runtime uses the primitive.
+    #[inline]
+    fn owner_past_outside(&self) -> u64 {
+        loop {
+            let owner = self.owner.load(Ordering::Acquire);
+            if owner != OUTSIDE {
+                return owner;
+            }
+            core::hint::spin_loop();
         }
-        if owner == 0 && self.owner.compare_exchange(0, me | LEASED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            self.leases.set(1);
-            return Ok((core, Lease { binding: self, me }));
-        }
-        Err(WrongRuntime)
     }
 }
 

@@ -49,7 +49,7 @@ use crate::wait::WaitQueue;
 ///   dropped by the fiber that locked.
 /// * Not re-entrant: locking again from the fiber that holds the lock blocks
 ///   it for good (reported as a deadlock if nothing else can run).
-/// * Binds to the first runtime that uses it (see [`sync`](crate::sync)).
+/// * Belongs to one runtime at a time (see [`sync`](crate::sync)).
 ///
 /// In a deadlock report a waiter shows as
 /// [`WaitReason::Mutex`](crate::WaitReason::Mutex) with this mutex's address.

@@ -48,7 +48,7 @@ use crate::wait::WaitQueue;
 ///   waited longest; while fibers wait the count stays 0, so
 ///   [`try_acquire`](Self::try_acquire) cannot take a permit ahead of them.
 /// * Any fiber may release (permits are not tied to who acquired them).
-/// * Binds to the first runtime that uses it (see [`sync`](crate::sync)).
+/// * Belongs to one runtime at a time (see [`sync`](crate::sync)).
 ///
 /// In a deadlock report a waiter shows as
 /// [`WaitReason::Semaphore`](crate::WaitReason::Semaphore) with this
