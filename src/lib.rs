@@ -93,6 +93,7 @@
 //!   built without SSE and x87); `Fiber::set_fp_control` does not exist.
 
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -121,6 +122,7 @@ mod policy;
 pub mod sync;
 
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod host;
 
 pub use arch::FpControl;
@@ -130,6 +132,7 @@ pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError,
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use irq::{IrqError, IrqSignal};
 #[cfg(feature = "explore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;
 pub use runtime::{Fiber, FiberInfo, JoinHandle, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
