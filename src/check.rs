@@ -432,7 +432,7 @@ fn expected_slow(c: &Core) -> usize {
     slow
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     //! The checker must be able to fail: each test corrupts one piece of a
     //! live runtime's state, sees an error, restores the piece and sees `Ok`

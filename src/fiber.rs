@@ -277,6 +277,8 @@ pub(crate) unsafe fn drop_payload<C, O>(p: *mut u8, outcome: bool) {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     #[test]
     fn control_block_sizes() {
         let slot = core::mem::size_of::<super::Slot>();

@@ -103,6 +103,7 @@
 //!   `mem`); refused together with `std`. See [`guide`] for when it is needed.
 
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -140,6 +141,7 @@ pub mod guide;
 pub mod mem;
 
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod host;
 
 pub use arch::FpControl;
@@ -150,6 +152,7 @@ pub use fiber::{FiberId, FiberState, WaitReason};
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 #[cfg(feature = "explore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;
 pub use runtime::{Fiber, FiberInfo, JoinHandle, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};

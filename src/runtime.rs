@@ -426,6 +426,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// Installs a tracer called at every scheduler event (feature `trace`).
     /// Returns `false` if the runtime is busy.
     #[cfg(feature = "trace")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
     pub fn set_tracer(&self, tracer: &'s (dyn crate::Trace + Sync)) -> bool {
         let Some(_guard) = self.try_lock(BUSY) else { return false };
         let core = self.core();
@@ -443,6 +444,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// (feature `explore`; see [`host::explore`](crate::host::explore)).
     /// `None` restores strict FIFO. Returns `false` if the runtime is busy.
     #[cfg(feature = "explore")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
     pub fn set_policy(&self, policy: Option<std::boxed::Box<dyn crate::SchedulePolicy + Send>>) -> bool {
         let Some(_guard) = self.try_lock(BUSY) else { return false };
         let core = self.core();
@@ -655,6 +657,7 @@ impl<'s> Fiber<'s> {
     /// assert_eq!(FpControl::current(), FpControl::DEFAULT); // the host kept its own
     /// ```
     #[cfg(not(feature = "no-fp-control"))]
+    #[cfg_attr(docsrs, doc(cfg(not(feature = "no-fp-control"))))]
     pub unsafe fn set_fp_control(&self, fp: crate::FpControl) {
         #[cfg(not(feature = "fp-control-always"))]
         // SAFETY: we are the running fiber; nobody else touches the core now.

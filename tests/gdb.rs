@@ -55,6 +55,7 @@ fn build_debuggee(release: bool) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(root()).args(["build", "--example", "gdb_target"]).arg("--target-dir").arg(&target_dir);
+        cmd.args(["--features", "std"]); // the example's `required-features`
         if release {
             cmd.arg("--release");
         }

@@ -5,9 +5,11 @@
 mod child;
 mod clock;
 #[cfg(feature = "explore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub mod explore;
 pub(crate) mod guard;
 #[cfg(feature = "trace")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub mod trace;
 
 pub use child::{ChildOutput, run_in_child};
@@ -152,6 +154,7 @@ pub(crate) fn unmap(base: *mut u8, len: usize) {
     debug_assert_eq!(rc, 0);
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl Stack<'static> {
     /// Maps a host stack of at least `size` bytes (rounded up to pages) with a
     /// `PROT_NONE` guard page below it: an overflow faults at once (SIGSEGV)
