@@ -12,7 +12,7 @@
 //! Time is real: `run_with_idle(HostClock)` parks the thread until the next
 //! deadline, so one tick is one wall-clock millisecond.
 //!
-//! Run with `cargo run --example pipeline`.
+//! Run with `cargo run --example pipeline --features std`.
 
 use std::time::Instant;
 

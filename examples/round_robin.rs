@@ -1,6 +1,6 @@
 //! Three fibers that print and yield, showing the round-robin interleaving.
 //!
-//! Run with `cargo run --example round_robin --features std`.
+//! Run with `cargo run --example round_robin`.
 
 use filament::{Runtime, StaticStack};
 

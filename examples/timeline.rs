@@ -16,7 +16,7 @@
 //! as the first argument, default `target/timeline/`:
 //!
 //! ```text
-//! cargo run --example timeline -- target/timeline
+//! cargo run --example timeline --features std,trace -- target/timeline
 //! ```
 
 use std::hint::black_box;

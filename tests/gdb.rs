@@ -360,6 +360,7 @@ fn gdb_backtrace_inside_fiber_exit() {
 /// (otherwise it does nothing). One fiber on a painted 1 GiB `Stack::host`
 /// (`MAP_NORESERVE`: only what the paint touches is ever backed) stops at
 /// [`filament_gdb_big_stack_marker`].
+#[cfg(feature = "std")]
 #[test]
 fn big_stack_debuggee() {
     if std::env::var("FILAMENT_GDB_DEBUGGEE").as_deref() != Ok("big-stack") {
@@ -375,6 +376,7 @@ fn big_stack_debuggee() {
 /// The runtime of [`big_stack_debuggee`]: a named static, so gdb finds it in
 /// optimised builds too (the frames of the marker's callers are optimised out
 /// in release).
+#[cfg(feature = "std")]
 static BIG_RT: filament::Runtime<'static, 2> = filament::Runtime::new();
 
 /// The breakpoint target of [`big_stack_debuggee`].
@@ -390,6 +392,7 @@ pub extern "C" fn filament_gdb_big_stack_marker(step: u64) -> u64 {
 /// stops at the first word that is not paint. Checked by the number of reads
 /// the helpers count, under a 60 s watchdog and a 4 GiB address-space limit
 /// (a guard for the machine, far above what the scan needs).
+#[cfg(feature = "std")]
 #[test]
 fn gdb_info_fibers_is_fast_on_a_1_gib_stack() {
     if !gdb_available() {
