@@ -31,6 +31,9 @@ pub enum SpawnErrorKind {
     Busy,
     /// A deadlock left fibers that can never run; the runtime takes no new work.
     Poisoned,
+    /// `spawn_local` from a thread other than the one the runtime's local
+    /// fibers belong to.
+    WrongThread,
 }
 
 impl fmt::Display for SpawnErrorKind {
@@ -46,6 +49,7 @@ impl fmt::Display for SpawnErrorKind {
             }
             SpawnErrorKind::Busy => f.write_str("runtime busy (running on another context)"),
             SpawnErrorKind::Poisoned => f.write_str("runtime poisoned by a deadlock"),
+            SpawnErrorKind::WrongThread => f.write_str("the runtime's local fibers belong to another thread"),
         }
     }
 }
@@ -303,6 +307,9 @@ pub enum RunError {
     /// fibers still waiting: the report names them (they were cancelled under
     /// `std`, parked without it, as after a deadlock).
     TimedOut(DeadlockReport),
+    /// The runtime holds `spawn_local` fibers (or their results), which
+    /// belong to another thread: only that thread may run it.
+    WrongThread,
     /// `run` was called while the calling thread unwinds (from a destructor
     /// during a panic): fibers could not switch without observing that panic
     /// (std only).
@@ -321,6 +328,7 @@ impl fmt::Display for RunError {
             RunError::Busy => f.write_str("runtime already running"),
             RunError::Poisoned => f.write_str("runtime poisoned by an earlier deadlock"),
             RunError::Unwinding => f.write_str("cannot run fibers while the calling thread unwinds"),
+            RunError::WrongThread => f.write_str("the runtime's local fibers belong to another thread"),
         }
     }
 }

@@ -200,6 +200,9 @@ pub(crate) struct Slot {
     pub cancelled: bool,
     /// The fiber has its own FP control state (`Fiber::set_fp_control`).
     pub fp: bool,
+    /// Spawned with `spawn_local`: its closure, frames and outcome belong to
+    /// the runtime's local thread until the slot is freed.
+    pub local: bool,
     /// Position in the timer heap, `u32::MAX` when it has no deadline.
     pub timer_pos: u32,
 }
@@ -221,6 +224,7 @@ impl Slot {
         wait_kind: WaitKind::None,
         cancelled: false,
         fp: false,
+        local: false,
         timer_pos: u32::MAX,
     };
 }

@@ -73,6 +73,11 @@ pub(crate) struct Core {
     pub poisoned: bool,
     /// Fibers parked for good by deadlocks (`WaitKind::Parked`).
     pub parked: usize,
+    /// Slots held by `spawn_local` fibers (until freed).
+    pub local_fibers: usize,
+    /// The thread those fibers belong to, while there are any.
+    #[cfg(feature = "std")]
+    pub local_thread: Option<std::thread::ThreadId>,
     /// `run` is on the host's stack right now.
     pub in_run: bool,
     /// The runtime's clock, in ticks.
@@ -152,6 +157,9 @@ impl Core {
             unfinished: 0,
             poisoned: false,
             parked: 0,
+            local_fibers: 0,
+            #[cfg(feature = "std")]
+            local_thread: None,
             in_run: false,
             now: 0,
             timers: ptr::null_mut(),
@@ -852,6 +860,14 @@ unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
         (*core).retired_runs += (*s).runs;
         (*s).started = false;
         (*s).cancelled = false;
+        if (*s).local {
+            (*s).local = false;
+            (*core).local_fibers -= 1;
+            #[cfg(feature = "std")]
+            if (*core).local_fibers == 0 {
+                (*core).local_thread = None;
+            }
+        }
         (*s).wait_kind = WaitKind::None;
         (*s).wait_obj = 0;
         (*s).fp = false;

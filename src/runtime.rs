@@ -295,7 +295,60 @@ impl<'s, const N: usize> Runtime<'s, N> {
         };
         let core = self.core();
         // SAFETY: we hold the lock and are not on any fiber's stack.
-        unsafe { spawn_raw(core, stack, name, detached, f) }
+        unsafe { spawn_raw(core, stack, name, detached, false, f) }
+    }
+
+    /// Like [`spawn`](Self::spawn) for closures and results that are not
+    /// `Send` (`Rc`, `RefCell`, `Cell` shared between fibers): the fiber
+    /// belongs to the calling thread (feature `std`).
+    ///
+    /// Until its slot is freed (its result taken, or it finished detached),
+    /// only this thread may [`run`](Self::run) the runtime (others get
+    /// [`RunError::WrongThread`]) or spawn more local fibers; the returned
+    /// handle is `!Send` when `T` is. A runtime dropped on another thread
+    /// leaks what local fibers left (closures, results) instead of dropping
+    /// it on the wrong thread.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use filament::{Runtime, Stack};
+    ///
+    /// let rt = Runtime::<'static, 2>::new();
+    /// let log = Rc::new(RefCell::new(Vec::new()));
+    /// for tag in ["a", "b"] {
+    ///     let log = log.clone();
+    ///     let h = rt.spawn_local(Stack::host(64 * 1024).unwrap(), move |fib| {
+    ///         log.borrow_mut().push(tag);
+    ///         fib.yield_now();
+    ///         log.borrow_mut().push(tag);
+    ///     });
+    ///     rt.detach(h.unwrap()).unwrap();
+    /// }
+    /// rt.run().unwrap();
+    /// assert_eq!(*log.borrow(), ["a", "b", "a", "b"]);
+    /// ```
+    ///
+    /// A plain `spawn` still refuses them:
+    ///
+    /// ```compile_fail
+    /// use std::rc::Rc;
+    /// let rt = filament::Runtime::<'static, 1>::new();
+    /// let shared = Rc::new(1);
+    /// let _ = rt.spawn(filament::Stack::host(65536).unwrap(), move |_| *shared); // error: Rc is not Send
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn spawn_local<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + 's,
+        T: 's,
+    {
+        let Some(_guard) = self.try_lock(BUSY) else {
+            return Err(SpawnError::new(SpawnErrorKind::Busy, stack, f));
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock and are not on any fiber's stack.
+        unsafe { spawn_raw(core, stack, "", false, true, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Runs fibers until every fiber has finished.
@@ -361,6 +414,10 @@ impl<'s, const N: usize> Runtime<'s, N> {
             }
             if raw::unwinding() {
                 return Err(RunError::Unwinding);
+            }
+            #[cfg(feature = "std")]
+            if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+                return Err(RunError::WrongThread);
             }
             // An overflow into a host stack's guard page faults on the fiber's
             // stack: the report handler needs an alternate signal stack.
@@ -516,10 +573,19 @@ impl<const N: usize> Drop for Runtime<'_, N> {
                     "a scoped runtime was dropped with {live_frames} suspended fiber{s} on borrowed stacks"
                 ));
             }
+            // Local fibers' closures and results belong to their thread: on
+            // another one they are leaked, never dropped.
+            #[cfg(feature = "std")]
+            let foreign_locals = (*core).local_thread.is_some_and(|t| t != std::thread::current().id());
+            #[cfg(not(feature = "std"))]
+            let foreign_locals = false;
             // If a destructor below panics, the remaining closures, outcomes
             // and stacks are leaked (never freed under live frames: none exist).
             for i in 0..N {
                 let s = (*core).slots.add(i);
+                if foreign_locals && (*s).local {
+                    continue;
+                }
                 match (*s).state {
                     State::Finished => {
                         let h = (*s).header;
@@ -683,7 +749,20 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: we run inside `run`, which holds the runtime's lock.
-        unsafe { spawn_raw(self.core, stack, "", false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, "", false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+    }
+
+    /// Spawns a fiber whose closure and result need not be `Send`, from
+    /// inside a fiber (feature `std`). See [`Runtime::spawn_local`].
+    #[cfg(feature = "std")]
+    pub fn spawn_local<F, T>(&self, stack: Stack<'s>, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + 's,
+        T: 's,
+    {
+        // SAFETY: we run inside `run`, which holds the runtime's lock, on
+        // the thread running it.
+        unsafe { spawn_raw(self.core, stack, "", false, true, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a named fiber from inside a fiber.
@@ -698,7 +777,7 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, name, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, name, false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a detached fiber from inside a fiber. See [`Runtime::spawn_detached`].
@@ -708,7 +787,7 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, "", true, f) }.map(|(id, _, _)| id)
+        unsafe { spawn_raw(self.core, stack, "", true, false, f) }.map(|(id, _, _)| id)
     }
 
     /// Blocks until the fiber finishes and returns its value (or how it failed).
@@ -1016,16 +1095,24 @@ unsafe fn spawn_raw<'s, F, T>(
     stack: Stack<'s>,
     name: &'static str,
     detached: bool,
+    local: bool,
     f: F,
 ) -> Result<(FiberId, *mut Header, u64), SpawnError<'s, F>>
 where
-    F: FnOnce(&Fiber<'s>) -> T + Send + 's,
-    T: Send + 's,
+    F: FnOnce(&Fiber<'s>) -> T + 's,
+    T: 's,
 {
     // SAFETY: exclusive access to core per the contract.
     unsafe {
         if (*core).poisoned {
             return Err(SpawnError::new(SpawnErrorKind::Poisoned, stack, f));
+        }
+        #[cfg(feature = "std")]
+        if local {
+            let me = std::thread::current().id();
+            if (*core).local_thread.is_some_and(|t| t != me) {
+                return Err(SpawnError::new(SpawnErrorKind::WrongThread, stack, f));
+            }
         }
         if (*core).free.is_null() {
             raw::reclaim_zombies(core);
@@ -1095,6 +1182,14 @@ where
 
         // `started` is already false: a free slot was never run or was retired.
         (*core).free = (*s).next;
+        if local {
+            (*s).local = true;
+            (*core).local_fibers += 1;
+            #[cfg(feature = "std")]
+            {
+                (*core).local_thread = Some(std::thread::current().id());
+            }
+        }
         (*s).sp = sp;
         (*s).lo = base;
         (*s).header = header;

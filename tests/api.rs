@@ -228,3 +228,45 @@ fn run_for_counts_from_the_clocks_first_reading() {
     rt.run_for(&mut AheadClock(1500), 1000).unwrap();
     rt.take(h).unwrap();
 }
+
+/// `spawn_local` runs closures that are not `Send` (here an `Rc<RefCell>`
+/// shared by two fibers); while such a fiber (or its result) exists, the
+/// runtime belongs to the spawning thread: another thread can neither run it
+/// nor spawn local fibers on it, and gets a clear error instead.
+#[test]
+fn local_fibers_share_rc_and_pin_the_runtime_to_their_thread() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let rt: &'static Runtime<'static, 4> = Box::leak(Box::new(Runtime::new()));
+    let shared = Rc::new(RefCell::new(0u32));
+    let (a, b) = (shared.clone(), shared.clone());
+    let ha = rt
+        .spawn_local(stack(), move |fib| {
+            *a.borrow_mut() += 1;
+            fib.yield_now();
+            *a.borrow_mut() += 10;
+            Rc::strong_count(&a) // a non-Send result
+        })
+        .unwrap();
+    let hb = rt.spawn_local(stack(), move |_| *b.borrow_mut() += 100).unwrap();
+    // Another thread may not run it now, nor add local fibers.
+    std::thread::spawn(move || {
+        assert_eq!(rt.run(), Err(filament::RunError::WrongThread));
+        let err = rt.spawn_local(stack(), |_| ()).unwrap_err();
+        assert_eq!(err.kind(), filament::SpawnErrorKind::WrongThread);
+    })
+    .join()
+    .unwrap();
+    rt.run().unwrap();
+    assert_eq!(*shared.borrow(), 111);
+    assert!(rt.take(ha).unwrap() >= 1);
+    rt.take(hb).unwrap();
+    // Every local fiber is gone: any thread may run the runtime again.
+    std::thread::spawn(move || {
+        let h = rt.spawn(stack(), |_| 5).unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), 5);
+    })
+    .join()
+    .unwrap();
+}
