@@ -122,6 +122,7 @@ mod check;
 mod error;
 mod fiber;
 mod irq;
+mod orphans;
 mod raw;
 mod report;
 mod runtime;

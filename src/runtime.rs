@@ -433,6 +433,9 @@ impl<'s, const N: usize> Runtime<'s, N> {
             // runtime's time to it); a limit past `Ticks::MAX` is no limit.
             (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
             let result = run_loop(core);
+            // Handles dropped during the run: their fibers are done or
+            // detached now.
+            crate::orphans::adopt(core);
             (*core).stop_at = None;
             (*core).clock = None;
             (*core).in_run = false;
@@ -555,6 +558,7 @@ impl<const N: usize> Drop for Runtime<'_, N> {
         let core = self.core();
         // SAFETY: &mut self: nobody else can reach the runtime; no fiber runs.
         unsafe {
+            crate::orphans::adopt(core);
             raw::reclaim_zombies(core);
             crate::irq::unregister_all(core);
             crate::sync::release_bindings(core);
@@ -935,10 +939,10 @@ fn cancel_unwind() -> ! {
 /// The right to a fiber's result. Get the value with [`Fiber::join`] (from a
 /// fiber) or [`Runtime::take`] (after `run`). Not `Clone`: one owner, one take.
 ///
-/// Dropping a handle without joining keeps the result in the runtime until the
-/// runtime is dropped (which drops it); use [`Runtime::detach`] or
-/// [`Runtime::spawn_detached`] to release a slot early.
-#[must_use = "the fiber's slot stays in use until its result is taken or detached"]
+/// Dropping a handle without joining detaches the fiber (its result is
+/// dropped when it finishes and its slot freed), as std's and tokio's
+/// handles do; [`Runtime::detach`] does it at once.
+#[must_use = "dropping the handle detaches the fiber: its result is lost"]
 pub struct JoinHandle<T> {
     id: FiberId,
     header: *mut Header,
@@ -959,9 +963,26 @@ impl<T> JoinHandle<T> {
         JoinHandle { id, header, runtime, _marker: PhantomData }
     }
 
+    /// The handle was used up (its result taken or the fiber detached): no
+    /// note on drop.
+    fn disarm(self) {
+        mem::forget(self);
+    }
+
     /// The fiber's id.
     pub fn id(&self) -> FiberId {
         self.id
+    }
+}
+
+/// Dropping a handle detaches its fiber, as std's and tokio's do: the result
+/// is dropped when the fiber finishes (at once if it has) and the slot is
+/// freed. The handle cannot reach its runtime (which may have moved or been
+/// dropped), so it leaves a note the runtime adopts when it runs out of free
+/// slots, when a `run` returns, or when it is dropped (`crate::orphans`).
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        crate::orphans::leave(self.runtime, self.id.index, self.id.generation, self.header as usize);
     }
 }
 
@@ -1115,6 +1136,7 @@ where
             }
         }
         if (*core).free.is_null() {
+            crate::orphans::adopt(core);
             raw::reclaim_zombies(core);
         }
         let s = (*core).free;
@@ -1383,6 +1405,7 @@ unsafe fn take_outcome<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<T, J
         debug_assert!((*h).has_outcome);
         let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
         (*h).has_outcome = false;
+        handle.disarm();
         raw::free_slot(core, s);
         outcome.map_err(JoinError::cast)
     }
@@ -1396,6 +1419,46 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
         let Some(s) = find(core, &handle) else {
             return Err(JoinError::WrongRuntime(handle));
         };
+        handle.disarm();
+        detach_slot(core, s);
+        Ok(())
+    }
+}
+
+/// Detaches the fiber a dropped handle named (see [`crate::orphans`]), if it
+/// is still that fiber.
+///
+/// # Safety
+/// Exclusive access to `core`; not on that fiber's stack if it finished.
+pub(crate) unsafe fn detach_orphan(core: *mut Core, index: u32, generation: u32, header: usize) {
+    // SAFETY: index bounds-checked; the slot is checked like a handle's.
+    unsafe {
+        if index as usize >= (*core).cap {
+            return;
+        }
+        let s = (*core).slots.add(index as usize);
+        if (*s).state == State::Free || (*s).generation != generation || (*s).header as usize != header {
+            return; // that fiber is gone already
+        }
+        // A local fiber's result belongs to its thread: never dropped on
+        // another (the runtime being dropped elsewhere leaks it instead).
+        #[cfg(feature = "std")]
+        if (*s).local && (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+            return;
+        }
+        detach_slot(core, s);
+    }
+}
+
+/// Gives up on a fiber's result: drops it now and frees the slot if the
+/// fiber finished, else marks it detached (dropped at finish).
+///
+/// # Safety
+/// Exclusive access to `core`; `s` a live (non-free) slot of it, not the
+/// stack this runs on if it finished.
+unsafe fn detach_slot(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract.
+    unsafe {
         let h = (*s).header;
         if (*s).state == State::Finished {
             // Frees the slot even if the outcome's `Drop` panics (the panic
@@ -1417,7 +1480,6 @@ unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), Jo
         } else {
             (*h).detached = true;
         }
-        Ok(())
     }
 }
 

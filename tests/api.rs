@@ -270,3 +270,36 @@ fn local_fibers_share_rc_and_pin_the_runtime_to_their_thread() {
     .join()
     .unwrap();
 }
+
+/// A dropped `JoinHandle` detaches its fiber (as std's and tokio's do): a
+/// loop of `let _ = rt.spawn(..)` used to end in `Full` although every fiber
+/// had finished.
+#[test]
+fn dropped_handles_do_not_leak_slots() {
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    for round in 0..50 {
+        let d = drops.clone();
+        let _ = rt.spawn(stack(), move |_| Counted(d)).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        rt.run().unwrap();
+    }
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 50, "every result dropped exactly once");
+    // Dropped inside fibers too, with the table full of finished fibers.
+    let h = rt
+        .spawn(stack(), |fib| {
+            for _ in 0..20 {
+                let _ = fib.spawn(stack(), |_| ()).unwrap();
+                fib.yield_now();
+            }
+        })
+        .unwrap();
+    rt.run().unwrap();
+    rt.take(h).unwrap();
+    assert_eq!(rt.stats().unwrap().live, 0);
+}

@@ -1,0 +1,91 @@
+//! Dropped `JoinHandle`s: detach on drop, without a heap and without a
+//! pointer into a runtime that may be gone.
+//!
+//! A `JoinHandle` dropped without `take`, `join` or `detach` cannot reach its
+//! runtime (it may have moved or been dropped), so it leaves a note in a
+//! process-wide fixed table of atomics: "runtime #serial, fiber #i.g (header
+//! h) is orphaned". A runtime adopts its notes — detaching each fiber, which
+//! frees a finished one's slot at once — when it runs out of free slots, when
+//! a `run` returns, and when it is dropped. Serials are never reused, so a
+//! note can only ever be adopted by the runtime it names; the fiber's
+//! generation and header are checked as for a handle.
+//!
+//! The table has [`ORPHANS`] entries. A handle dropped while it is full (more
+//! notes than that waiting for runtimes that do not come back to them, e.g.
+//! handles outliving their runtime) keeps today's behaviour: its slot stays
+//! taken until its runtime is dropped.
+
+use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use crate::raw::Core;
+
+/// Entries in the process-wide table of orphaned handles.
+pub(crate) const ORPHANS: usize = 1024;
+
+const FREE: u8 = 0;
+const WRITING: u8 = 1;
+const READY: u8 = 2;
+const TAKING: u8 = 3;
+
+struct Note {
+    state: AtomicU8,
+    serial: AtomicU64,
+    /// `index << 32 | generation`.
+    id: AtomicU64,
+    header: AtomicUsize,
+}
+
+static TABLE: [Note; ORPHANS] = [const {
+    Note { state: AtomicU8::new(FREE), serial: AtomicU64::new(0), id: AtomicU64::new(0), header: AtomicUsize::new(0) }
+}; ORPHANS];
+
+/// Notes waiting to be adopted (a cheap "anything to do?" for runtimes).
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Leaves a note for runtime `serial`: its fiber `index.generation` with
+/// header `header` lost its handle. Returns `false` if the table is full.
+/// Atomics only: callable from any thread, at any time.
+pub(crate) fn leave(serial: u64, index: u32, generation: u32, header: usize) -> bool {
+    for note in &TABLE {
+        if note.state.load(Ordering::Relaxed) == FREE
+            && note.state.compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            note.serial.store(serial, Ordering::Relaxed);
+            note.id.store(u64::from(index) << 32 | u64::from(generation), Ordering::Relaxed);
+            note.header.store(header, Ordering::Relaxed);
+            note.state.store(READY, Ordering::Release);
+            PENDING.fetch_add(1, Ordering::Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// Takes every note left for `core`'s runtime and detaches those fibers
+/// (see [`crate::runtime`]'s `detach_slot`).
+///
+/// # Safety
+/// Exclusive access to `core`; not on the stack of a fiber a note may name
+/// as finished (any running context is fine: a running fiber is not
+/// finished).
+pub(crate) unsafe fn adopt(core: *mut Core) {
+    if PENDING.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    // SAFETY: plain read of the runtime's own serial.
+    let me = unsafe { (*core).serial };
+    for note in &TABLE {
+        if note.state.load(Ordering::Acquire) != READY || note.serial.load(Ordering::Relaxed) != me {
+            continue;
+        }
+        if note.state.compare_exchange(READY, TAKING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            continue;
+        }
+        let id = note.id.load(Ordering::Relaxed);
+        let header = note.header.load(Ordering::Relaxed);
+        note.state.store(FREE, Ordering::Release);
+        PENDING.fetch_sub(1, Ordering::Release);
+        // SAFETY: forwarded contract; the note names a fiber of this runtime.
+        unsafe { crate::runtime::detach_orphan(core, (id >> 32) as u32, id as u32, header) };
+    }
+}
