@@ -455,3 +455,49 @@ fn try_replay_names_the_bad_field() {
     assert_eq!(failure.max_steps, 1234);
     assert!(failure.to_string().contains(":max_steps=1234\")"), "{failure}");
 }
+
+/// The README's exploration example, verbatim: the replay token the README
+/// shows is the one this program produces (and replays as a failure).
+mod readme_example {
+    use filament::host::explore::{Explorer, Policy, Schedule};
+    use filament::{Runtime, Stack};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn program(s: &mut Schedule) {
+        let counter = AtomicU32::new(0);
+        let counter = &counter;
+        Runtime::<4>::scope(|rt| {
+            s.install(rt);
+            for _ in 0..3 {
+                let stack = Stack::host(64 * 1024).unwrap().without_painting();
+                rt.spawn_detached(stack, move |fib| {
+                    let v = counter.load(Ordering::Relaxed);
+                    fib.yield_now();
+                    counter.store(v + 1, Ordering::Relaxed);
+                })
+                .expect("spawn");
+            }
+            rt.run().expect("run");
+        });
+        assert_eq!(counter.load(Ordering::Relaxed), 3, "lost update");
+    }
+
+    /// README.md, which prints the token in its "A failing schedule panics
+    /// with a report like" block.
+    const README_TOKEN: &str = include_str!("../README.md");
+
+    #[test]
+    fn the_readme_token_is_what_the_readme_program_produces() {
+        let failure = Explorer::new()
+            .policy(Policy::Pct { depth: 2 })
+            .schedules(1_000)
+            .try_run(program)
+            .expect_err("PCT finds the lost update");
+        let shown = README_TOKEN
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("replay:   Explorer::replay(\"").and_then(|t| t.split('"').next()))
+            .expect("README shows a replay token");
+        assert_eq!(shown, failure.token, "README token is stale: the program produces {}", failure.token);
+        assert!(Explorer::replay(shown).try_run(program).is_err(), "the token replays the failure");
+    }
+}
