@@ -325,6 +325,10 @@ pub(crate) unsafe fn drain(core: *mut Core) {
     unsafe { drain_slow(core) }
 }
 
+/// [`drain`]'s work once some fiber waits on a signal.
+///
+/// # Safety
+/// As for [`drain`].
 #[cold]
 unsafe fn drain_slow(core: *mut Core) {
     // SAFETY: registered signals outlive the runtime ('s); their Cell fields
