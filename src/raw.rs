@@ -612,7 +612,7 @@ pub(crate) unsafe fn block_current(
             // `c` is Blocked from here on: the heap holds only Blocked slots.
             crate::time::arm(core, c, d);
         }
-        trace_event!(core, block(id_of(core, c), wait_reason(core, c)));
+        trace_event!(core, block_in(id_of(core, c), wait_reason(core, c), wait_object_name(c)));
         trace_event!(core, switch_out(id_of(core, c)));
         (*c).runs = (*c).runs.wrapping_add(1);
         let n = unlink_current(core);

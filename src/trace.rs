@@ -23,6 +23,13 @@ pub trait Trace {
     fn switch_out(&self, _id: FiberId) {}
     /// `id` blocks on `reason`.
     fn block(&self, _id: FiberId, _reason: WaitReason) {}
+    /// `id` blocks on `reason`, in the primitive named `object` ("" if it
+    /// has no name; see e.g. [`Channel::named`](crate::sync::Channel::named)).
+    /// The scheduler calls this one; by default it forwards to
+    /// [`block`](Self::block).
+    fn block_in(&self, id: FiberId, reason: WaitReason, _object: &'static str) {
+        self.block(id, reason)
+    }
     /// `id` was made ready by a wake (signal, timeout or cancellation).
     fn wake(&self, _id: FiberId) {}
     /// `id`'s closure returned (or panicked).

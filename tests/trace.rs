@@ -491,3 +491,22 @@ fn a_bounded_recorder_keeps_the_last_events() {
     assert!(NOTHING.dropped() > 0);
     assert!(parse(&NOTHING.to_chrome_json()).len() == 1, "only the process name");
 }
+
+static NAMED_INBOX: filament::sync::Channel<u32, 1> = filament::sync::Channel::new().named("inbox");
+
+/// A primitive's name shows in the trace: the block event carries it, and
+/// the Chrome JSON's block marker names it.
+#[test]
+fn block_events_name_the_primitive() {
+    static REC: filament::host::trace::TraceRecorder = filament::host::trace::TraceRecorder::new();
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    assert!(rt.set_tracer(&REC));
+    let r = rt.spawn(Stack::host(64 * 1024).unwrap(), |fib| NAMED_INBOX.recv(fib).unwrap()).unwrap();
+    let s = rt.spawn(Stack::host(64 * 1024).unwrap(), |fib| NAMED_INBOX.send(fib, 1).unwrap()).unwrap();
+    rt.run().unwrap();
+    rt.take(r).unwrap();
+    rt.take(s).unwrap();
+    let named = REC.events().iter().filter(|e| matches!(e.kind, EventKind::Block(_, _, "inbox"))).count();
+    assert_eq!(named, 1, "the receiver's block names the channel");
+    assert!(REC.to_chrome_json().contains("inbox"));
+}

@@ -74,8 +74,8 @@ pub enum EventKind {
     SwitchIn(FiberId),
     /// The fiber stopped running.
     SwitchOut(FiberId),
-    /// The fiber blocked.
-    Block(FiberId, WaitReason),
+    /// The fiber blocked, in the primitive with this name ("" if unnamed).
+    Block(FiberId, WaitReason, &'static str),
     /// The fiber was made ready by a wake.
     Wake(FiberId),
     /// The fiber's closure returned.
@@ -91,7 +91,7 @@ impl EventKind {
             EventKind::Spawn(id, _)
             | EventKind::SwitchIn(id)
             | EventKind::SwitchOut(id)
-            | EventKind::Block(id, _)
+            | EventKind::Block(id, ..)
             | EventKind::Wake(id)
             | EventKind::Exit(id) => Some(id),
             EventKind::Idle(_) => None,
@@ -350,7 +350,7 @@ impl TraceRecorder {
         for e in &events {
             let (name, id, reason) = match e.kind {
                 EventKind::Spawn(id, _) => ("spawn", id, None),
-                EventKind::Block(id, r) => ("block", id, Some(reason_text(r))),
+                EventKind::Block(id, r, object) => ("block", id, Some(reason_with_name(r, object))),
                 EventKind::Wake(id) => ("wake", id, None),
                 EventKind::Exit(id) => ("exit", id, None),
                 _ => continue,
@@ -492,14 +492,14 @@ impl TraceRecorder {
         }
         for e in &events {
             match e.kind {
-                EventKind::Block(id, r) => {
+                EventKind::Block(id, r, object) => {
                     let (mx, my) = (x(e.at), bar_y(row_of(id)) - 1.0);
                     let _ = writeln!(
                         out,
                         r#"<path class="block" d="M{:.2} {my:.2} l-4 -6 h8 z"><title>{} blocks: {} at {}</title></path>"#,
                         mx,
                         id,
-                        Xml(&reason_text(r)),
+                        Xml(&reason_with_name(r, object)),
                         Span(e.at)
                     );
                 }
@@ -551,8 +551,8 @@ impl Trace for TraceRecorder {
     fn switch_out(&self, id: FiberId) {
         self.record(EventKind::SwitchOut(id));
     }
-    fn block(&self, id: FiberId, reason: WaitReason) {
-        self.record(EventKind::Block(id, reason));
+    fn block_in(&self, id: FiberId, reason: WaitReason, object: &'static str) {
+        self.record(EventKind::Block(id, reason, object));
     }
     fn wake(&self, id: FiberId) {
         self.record(EventKind::Wake(id));
@@ -635,6 +635,11 @@ fn idle_spans(events: &[Event]) -> Vec<IdleSpan> {
         }
     }
     out
+}
+
+/// [`reason_text`] plus the primitive's name, quoted, if it has one.
+fn reason_with_name(r: WaitReason, object: &str) -> String {
+    if object.is_empty() { reason_text(r) } else { std::format!("{} \"{object}\"", reason_text(r)) }
 }
 
 /// A short human-readable wait reason (addresses in hex).
