@@ -28,7 +28,7 @@ use filament::sync::Channel;
 use filament::{Fiber, Runtime, Stack};
 
 static RT: Runtime<'static, 8> = Runtime::new();
-static INBOX: Channel<u64, 1> = Channel::new();
+static INBOX: Channel<u64, 1> = Channel::new().named("inbox");
 
 /// The breakpoint target: called by "worker" once every other fiber is staged.
 #[inline(never)]

@@ -279,9 +279,9 @@ class FiberView:
             return self.state
         kind = _enum_name(self.slot["wait_kind"])
         obj = int(self.slot["wait_obj"])
+        if kind == "Parked":
+            return "Blocked parked (deadlock)"
         if kind == "Sleep":
-            if obj == 0xFFFFFFFFFFFFFFFF:
-                return "Blocked parked (deadlock)"
             return "Blocked sleep until %d" % obj
         if kind == "Join":
             for j in range(int(self.core["cap"])):
@@ -293,7 +293,28 @@ class FiberView:
                     return "Blocked join %s %s" % (other.id, other.name)
             return "Blocked join ?"
         where = _data_symbol(obj)
-        return "Blocked %s 0x%x%s" % (kind.lower(), obj, " (%s)" % where if where else "")
+        name = _queue_name(obj)
+        return "Blocked %s 0x%x%s%s" % (
+            kind.lower(),
+            obj,
+            ' "%s"' % name if name else "",
+            " (%s)" % where if where else "",
+        )
+
+
+def _queue_name(addr):
+    """The name given to the primitive whose wait queue is at `addr` (`named()`), or None."""
+    try:
+        queue_type = gdb.lookup_type("filament::wait::WaitQueue")
+        queue = gdb.Value(addr).cast(queue_type.pointer()).dereference()
+        name = queue["name"]
+        length = int(name["length"])
+        if length == 0 or length > 256:
+            return None
+        data = gdb.selected_inferior().read_memory(int(name["data_ptr"]), length)
+        return bytes(data).decode("utf-8", "replace")
+    except (gdb.error, RuntimeError, ValueError):
+        return None
 
 
 def _data_symbol(addr):

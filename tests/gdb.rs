@@ -246,6 +246,8 @@ fn gdb_info_fibers_and_fiber_backtraces() {
         if name == "reader" {
             // The channel's address, named after the static it lives in.
             assert!(row.state.starts_with("Blocked recv 0x"), "{auto}");
+            // The name given with `Channel::named`.
+            assert!(row.state.contains("\"inbox\""), "{auto}");
             // (v0-mangled builds, e.g. nightly, print the crate's hash too:
             // `gdb_target[0123abcd]::INBOX`.)
             assert!(row.state.contains("(gdb_target") && row.state.ends_with("::INBOX)"), "{auto}");
