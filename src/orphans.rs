@@ -10,10 +10,14 @@
 //! note can only ever be adopted by the runtime it names; the fiber's
 //! generation and header are checked as for a handle.
 //!
-//! The table has [`ORPHANS`] entries. A handle dropped while it is full (more
-//! notes than that waiting for runtimes that do not come back to them, e.g.
-//! handles outliving their runtime) keeps today's behaviour: its slot stays
-//! taken until its runtime is dropped.
+//! Notes never outlive their runtime: a runtime registers its serial in a
+//! fixed table of live runtimes ([`LIVE_SLOTS`] entries) and, when dropped,
+//! unregisters it and purges its notes; a handle whose runtime is gone leaves
+//! no note (nothing is left to detach). The note table has [`ORPHANS`]
+//! entries; a handle dropped while it is full (more than that many dropped
+//! handles of live runtimes that have not yet come back to them), or whose
+//! runtime found the live table full, keeps its slot until its runtime adopts
+//! a later note or is dropped.
 
 use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
@@ -42,10 +46,56 @@ static TABLE: [Note; ORPHANS] = [const {
 /// Notes waiting to be adopted (a cheap "anything to do?" for runtimes).
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 
+/// Entries in the table of live runtimes.
+pub(crate) const LIVE_SLOTS: usize = 4096;
+
+/// Serials of live runtimes (0: free entry).
+static LIVE: [AtomicU64; LIVE_SLOTS] = [const { AtomicU64::new(0) }; LIVE_SLOTS];
+
+/// Registers a runtime's serial as live; returns its entry, or `u32::MAX` if
+/// the table is full (its handles then always leave notes).
+pub(crate) fn register_live(serial: u64) -> u32 {
+    for (i, e) in LIVE.iter().enumerate() {
+        if e.load(Ordering::Relaxed) == 0 && e.compare_exchange(0, serial, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+        {
+            return i as u32;
+        }
+    }
+    u32::MAX
+}
+
+/// Whether the runtime `serial` registered at `slot` may still be alive.
+fn maybe_live(serial: u64, slot: u32) -> bool {
+    LIVE.get(slot as usize).is_none_or(|e| e.load(Ordering::SeqCst) == serial)
+}
+
+/// A runtime is being dropped: it is no longer live, and its notes go (no
+/// user code runs; what they name is dropped with the runtime).
+pub(crate) fn runtime_gone(serial: u64, slot: u32) {
+    if let Some(e) = LIVE.get(slot as usize) {
+        e.store(0, Ordering::SeqCst);
+    }
+    if PENDING.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    for note in &TABLE {
+        if note.state.load(Ordering::SeqCst) == READY
+            && note.serial.load(Ordering::Relaxed) == serial
+            && note.state.compare_exchange(READY, TAKING, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+        {
+            note.state.store(FREE, Ordering::Release);
+            PENDING.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
 /// Leaves a note for runtime `serial`: its fiber `index.generation` with
 /// header `header` lost its handle. Returns `false` if the table is full.
 /// Atomics only: callable from any thread, at any time.
-pub(crate) fn leave(serial: u64, index: u32, generation: u32, header: usize) -> bool {
+pub(crate) fn leave(serial: u64, live_slot: u32, index: u32, generation: u32, header: usize) -> bool {
+    if !maybe_live(serial, live_slot) {
+        return true; // the runtime is gone, and with it the fiber
+    }
     for note in &TABLE {
         if note.state.load(Ordering::Relaxed) == FREE
             && note.state.compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed).is_ok()
@@ -53,8 +103,18 @@ pub(crate) fn leave(serial: u64, index: u32, generation: u32, header: usize) -> 
             note.serial.store(serial, Ordering::Relaxed);
             note.id.store(u64::from(index) << 32 | u64::from(generation), Ordering::Relaxed);
             note.header.store(header, Ordering::Relaxed);
-            note.state.store(READY, Ordering::Release);
-            PENDING.fetch_add(1, Ordering::Release);
+            note.state.store(READY, Ordering::SeqCst);
+            PENDING.fetch_add(1, Ordering::SeqCst);
+            // The runtime may have been dropped meanwhile, after its purge
+            // looked at this entry: then take the note back. (Its purge runs
+            // after it unregistered; either it sees this note, or this check
+            // sees it gone: SeqCst on both sides.)
+            if !maybe_live(serial, live_slot)
+                && note.state.compare_exchange(READY, TAKING, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+            {
+                note.state.store(FREE, Ordering::Release);
+                PENDING.fetch_sub(1, Ordering::Release);
+            }
             return true;
         }
     }

@@ -135,6 +135,8 @@ pub(crate) struct Core {
     /// runtime is first used). Join handles and primitives remember it, so a
     /// new runtime at a dead one's address is never mistaken for it.
     pub serial: u64,
+    /// This runtime's entry in the table of live runtimes (`orphans`).
+    pub live_slot: u32,
     /// Switch-ins of fibers whose slots were freed (for the switch total).
     pub retired_runs: u64,
 }
@@ -186,6 +188,7 @@ impl Core {
             deadlocks: 0,
             serial: 0,
             retired_runs: 0,
+            live_slot: u32::MAX,
         }
     }
 }

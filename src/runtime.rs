@@ -205,6 +205,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
             let old = (*core).slots;
             if old.is_null() {
                 (*core).serial = raw::NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
+                (*core).live_slot = crate::orphans::register_live((*core).serial);
                 (*core).slots = base;
                 (*core).cap = N;
                 (*core).timers = self.timers.get().cast::<TimerEntry>();
@@ -285,7 +286,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         name: &'static str,
         detached: bool,
         f: F,
-    ) -> Result<(FiberId, *mut Header, u64), SpawnError<'s, F>>
+    ) -> Result<Spawned, SpawnError<'s, F>>
     where
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
@@ -417,7 +418,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
             }
             #[cfg(feature = "std")]
             if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
-                return Err(RunError::WrongThread);
+                // Dropped handles may release the local fibers that pin the
+                // runtime (their thread may be gone): adopt them, then look again.
+                crate::orphans::adopt(core);
+                if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+                    return Err(RunError::WrongThread);
+                }
             }
             // An overflow into a host stack's guard page faults on the fiber's
             // stack: the report handler needs an alternate signal stack.
@@ -433,9 +439,6 @@ impl<'s, const N: usize> Runtime<'s, N> {
             // runtime's time to it); a limit past `Ticks::MAX` is no limit.
             (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
             let result = run_loop(core);
-            // Handles dropped during the run: their fibers are done or
-            // detached now.
-            crate::orphans::adopt(core);
             (*core).stop_at = None;
             (*core).clock = None;
             (*core).in_run = false;
@@ -447,6 +450,11 @@ impl<'s, const N: usize> Runtime<'s, N> {
             if !(*core).poisoned {
                 crate::irq::unregister_all(core);
             }
+            // Last, once the runtime is back in order (it runs user code: a
+            // result's Drop may panic, which then reaches our caller): the
+            // fibers whose handles were dropped during the run are done or
+            // detached now.
+            crate::orphans::adopt(core);
             result
         }
     }
@@ -558,7 +566,9 @@ impl<const N: usize> Drop for Runtime<'_, N> {
         let core = self.core();
         // SAFETY: &mut self: nobody else can reach the runtime; no fiber runs.
         unsafe {
-            crate::orphans::adopt(core);
+            // No user code before the scoped-runtime check below. Dropped
+            // handles' notes just go: what they name is dropped right here.
+            crate::orphans::runtime_gone((*core).serial, (*core).live_slot);
             raw::reclaim_zombies(core);
             crate::irq::unregister_all(core);
             crate::sync::release_bindings(core);
@@ -948,6 +958,8 @@ pub struct JoinHandle<T> {
     header: *mut Header,
     /// The spawning runtime's serial: a handle is only ever honoured by it.
     runtime: u64,
+    /// The runtime's entry in the table of live runtimes (`orphans`).
+    live_slot: u32,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -959,8 +971,8 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    fn new(id: FiberId, header: *mut Header, runtime: u64) -> Self {
-        JoinHandle { id, header, runtime, _marker: PhantomData }
+    fn new(id: FiberId, header: *mut Header, (runtime, live_slot): (u64, u32)) -> Self {
+        JoinHandle { id, header, runtime, live_slot, _marker: PhantomData }
     }
 
     /// The handle was used up (its result taken or the fiber detached): no
@@ -982,7 +994,7 @@ impl<T> JoinHandle<T> {
 /// slots, when a `run` returns, or when it is dropped (`crate::orphans`).
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        crate::orphans::leave(self.runtime, self.id.index, self.id.generation, self.header as usize);
+        crate::orphans::leave(self.runtime, self.live_slot, self.id.index, self.id.generation, self.header as usize);
     }
 }
 
@@ -991,6 +1003,10 @@ impl<T> fmt::Debug for JoinHandle<T> {
         f.debug_tuple("JoinHandle").field(&self.id).finish()
     }
 }
+
+/// What a spawn produced: the fiber's id, its header, and the runtime's
+/// (serial, live-table entry) for its `JoinHandle`.
+type Spawned = (FiberId, *mut Header, (u64, u32));
 
 /// The bytes at the top of a fresh fiber's stack: the closure, later its outcome.
 union Payload<F, T> {
@@ -1118,7 +1134,7 @@ unsafe fn spawn_raw<'s, F, T>(
     detached: bool,
     local: bool,
     f: F,
-) -> Result<(FiberId, *mut Header, u64), SpawnError<'s, F>>
+) -> Result<Spawned, SpawnError<'s, F>>
 where
     F: FnOnce(&Fiber<'s>) -> T + 's,
     T: 's,
@@ -1136,7 +1152,13 @@ where
             }
         }
         if (*core).free.is_null() {
-            crate::orphans::adopt(core);
+            // Dropped handles' fibers free their slots (their results are
+            // dropped here: a panic in such a Drop reaches this caller, and the
+            // closure and stack of this spawn are dropped with the unwind).
+            // Not while unwinding: a second panic would abort.
+            if !raw::unwinding() {
+                crate::orphans::adopt(core);
+            }
             raw::reclaim_zombies(core);
         }
         let s = (*core).free;
@@ -1220,7 +1242,7 @@ where
         (*core).spawns += 1;
         trace_event!(core, spawn(raw::id_of(core, s), name));
         raw::make_ready(core, s);
-        Ok((raw::id_of(core, s), header, (*core).serial))
+        Ok((raw::id_of(core, s), header, ((*core).serial, (*core).live_slot)))
     }
 }
 
@@ -1441,9 +1463,19 @@ pub(crate) unsafe fn detach_orphan(core: *mut Core, index: u32, generation: u32,
             return; // that fiber is gone already
         }
         // A local fiber's result belongs to its thread: never dropped on
-        // another (the runtime being dropped elsewhere leaks it instead).
+        // another. There, a finished one's result is leaked (its slot and
+        // stack are freed all the same, so the runtime is not pinned to a
+        // thread that may be gone); an unfinished one is marked detached and
+        // drops its result when it finishes, on its own thread.
         #[cfg(feature = "std")]
         if (*s).local && (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+            let h = (*s).header;
+            if (*s).state == State::Finished {
+                (*h).has_outcome = false; // leaked, never dropped
+                raw::free_slot(core, s);
+            } else {
+                (*h).detached = true;
+            }
             return;
         }
         detach_slot(core, s);

@@ -303,3 +303,54 @@ fn dropped_handles_do_not_leak_slots() {
     rt.take(h).unwrap();
     assert_eq!(rt.stats().unwrap().live, 0);
 }
+
+/// Review round 3: a local fiber's handle dropped on its own thread, which
+/// then exits, pinned the runtime to that dead thread for good (its note was
+/// thrown away when another thread adopted it). Now the other thread leaks
+/// the result (it is not its to drop) and frees the slot.
+#[test]
+fn a_dropped_local_handle_does_not_pin_the_runtime_to_a_dead_thread() {
+    static RT: Runtime<'static, 2> = Runtime::new();
+    std::thread::spawn(|| {
+        let h = RT.spawn_local(stack(), |_| std::rc::Rc::new(1)).unwrap();
+        RT.run().unwrap();
+        drop(h);
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(|| {
+        let h = RT.spawn(stack(), |_| 2).unwrap();
+        assert_eq!(RT.run(), Ok(()));
+        assert_eq!(RT.take(h).unwrap(), 2);
+        assert_eq!(RT.stats().unwrap().live, 0);
+    })
+    .join()
+    .unwrap();
+}
+
+/// Review round 3: handles that outlive their runtime (returned from a
+/// scope, or inside a result the runtime drops) left notes nobody would ever
+/// adopt; 1 024 of them filled the table and turned detach-on-drop off for
+/// the whole process.
+#[test]
+fn handles_outliving_their_runtime_leave_no_notes() {
+    for _ in 0..1100 {
+        let escaped = Runtime::<2>::scope(|rt| {
+            let parent = rt.spawn(stack(), |fib| fib.spawn(stack(), |_| ()).unwrap()).unwrap();
+            rt.run().unwrap();
+            rt.take(parent).unwrap()
+        });
+        drop(escaped); // its runtime is gone
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let parent = rt.spawn(stack(), |fib| fib.spawn(stack(), |_| ()).unwrap()).unwrap();
+        rt.run().unwrap();
+        let _child_handle_in_result = rt.take(parent);
+        drop(rt); // drops nothing of the handle's; the handle outlives it
+    }
+    // Detach-on-drop still works.
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    for round in 0..10 {
+        let _ = rt.spawn(stack(), |_| ()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        rt.run().unwrap();
+    }
+}

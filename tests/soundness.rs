@@ -424,3 +424,40 @@ fn a_fresh_clock_on_a_used_runtime_does_not_stall_sleeps() {
     assert!(slept >= 10, "slept {slept} ticks");
     assert!(second.idles <= 12, "a 10-tick sleep took {} ticks of the new clock", second.idles);
 }
+
+struct BoomOnDrop;
+
+impl Drop for BoomOnDrop {
+    fn drop(&mut self) {
+        panic!("result dropped");
+    }
+}
+
+/// Review round 3: `Runtime::drop` adopted dropped handles first, running a
+/// result's `Drop`; when that panicked, the scoped runtime's check for
+/// suspended fibers on borrowed stacks was skipped and the borrowed memory
+/// returned to the caller under a parked fiber's frames (use after free).
+/// No user code runs before that check now.
+#[test]
+fn a_panicking_orphan_cannot_skip_the_scoped_runtime_check() {
+    static NEVER: Event = Event::new();
+    let out = filament::host::run_in_child("a_panicking_orphan_cannot_skip_the_scoped_runtime_check", || {
+        let mut a = vec![0u8; 256 * 1024];
+        let mut b = vec![0u8; 256 * 1024];
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Runtime::<2>::scope(|rt| {
+                let _parked = rt.spawn(Stack::from_slice(&mut a).unwrap(), |fib| {
+                    loop {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| NEVER.wait(fib)));
+                    }
+                });
+                let boom = rt.spawn(Stack::from_slice(&mut b).unwrap(), |_| BoomOnDrop).unwrap();
+                let _ = rt.run(); // deadlock: one fiber parked for good
+                drop(boom); // a note: adopted (the result dropped) only when safe
+            })
+        }));
+        println!("SURVIVED: {}", caught.is_err());
+    });
+    assert!(!out.stdout.contains("SURVIVED"), "{out:?}");
+    assert!(out.stderr.contains("scoped runtime was dropped with 1 suspended fiber"), "{out:?}");
+}
