@@ -128,10 +128,21 @@ pub(crate) fn leave(serial: u64, live_slot: u32, index: u32, generation: u32, he
 /// Exclusive access to `core`; not on the stack of a fiber a note may name
 /// as finished (any running context is fine: a running fiber is not
 /// finished).
+#[inline]
 pub(crate) unsafe fn adopt(core: *mut Core) {
-    if PENDING.load(Ordering::Acquire) == 0 {
-        return;
+    if PENDING.load(Ordering::Acquire) != 0 {
+        // SAFETY: forwarded contract.
+        unsafe { adopt_notes(core) }
     }
+}
+
+/// [`adopt`]'s work when notes are waiting.
+///
+/// # Safety
+/// As for [`adopt`].
+#[cold]
+#[inline(never)]
+unsafe fn adopt_notes(core: *mut Core) {
     // SAFETY: plain read of the runtime's own serial.
     let me = unsafe { (*core).serial };
     for note in &TABLE {

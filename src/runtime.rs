@@ -438,24 +438,11 @@ impl<'s, const N: usize> Runtime<'s, N> {
             // Counted from the clock's first reading (start_clock moved the
             // runtime's time to it); a limit past `Ticks::MAX` is no limit.
             (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
-            let result = run_loop(core);
-            (*core).stop_at = None;
-            (*core).clock = None;
-            (*core).in_run = false;
-            // Every fiber finished (or the runtime is poisoned, which keeps
-            // them): the primitives this run bound are free for the next user.
-            crate::sync::release_bindings(core);
-            // Interrupt signals likewise (nobody waits in them now; their
-            // counts stay on the signals, so no notification is lost).
-            if !(*core).poisoned {
-                crate::irq::unregister_all(core);
-            }
-            // Last, once the runtime is back in order (it runs user code: a
-            // result's Drop may panic, which then reaches our caller): the
-            // fibers whose handles were dropped during the run are done or
-            // detached now.
-            crate::orphans::adopt(core);
-            result
+            // The run's end, as a guard dropped after `run_loop`'s result is
+            // built in place: the (large) `Result` is never moved, so the
+            // common path copies no deadlock report.
+            let _end = EndRun(core);
+            run_loop(core)
         }
     }
 
@@ -558,6 +545,34 @@ impl<'s, const N: usize> Runtime<'s, N> {
         // SAFETY: we hold the lock, so nobody else touches the core; headers
         // and queues the core points at are live as the scheduler assumes.
         unsafe { crate::check::check(core, None) }
+    }
+}
+
+/// Ends a `run` call (see `run_inner`), after `run_loop` returned.
+struct EndRun(*mut Core);
+
+impl Drop for EndRun {
+    fn drop(&mut self) {
+        let core = self.0;
+        // SAFETY: `run_inner` holds the runtime's lock; the host context.
+        unsafe {
+            (*core).stop_at = None;
+            (*core).clock = None;
+            (*core).in_run = false;
+            // Every fiber finished (or the runtime is poisoned, which keeps
+            // them): the primitives this run bound are free for the next user.
+            crate::sync::release_bindings(core);
+            // Interrupt signals likewise (nobody waits in them now; their
+            // counts stay on the signals, so no notification is lost).
+            if !(*core).poisoned {
+                crate::irq::unregister_all(core);
+            }
+            // Last, once the runtime is back in order (it runs user code: a
+            // result's Drop may panic, which then reaches the caller of `run`):
+            // the fibers whose handles were dropped during the run are done or
+            // detached now.
+            crate::orphans::adopt(core);
+        }
     }
 }
 

@@ -122,7 +122,20 @@ fn install_handler() {
 /// Gives the calling thread an alternate signal stack if it has none, so the
 /// fault handler can run when a fiber's stack is the one that overflowed.
 /// The stack is leaked with the thread (one per thread, ever).
+#[inline]
 pub(crate) fn ensure_altstack() {
+    std::thread_local! {
+        static CHECKED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    }
+    if !CHECKED.with(|c| c.replace(true)) {
+        give_altstack();
+    }
+}
+
+/// [`ensure_altstack`]'s first call on a thread.
+#[cold]
+#[inline(never)]
+fn give_altstack() {
     /// The alternate stack this thread got from us: disabled and unmapped
     /// when the thread exits (no leak per thread).
     struct AltStack(*mut libc::c_void);
@@ -142,11 +155,7 @@ pub(crate) fn ensure_altstack() {
     }
     const ALTSTACK_SIZE: usize = 64 * 1024;
     std::thread_local! {
-        static DONE: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
         static MINE: core::cell::RefCell<AltStack> = const { core::cell::RefCell::new(AltStack(ptr::null_mut())) };
-    }
-    if DONE.with(|d| d.replace(true)) {
-        return;
     }
     // SAFETY: querying and setting the calling thread's alternate stack with
     // valid structures; the new stack is a fresh private mapping never freed.
