@@ -6,6 +6,8 @@
 #   R=7 bench/experiments/run.sh "fil-yield-2 fil-yield-2-diff coro-switch"
 # The patches are measurement probes, not candidates: several are unsound
 # (they drop the canary check or assume one runtime of exactly 2 fibers).
+# They apply to the tree they measured, the commit in ./BASE (the scheduler
+# has changed since); check one out to rerun them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # N = 2 cases only by default: xor-successor and static-core assume 2 fibers, 1 runtime
