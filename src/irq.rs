@@ -26,8 +26,10 @@
 //!
 //! # How the scheduler learns about it
 //!
-//! The first time a fiber waits on a signal, the signal is registered with that
-//! runtime. While any fiber waits on a registered signal, the runtime polls the
+//! The first time a fiber of a run waits on a signal (or takes from it), the
+//! signal is registered with that runtime until the run returns; then another
+//! runtime (or the next run) may use it. Notifications are counted on the
+//! signal itself, so none is lost in between. While any fiber waits on a registered signal, the runtime polls the
 //! registered signals' counters at every yield, block and idle, and wakes the
 //! first waiter of a signal whose counter is non-zero. A runtime with such
 //! waiters is never reported as deadlocked (an interrupt may still come); its
@@ -143,8 +145,8 @@ pub struct IrqSignal {
 unsafe impl Sync for IrqSignal {}
 // SAFETY: moving a signal needs ownership. While registered with a runtime it
 // is borrowed for `'s` (registration takes `&'s self` from a fiber of that
-// runtime, whose `'s` outlives it), and the runtime unregisters it when it is
-// dropped; so a signal that can be moved is linked in no runtime's list and
+// runtime, whose `'s` outlives it), and the runtime unregisters it when its run
+// returns or it is dropped; so a signal that can be moved is linked in no runtime's list and
 // no fiber waits in its queue. Its raw pointers are then inert.
 unsafe impl Send for IrqSignal {}
 
