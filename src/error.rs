@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::fiber::{FiberId, WaitReason};
-use crate::runtime::JoinHandle;
+use crate::join::JoinHandle;
 use crate::stack::Stack;
 
 /// Why a spawn failed.

@@ -122,10 +122,13 @@ mod check;
 mod error;
 mod fiber;
 mod irq;
+mod join;
 mod orphans;
 mod raw;
 mod report;
+mod run;
 mod runtime;
+mod spawn;
 mod stack;
 mod time;
 mod trace;
@@ -152,10 +155,11 @@ pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError,
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
+pub use join::JoinHandle;
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;
-pub use runtime::{Fiber, FiberInfo, JoinHandle, Runtime, Stats};
+pub use runtime::{Fiber, FiberInfo, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
 pub use time::{Idle, NoIdle, Ticks};
 pub use trace::Trace;

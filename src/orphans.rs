@@ -122,7 +122,7 @@ pub(crate) fn leave(serial: u64, live_slot: u32, index: u32, generation: u32, he
 }
 
 /// Takes every note left for `core`'s runtime and detaches those fibers
-/// (see [`crate::runtime`]'s `detach_slot`).
+/// (see `crate::join::detach_slot`).
 ///
 /// # Safety
 /// Exclusive access to `core`; not on the stack of a fiber a note may name
@@ -157,6 +157,6 @@ unsafe fn adopt_notes(core: *mut Core) {
         note.state.store(FREE, Ordering::Release);
         PENDING.fetch_sub(1, Ordering::Release);
         // SAFETY: forwarded contract; the note names a fiber of this runtime.
-        unsafe { crate::runtime::detach_orphan(core, (id >> 32) as u32, id as u32, header) };
+        unsafe { crate::join::detach_orphan(core, (id >> 32) as u32, id as u32, header) };
     }
 }

@@ -221,7 +221,7 @@ fn gdb_info_fibers_and_fiber_backtraces() {
     // A plain `bt` at the breakpoint, on the fiber's own stack.
     let bt = section(&t, "bt");
     assert!(frames(bt)[0].contains("gdb_target::marker"), "not stopped at the marker:\n{bt}");
-    assert!(bt.contains("filament::runtime::fiber_entry"), "no fiber_entry frame:\n{bt}");
+    assert!(bt.contains("filament::spawn::fiber_entry"), "no fiber_entry frame:\n{bt}");
     assert_clean_fiber_backtrace("bt at the marker", bt);
 
     // The table, found from the frame chain and from an explicit expression alike.

@@ -1,0 +1,191 @@
+//! The right to a fiber's result: [`JoinHandle`], and taking, detaching and
+//! adopting (dropped handles) fibers' results.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem;
+
+use crate::error::JoinError;
+use crate::fiber::{FiberId, Header, Slot, State};
+use crate::raw::{self, Core};
+
+/// The right to a fiber's result. Get the value with [`Fiber::join`](crate::Fiber::join) (from a
+/// fiber) or [`Runtime::take`](crate::Runtime::take) (after `run`). Not `Clone`: one owner, one take.
+///
+/// Dropping a handle without joining detaches the fiber (its result is
+/// dropped when it finishes and its slot freed), as std's and tokio's
+/// handles do; [`Runtime::detach`](crate::Runtime::detach) does it at once.
+#[must_use = "dropping the handle detaches the fiber: its result is lost"]
+pub struct JoinHandle<T> {
+    id: FiberId,
+    header: *mut Header,
+    /// The spawning runtime's serial: a handle is only ever honoured by it.
+    runtime: u64,
+    /// The runtime's entry in the table of live runtimes (`orphans`).
+    live_slot: u32,
+    _marker: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the header pointer is only an identity check, dereferenced only by a
+// runtime that owns it, under its lock; T crosses threads only if Send (spawn
+// requires it).
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: &JoinHandle gives nothing but the id.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(id: FiberId, header: *mut Header, (runtime, live_slot): (u64, u32)) -> Self {
+        JoinHandle { id, header, runtime, live_slot, _marker: PhantomData }
+    }
+
+    /// The handle was used up (its result taken or the fiber detached): no
+    /// note on drop.
+    fn disarm(self) {
+        mem::forget(self);
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.id
+    }
+}
+
+/// Dropping a handle detaches its fiber, as std's and tokio's do: the result
+/// is dropped when the fiber finishes (at once if it has) and the slot is
+/// freed. The handle cannot reach its runtime (which may have moved or been
+/// dropped), so it leaves a note the runtime adopts when it runs out of free
+/// slots, when a `run` returns, or when it is dropped (`crate::orphans`).
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        crate::orphans::leave(self.runtime, self.live_slot, self.id.index, self.id.generation, self.header as usize);
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("JoinHandle").field(&self.id).finish()
+    }
+}
+
+/// Finds the slot a handle refers to, if it belongs to this runtime.
+///
+/// # Safety
+/// Exclusive access to `core`.
+pub(crate) unsafe fn find<T>(core: *mut Core, h: &JoinHandle<T>) -> Option<*mut Slot> {
+    // SAFETY: index bounds-checked against cap.
+    unsafe {
+        if h.id.index as usize >= (*core).cap {
+            return None;
+        }
+        let s = (*core).slots.add(h.id.index as usize);
+        ((*core).serial == h.runtime
+            && (*s).state != State::Free
+            && (*s).generation == h.id.generation
+            && (*s).header == h.header)
+            .then_some(s)
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`, not on the target fiber's stack.
+pub(crate) unsafe fn take_outcome<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<T, JoinError<T>> {
+    // SAFETY: find validated the handle; a finished fiber's payload holds its
+    // outcome of type Result<T, JoinError<()>> (T fixed by the handle's type).
+    unsafe {
+        let Some(s) = find(core, &handle) else {
+            return Err(JoinError::WrongRuntime(handle));
+        };
+        if (*s).state != State::Finished {
+            return Err(JoinError::NotFinished(handle));
+        }
+        let h = (*s).header;
+        debug_assert!((*h).has_outcome);
+        let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
+        (*h).has_outcome = false;
+        handle.disarm();
+        raw::free_slot(core, s);
+        outcome.map_err(JoinError::cast)
+    }
+}
+
+/// # Safety
+/// Exclusive access to `core`, not on the target fiber's stack.
+pub(crate) unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Result<(), JoinError<T>> {
+    // SAFETY: as in take_outcome.
+    unsafe {
+        let Some(s) = find(core, &handle) else {
+            return Err(JoinError::WrongRuntime(handle));
+        };
+        handle.disarm();
+        detach_slot(core, s);
+        Ok(())
+    }
+}
+
+/// Detaches the fiber a dropped handle named (see [`crate::orphans`]), if it
+/// is still that fiber.
+///
+/// # Safety
+/// Exclusive access to `core`; not on that fiber's stack if it finished.
+pub(crate) unsafe fn detach_orphan(core: *mut Core, index: u32, generation: u32, header: usize) {
+    // SAFETY: index bounds-checked; the slot is checked like a handle's.
+    unsafe {
+        if index as usize >= (*core).cap {
+            return;
+        }
+        let s = (*core).slots.add(index as usize);
+        if (*s).state == State::Free || (*s).generation != generation || (*s).header as usize != header {
+            return; // that fiber is gone already
+        }
+        // A local fiber's result belongs to its thread: never dropped on
+        // another. There, a finished one's result is leaked (its slot and
+        // stack are freed all the same, so the runtime is not pinned to a
+        // thread that may be gone); an unfinished one is marked detached and
+        // drops its result when it finishes, on its own thread.
+        #[cfg(feature = "std")]
+        if (*s).local && (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+            let h = (*s).header;
+            if (*s).state == State::Finished {
+                (*h).has_outcome = false; // leaked, never dropped
+                raw::free_slot(core, s);
+            } else {
+                (*h).detached = true;
+            }
+            return;
+        }
+        detach_slot(core, s);
+    }
+}
+
+/// Gives up on a fiber's result: drops it now and frees the slot if the
+/// fiber finished, else marks it detached (dropped at finish).
+///
+/// # Safety
+/// Exclusive access to `core`; `s` a live (non-free) slot of it, not the
+/// stack this runs on if it finished.
+unsafe fn detach_slot(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract.
+    unsafe {
+        let h = (*s).header;
+        if (*s).state == State::Finished {
+            // Frees the slot even if the outcome's `Drop` panics (the panic
+            // then reaches the caller of `detach`, the slot is not leaked).
+            struct FreeOnExit(*mut Core, *mut Slot);
+            impl Drop for FreeOnExit {
+                fn drop(&mut self) {
+                    // SAFETY: the slot is finished and its outcome is gone
+                    // (dropped, or abandoned by a panicking drop); nobody
+                    // runs on its stack.
+                    unsafe { raw::free_slot(self.0, self.1) }
+                }
+            }
+            let _free = FreeOnExit(core, s);
+            if (*h).has_outcome {
+                (*h).has_outcome = false;
+                ((*h).drop_payload)((*h).payload, true);
+            }
+        } else {
+            (*h).detached = true;
+        }
+    }
+}

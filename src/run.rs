@@ -1,0 +1,211 @@
+//! The host side of `run`: running ready fibers, idling, timers, deadlock
+//! detection and cancellation, and the end of a run.
+
+use core::ptr;
+
+use crate::arch;
+use crate::error::{DeadlockReport, RunError};
+use crate::fiber::{State, WaitKind, Wake};
+use crate::raw::{self, Core};
+use crate::time;
+use crate::trace::trace_event;
+use crate::wait::WaitQueue;
+
+/// Ends a `run` call (see `run_inner`), after `run_loop` returned.
+pub(crate) struct EndRun(pub(crate) *mut Core);
+
+impl Drop for EndRun {
+    fn drop(&mut self) {
+        let core = self.0;
+        // SAFETY: `run_inner` holds the runtime's lock; the host context.
+        unsafe {
+            (*core).stop_at = None;
+            (*core).clock = None;
+            (*core).in_run = false;
+            // Every fiber finished (or the runtime is poisoned, which keeps
+            // them): the primitives this run bound are free for the next user.
+            crate::sync::release_bindings(core);
+            // Interrupt signals likewise (nobody waits in them now; their
+            // counts stay on the signals, so no notification is lost).
+            if !(*core).poisoned {
+                crate::irq::unregister_all(core);
+            }
+            // Last, once the runtime is back in order (it runs user code: a
+            // result's Drop may panic, which then reaches the caller of `run`):
+            // the fibers whose handles were dropped during the run are done or
+            // detached now.
+            crate::orphans::adopt(core);
+        }
+    }
+}
+
+/// The host side of `run`.
+///
+/// # Safety
+/// Exclusive access to `core`; called on the host's own stack.
+#[allow(clippy::result_large_err)]
+#[inline(always)]
+pub(crate) unsafe fn run_loop(core: *mut Core) -> Result<(), RunError> {
+    // SAFETY: per the contract.
+    unsafe {
+        // The common case — fibers run until every one has finished — needs no
+        // deadlock report (2 KiB) and no idle hook: keep it out of that frame.
+        if run_ready(core) { Ok(()) } else { run_blocked(core) }
+    }
+}
+
+/// Runs ready fibers until the ring is empty. Returns whether every fiber
+/// has finished (otherwise some are blocked).
+///
+/// # Safety
+/// As for [`run_loop`].
+#[inline(always)]
+unsafe fn run_ready(core: *mut Core) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        loop {
+            if !(*core).zombies.is_null() {
+                reclaim_zombies_cold(core);
+            }
+            time::poll(core);
+            let c = (*core).current;
+            if c.is_null() {
+                return (*core).unfinished == 0;
+            }
+            #[cfg(feature = "explore")]
+            crate::policy::choose(core);
+            let c = (*core).current;
+            trace_event!(core, switch_in(raw::id_of(core, c)));
+            raw::fp_handover(core, ptr::null_mut(), c);
+            arch::switch(&raw mut (*core).host_sp, (*c).sp);
+        }
+    }
+}
+
+/// Out-of-line zombie reclaim for the host loop (zombies are rare).
+///
+/// # Safety
+/// Exclusive access to `core`; called on the host's own stack.
+#[cold]
+#[inline(never)]
+unsafe fn reclaim_zombies_cold(core: *mut Core) {
+    // SAFETY: forwarded: the host context runs on no zombie's stack.
+    unsafe { raw::reclaim_zombies(core) }
+}
+
+/// [`run_loop`] once fibers are blocked: idling, timers and deadlock detection.
+///
+/// # Safety
+/// As for [`run_loop`].
+#[cold]
+#[inline(never)]
+#[allow(clippy::result_large_err)]
+unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
+    // SAFETY: per the contract.
+    unsafe {
+        // A deadlock found under std: reported once the cancelled fibers are gone.
+        let mut deadlocked: Option<DeadlockReport> = None;
+        // `run_for`'s limit was reached (its report is `deadlocked`'s).
+        let mut timed_out = false;
+        let finish = |report: Option<DeadlockReport>, timed_out: bool| match report {
+            Some(report) if timed_out => Err(RunError::TimedOut(report)),
+            Some(report) => Err(RunError::Deadlock(report)),
+            None => Ok(()),
+        };
+        loop {
+            raw::reclaim_zombies(core);
+            time::poll(core);
+            if !(*core).current.is_null() {
+                #[cfg(feature = "explore")]
+                crate::policy::choose(core);
+                let c = (*core).current;
+                trace_event!(core, switch_in(raw::id_of(core, c)));
+                raw::fp_handover(core, ptr::null_mut(), c);
+                arch::switch(&raw mut (*core).host_sp, (*c).sp);
+                continue;
+            }
+            if (*core).unfinished == 0 {
+                return finish(deadlocked, timed_out);
+            }
+            if (*core).unfinished == (*core).parked {
+                // Only fibers parked for good are left (poisoned runtime);
+                // every fiber a deadlock cancelled has unwound by now.
+                return finish(Some(deadlocked.unwrap_or_default()), timed_out);
+            }
+            // Nothing ready, some fibers blocked.
+            let stop = (*core).stop_at;
+            let stopped = stop.is_some_and(|t| (*core).now >= t);
+            if !stopped && (time::has_timers(core) || crate::irq::armed(core)) {
+                (*core).idles += 1;
+                trace_event!(core, idle((*core).now));
+                let next = match (time::next_deadline(core), stop) {
+                    (Some(d), Some(t)) => Some(d.min(t)),
+                    (d, t) => d.or(t),
+                };
+                let now = time::idle(core, next);
+                time::advance(core, now);
+                continue;
+            }
+            // A deadlock, or `run_for`'s limit: cancelled fibers unwind now
+            // (the loop runs them, even when this pass also parked a fiber for
+            // good); report when they are done, naming the fibers of every
+            // pass on the way.
+            if stopped {
+                timed_out = true;
+            } else {
+                (*core).deadlocks += 1;
+            }
+            let report = deadlock(core);
+            match &mut deadlocked {
+                Some(first) => first.merge(report),
+                None => deadlocked = Some(report),
+            }
+        }
+    }
+}
+
+/// Builds the deadlock report, then unlinks the blocked fibers from their
+/// queues and cancels (std) or parks (no_std) them.
+///
+/// # Safety
+/// Exclusive access to `core`, host stack, ring empty.
+unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
+    // SAFETY: per the contract; blocked fibers' wait_obj names a live queue.
+    unsafe {
+        let mut report = DeadlockReport::default();
+        for i in 0..(*core).cap {
+            let s = (*core).slots.add(i);
+            if (*s).state == State::Blocked && (*s).wait_kind != WaitKind::Parked {
+                report.push(
+                    raw::id_of(core, s),
+                    (*(*s).header).name,
+                    raw::wait_reason(core, s),
+                    raw::wait_object_name(s),
+                );
+            }
+        }
+        let cancel = cfg!(feature = "std");
+        for i in 0..(*core).cap {
+            let s = (*core).slots.add(i);
+            if (*s).state != State::Blocked || (*s).wait_kind == WaitKind::Parked {
+                continue;
+            }
+            if (*s).wait_kind.has_queue() {
+                (*((*s).wait_obj as *const WaitQueue)).remove(s);
+            }
+            time::cancel_deadline(core, s);
+            if cancel && !(*s).cancelled {
+                (*s).cancelled = true;
+                raw::wake(core, s, Wake::Cancelled);
+            } else {
+                // Already cancelled once and blocked again, or no std: park it
+                // for good. It is in no queue, so nothing points at it.
+                (*core).poisoned = true;
+                (*core).parked += 1;
+                (*s).wait_kind = WaitKind::Parked;
+                (*s).wait_obj = 0;
+            }
+        }
+        report
+    }
+}
