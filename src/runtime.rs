@@ -837,6 +837,47 @@ impl<'s> Fiber<'s> {
         }
     }
 
+    /// Sleeps until `*previous + period`, then advances `*previous` by
+    /// `period`: a periodic loop that does not drift, whatever each round
+    /// costs (FreeRTOS's `xTaskDelayUntil`). Returns whether it had to wait;
+    /// `false` means the deadline had already passed (the round overran): it
+    /// then only yields. Start with `let mut t = fib.now();`.
+    ///
+    /// ```
+    /// use filament::{Runtime, Stack};
+    /// let rt = Runtime::<'static, 1>::new();
+    /// let h = rt
+    ///     .spawn(Stack::from_slice(Box::leak(vec![0u8; 65536].into_boxed_slice())).unwrap(), |fib| {
+    ///         let mut t = fib.now();
+    ///         let mut ticks = Vec::new();
+    ///         for _ in 0..3 {
+    ///             fib.sleep_periodic(&mut t, 10);
+    ///             ticks.push(fib.now());
+    ///         }
+    ///         ticks
+    ///     })
+    ///     .unwrap();
+    /// rt.run().unwrap();
+    /// assert_eq!(rt.take(h).unwrap(), [10, 20, 30]);
+    /// ```
+    pub fn sleep_periodic(&self, previous: &mut Ticks, period: Ticks) -> bool {
+        let deadline = previous.saturating_add(period);
+        *previous = deadline;
+        if deadline <= self.now() {
+            self.yield_now();
+            return false;
+        }
+        self.sleep_until(deadline);
+        true
+    }
+
+    /// The runtime's totals, read from inside one of its fibers (the running
+    /// one counts as switched in).
+    pub fn stats(&self) -> Stats {
+        // SAFETY: we run inside `run`.
+        unsafe { stats(self.core) }
+    }
+
     /// A snapshot of any fiber of this runtime.
     pub fn fiber_info(&self, id: FiberId) -> Option<FiberInfo> {
         // SAFETY: we run inside `run`.

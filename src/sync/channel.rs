@@ -157,6 +157,96 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         self.recv_until(fib, Some(fib.now().saturating_add(timeout)))
     }
 
+    /// A copy of the oldest value, leaving it queued (FreeRTOS's
+    /// `xQueuePeek`); never blocks. `Empty` when nothing is queued.
+    pub fn try_peek(&self, fib: &Fiber<'_>) -> Result<T, TryRecvError>
+    where
+        T: Clone,
+    {
+        let (_core, _lease) = self.owner.lease(fib)?;
+        // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
+        let buf = unsafe { &*self.buf.get() };
+        match buf.front() {
+            Some(v) => Ok(v.clone()),
+            None if self.closed.get() => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Free places in the buffer now (`CAP - len`).
+    pub fn spaces(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
+        Ok(CAP - self.len(fib)?)
+    }
+
+    /// Sends `value` to the *front*: it is received before everything queued
+    /// (FreeRTOS's `xQueueSendToFront`, for urgent messages); never blocks.
+    /// A waiting receiver gets it at once. `Full` (with the value) when there
+    /// is no room.
+    pub fn try_send_front(&self, fib: &Fiber<'_>, value: T) -> Result<(), TrySendError<T>> {
+        let Ok((core, _lease)) = self.owner.lease(fib) else { return Err(TrySendError::WrongRuntime(value)) };
+        if self.closed.get() {
+            return Err(TrySendError::Closed(value));
+        }
+        // SAFETY: we are the running fiber of the bound runtime. Receivers
+        // wait only while the buffer is empty, so front and back coincide.
+        unsafe {
+            let mut value = Some(value);
+            if self.receivers.wake_one(core, |slot| slot.set(value.take())) {
+                choice_point(core);
+                return Ok(());
+            }
+            let value = value.take().expect("value not handed over");
+            (*self.buf.get()).push_front(value).map_err(TrySendError::Full)?;
+            choice_point(core);
+        }
+        Ok(())
+    }
+
+    /// Sends `value`, replacing the newest queued value if the channel is
+    /// full (a one-slot mailbox that always holds the latest value: FreeRTOS's
+    /// `xQueueOverwrite` on a `Channel<T, 1>`); never blocks. Returns the value
+    /// it replaced, if any — nothing is dropped behind the caller's back.
+    pub fn overwrite(&self, fib: &Fiber<'_>, value: T) -> Result<Option<T>, TrySendError<T>> {
+        let Ok((core, _lease)) = self.owner.lease(fib) else { return Err(TrySendError::WrongRuntime(value)) };
+        // SAFETY: we are the running fiber of the bound runtime.
+        unsafe {
+            let replaced =
+                if (*self.buf.get()).is_full() && !self.closed.get() { (*self.buf.get()).pop_back() } else { None };
+            match self.offer(core, value) {
+                Ok(()) => {
+                    choice_point(core);
+                    Ok(replaced)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// Drops every queued value (blocked senders then fill the room, in
+    /// FIFO order) and returns how many were dropped.
+    pub fn clear(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
+        let (core, _lease) = self.owner.lease(fib)?;
+        let mut dropped = 0;
+        // SAFETY: we are the running fiber of the bound runtime; the buffer
+        // is not borrowed across the values' drops or the wake-ups.
+        unsafe {
+            while let Some(v) = (*self.buf.get()).pop_front() {
+                drop(v);
+                dropped += 1;
+            }
+            // Room for the senders that wait (they wait only while full).
+            while !(*self.buf.get()).is_full()
+                && self.senders.wake_one(core, |slot| {
+                    if let Some(sv) = slot.take() {
+                        let _ = (*self.buf.get()).push_back(sv);
+                    }
+                })
+            {}
+            choice_point(core);
+        }
+        Ok(dropped)
+    }
+
     /// Receives the oldest value if there is one; never blocks.
     pub fn try_recv(&self, fib: &Fiber<'_>) -> Result<T, TryRecvError> {
         let (core, _lease) = self.owner.lease(fib)?;

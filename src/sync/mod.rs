@@ -128,7 +128,7 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
-pub use semaphore::Semaphore;
+pub use semaphore::{GiveError, Semaphore};
 
 /// The primitive is bound to another runtime (see [the module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,8 @@ pub struct Semaphore {
     owner: Binding,
     /// Available permits; 0 whenever a fiber waits.
     permits: Cell<usize>,
+    /// The most permits it holds ([`Semaphore::bounded`]; `usize::MAX`: no bound).
+    max: usize,
 }
 
 // SAFETY: everything but `owner` (atomic) is touched only by fibers of the
@@ -72,7 +74,34 @@ unsafe impl Send for Semaphore {}
 impl Semaphore {
     /// A semaphore with `permits` permits available. `const`, for `static`s.
     pub const fn new(permits: usize) -> Self {
-        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits) }
+        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits), max: usize::MAX }
+    }
+
+    /// A semaphore that never holds more than `max` permits, starting with
+    /// `permits` (clamped to `max`). `bounded(0, 1)` is a binary semaphore
+    /// (FreeRTOS's `xSemaphoreCreateBinary`): a [`give`](Self::give) while it
+    /// holds its permit fails with [`GiveError::Full`].
+    pub const fn bounded(permits: usize, max: usize) -> Self {
+        let permits = if permits > max { max } else { permits };
+        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits), max }
+    }
+
+    /// Returns one permit (to the longest waiter, else to the count). Fails
+    /// with [`GiveError::Full`] when the semaphore already holds its maximum
+    /// ([`bounded`](Self::bounded)), changing nothing.
+    pub fn give(&self, fib: &Fiber<'_>) -> Result<(), GiveError> {
+        let (core, _lease) = self.owner.lease(fib).map_err(|_| GiveError::WrongRuntime)?;
+        // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
+        if !unsafe { raw::wake_one(core, &self.waiters) } {
+            let n = self.permits.get();
+            if n >= self.max {
+                return Err(GiveError::Full);
+            }
+            self.permits.set(n + 1);
+        }
+        // SAFETY: we are the running fiber of `core`.
+        unsafe { choice_point(core) };
+        Ok(())
     }
 
     /// Names it: the name appears in deadlock reports
@@ -148,7 +177,9 @@ impl Semaphore {
             }
         }
         let total = self.permits.get().checked_add(left).expect("semaphore permit count overflow");
-        self.permits.set(total);
+        // A bounded semaphore keeps at most `max` (use `give` to learn whether
+        // a permit was kept).
+        self.permits.set(total.min(self.max));
         if n > 0 {
             // SAFETY: we are the running fiber of `core`.
             unsafe { choice_point(core) };
@@ -165,7 +196,7 @@ impl Semaphore {
     pub fn release_outside(&self, n: usize) -> Result<(), WrongRuntime> {
         let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
         let total = self.permits.get().checked_add(n).expect("semaphore permit count overflow");
-        self.permits.set(total);
+        self.permits.set(total.min(self.max));
         Ok(())
     }
 
@@ -189,3 +220,24 @@ impl fmt::Debug for Semaphore {
         f.debug_struct("Semaphore").finish_non_exhaustive()
     }
 }
+
+/// Why [`Semaphore::give`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GiveError {
+    /// The semaphore already holds its maximum ([`Semaphore::bounded`]).
+    Full,
+    /// The semaphore belongs to another runtime now.
+    WrongRuntime,
+}
+
+impl fmt::Display for GiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveError::Full => f.write_str("semaphore already holds its maximum"),
+            GiveError::WrongRuntime => fmt::Display::fmt(&WrongRuntime, f),
+        }
+    }
+}
+
+impl core::error::Error for GiveError {}
