@@ -871,6 +871,26 @@ impl<'s> Fiber<'s> {
         true
     }
 
+    /// Ends fiber `id`'s sleep or timed wait now, as if its deadline had
+    /// passed (FreeRTOS's `xTaskAbortDelay`): its `sleep` returns, its
+    /// `_timeout` call fails with `TimedOut` (nothing lost: exactly as a real
+    /// timeout). Returns `false`, changing nothing, unless `id` is blocked
+    /// with a deadline (waits without a timeout are not touched).
+    pub fn abort_wait(&self, id: FiberId) -> bool {
+        // SAFETY: we run inside `run`; the index is bounds-checked and the
+        // generation compared, so `s` is that fiber's live slot.
+        unsafe {
+            if id.index as usize >= (*self.core).cap {
+                return false;
+            }
+            let s = (*self.core).slots.add(id.index as usize);
+            if (*s).state == State::Free || (*s).generation != id.generation {
+                return false;
+            }
+            time::expire_now(self.core, s)
+        }
+    }
+
     /// The runtime's totals, read from inside one of its fibers (the running
     /// one counts as switched in).
     pub fn stats(&self) -> Stats {

@@ -273,6 +273,29 @@ pub(crate) unsafe fn advance(core: *mut Core, now: Ticks) {
     }
 }
 
+/// Ends `s`'s timed wait now, as if its deadline had passed (FreeRTOS's
+/// `xTaskAbortDelay`). Returns `false` (and changes nothing) unless `s` is
+/// blocked with a deadline armed.
+///
+/// # Safety
+/// Exclusive access to `core`; `s` a slot of `core`.
+pub(crate) unsafe fn expire_now(core: *mut Core, s: *mut Slot) -> bool {
+    // SAFETY: a slot with a heap entry is Blocked (I3) and, with a queue
+    // kind, linked in the queue at `wait_obj` (I2): exactly what `advance`
+    // does when the deadline passes.
+    unsafe {
+        if (*s).state != crate::fiber::State::Blocked || (*s).timer_pos == u32::MAX {
+            return false;
+        }
+        cancel_deadline(core, s);
+        if (*s).wait_kind.has_queue() {
+            (*((*s).wait_obj as *const crate::wait::WaitQueue)).remove(s);
+        }
+        raw::wake(core, s, Wake::TimedOut);
+        true
+    }
+}
+
 /// Polls interrupt signals and the clock when anything waits on them: one
 /// load and a not-taken branch otherwise.
 ///

@@ -113,3 +113,35 @@ fn stats_are_readable_from_inside_a_fiber() {
     });
     assert_eq!((live, spawns), (2, 2));
 }
+
+static MAILBOX: Channel<u32, 1> = Channel::new();
+
+/// `abort_wait` ends another fiber's sleep or timed wait at once, exactly as
+/// its deadline would (a `_timeout` call fails with `TimedOut`, nothing is
+/// lost); a wait without a deadline is not touched.
+#[test]
+fn abort_wait_ends_a_sleep_or_timed_wait_early() {
+    let rt = Box::new(Runtime::<'static, 4>::new());
+    let sleeper = rt
+        .spawn(stack(), |fib| {
+            fib.sleep(1_000_000);
+            fib.now()
+        })
+        .unwrap();
+    let timed = rt.spawn(stack(), |fib| MAILBOX.recv_timeout(fib, 1_000_000)).unwrap();
+    let untimed = rt.spawn(stack(), |fib| MAILBOX.recv(fib)).unwrap();
+    let (sid, tid, uid) = (sleeper.id(), timed.id(), untimed.id());
+    let aborter = rt
+        .spawn(stack(), move |fib| {
+            fib.yield_now(); // the three block first
+            let r = (fib.abort_wait(sid), fib.abort_wait(tid), fib.abort_wait(uid), fib.abort_wait(fib.id()));
+            MAILBOX.send(fib, 7).unwrap(); // the untimed receiver gets it
+            r
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(aborter).unwrap(), (true, true, false, false));
+    assert!(rt.take(sleeper).unwrap() < 1_000_000, "the sleep ended early");
+    assert_eq!(rt.take(timed).unwrap(), Err(filament::sync::RecvError::TimedOut));
+    assert_eq!(rt.take(untimed).unwrap(), Ok(7));
+}
