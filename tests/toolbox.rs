@@ -145,3 +145,47 @@ fn abort_wait_ends_a_sleep_or_timed_wait_early() {
     assert_eq!(rt.take(timed).unwrap(), Err(filament::sync::RecvError::TimedOut));
     assert_eq!(rt.take(untimed).unwrap(), Ok(7));
 }
+
+/// The holder may lock a recursive mutex again; others wait until its last
+/// guard is gone and then get it in FIFO order.
+#[test]
+fn a_recursive_mutex_is_reentrant_for_its_holder_only() {
+    use std::sync::{Arc, Mutex as StdMutex};
+    static R: filament::sync::RecursiveMutex<StdMutex<Vec<&'static str>>> =
+        filament::sync::RecursiveMutex::new(StdMutex::new(Vec::new()));
+    let rt = Box::new(Runtime::<'static, 4>::new());
+    let order = Arc::new(StdMutex::new(Vec::new()));
+    let o = order.clone();
+    let holder = rt
+        .spawn(stack(), move |fib| {
+            let outer = R.lock(fib).unwrap();
+            let inner = R.lock(fib).unwrap(); // no deadlock: same fiber
+            assert!(R.try_lock(fib).is_ok());
+            outer.lock().unwrap().push("holder");
+            fib.yield_now(); // the others queue up meanwhile
+            drop(inner);
+            fib.yield_now(); // still held (one level left): nobody gets in
+            o.lock().unwrap().push("holder releases");
+            drop(outer);
+        })
+        .unwrap();
+    let mut others = Vec::new();
+    for name in ["a", "b"] {
+        let o = order.clone();
+        others.push(
+            rt.spawn(stack(), move |fib| {
+                assert!(matches!(R.try_lock(fib), Err(filament::sync::TryError::WouldBlock)));
+                let g = R.lock(fib).unwrap();
+                g.lock().unwrap().push(name);
+                o.lock().unwrap().push(name);
+            })
+            .unwrap(),
+        );
+    }
+    rt.run().unwrap();
+    rt.take(holder).unwrap();
+    for h in others {
+        rt.take(h).unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), ["holder releases", "a", "b"]);
+}

@@ -121,6 +121,7 @@ pub mod barrier;
 pub mod channel;
 pub mod event;
 pub mod mutex;
+pub mod recursive;
 pub mod semaphore;
 mod waitlist;
 
@@ -128,6 +129,7 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
+pub use recursive::{RecursiveMutex, RecursiveMutexGuard};
 pub use semaphore::{GiveError, Semaphore};
 
 /// The primitive is bound to another runtime (see [the module docs](self)).
