@@ -137,19 +137,28 @@ pub(crate) unsafe fn detach_orphan(core: *mut Core, index: u32, generation: u32,
         if (*s).state == State::Free || (*s).generation != generation || (*s).header as usize != header {
             return; // that fiber is gone already
         }
-        // A local fiber's result belongs to its thread: never dropped on
-        // another. There, a finished one's result is leaked (its slot and
-        // stack are freed all the same, so the runtime is not pinned to a
-        // thread that may be gone); an unfinished one is marked detached and
-        // drops its result when it finishes, on its own thread.
+        // A local fiber's closure and result belong to its thread: never
+        // dropped on another. There, a finished one's result and a never
+        // started one's closure are leaked (the slot and stack are freed all
+        // the same, so the runtime is not pinned to a thread that may be
+        // gone); a suspended one is marked detached and drops its result when
+        // it finishes, on its own thread. (On another thread the runtime does
+        // not run: this is the host context, outside `run`.)
         #[cfg(feature = "std")]
         if (*s).local && (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
             let h = (*s).header;
-            if (*s).state == State::Finished {
-                (*h).has_outcome = false; // leaked, never dropped
-                raw::free_slot(core, s);
-            } else {
-                (*h).detached = true;
+            match (*s).state {
+                State::Finished => {
+                    (*h).has_outcome = false; // leaked, never dropped
+                    raw::free_slot(core, s);
+                }
+                State::Ready if !(*s).started => {
+                    raw::unlink_ready(core, s);
+                    (*core).unfinished -= 1;
+                    (*s).started = true; // its closure is leaked, never dropped
+                    raw::free_slot(core, s);
+                }
+                _ => (*h).detached = true,
             }
             return;
         }

@@ -16,8 +16,9 @@
 //! no note (nothing is left to detach). The note table has [`ORPHANS`]
 //! entries; a handle dropped while it is full (more than that many dropped
 //! handles of live runtimes that have not yet come back to them), or whose
-//! runtime found the live table full, keeps its slot until its runtime adopts
-//! a later note or is dropped.
+//! runtime found the live table full, cannot tell its runtime: that fiber's
+//! slot stays taken (its result unread) until the runtime is dropped, as
+//! without this mechanism. `Full` counts such slots (`finished_untaken`).
 
 use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
@@ -64,9 +65,12 @@ pub(crate) fn register_live(serial: u64) -> u32 {
     u32::MAX
 }
 
-/// Whether the runtime `serial` registered at `slot` may still be alive.
+/// Whether the runtime `serial` registered at `slot` is alive. A runtime
+/// that found the live table full (`u32::MAX`) counts as gone: its dropped
+/// handles leave no note (a note nobody could ever clear would fill the table
+/// for every runtime), so their slots stay taken until it is dropped.
 fn maybe_live(serial: u64, slot: u32) -> bool {
-    LIVE.get(slot as usize).is_none_or(|e| e.load(Ordering::SeqCst) == serial)
+    LIVE.get(slot as usize).is_some_and(|e| e.load(Ordering::SeqCst) == serial)
 }
 
 /// A runtime is being dropped: it is no longer live, and its notes go (no

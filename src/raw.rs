@@ -658,6 +658,34 @@ unsafe fn unlink_current(core: *mut Core) -> *mut Slot {
     }
 }
 
+/// Takes a ready fiber that is not running out of the ready ring (O(ring)).
+///
+/// # Safety
+/// Exclusive access to `core` from the host context outside `run` (no fiber
+/// runs); `s` is a Ready slot of `core`, so it is in the ring (I2).
+#[cfg(feature = "std")]
+pub(crate) unsafe fn unlink_ready(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract the ring is a valid cycle containing `s`.
+    unsafe {
+        if (*s).next == s {
+            (*core).current = ptr::null_mut();
+            (*core).prev = ptr::null_mut();
+            return;
+        }
+        let mut p = s;
+        while (*p).next != s {
+            p = (*p).next;
+        }
+        (*p).next = (*s).next;
+        if (*core).current == s {
+            (*core).current = (*s).next;
+        }
+        if (*core).prev == s {
+            (*core).prev = p;
+        }
+    }
+}
+
 /// Makes a blocked fiber ready again, recording how it was woken. The caller
 /// has already unlinked it from the queue it waited in.
 ///
@@ -809,6 +837,12 @@ unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Heade
                 (*core).fp_fibers -= 1;
                 refresh_slow(core);
             }
+        }
+        // The trace hooks and the scheduling policy ran on this stack after
+        // the exit's canary check: check again (it is the last chance).
+        #[cfg(any(feature = "trace", feature = "explore"))]
+        if !stack::canary_intact((*c).lo) {
+            canary_broken_here(core, c);
         }
         let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
         let scratch = &raw const (*core).scratch;

@@ -354,3 +354,60 @@ fn handles_outliving_their_runtime_leave_no_notes() {
         rt.run().unwrap();
     }
 }
+
+/// Final review: a `spawn_local` fiber that never ran, whose handle was
+/// dropped on its thread before that thread exited, pinned a `static`
+/// runtime to the dead thread for good. Another thread now leaks its closure
+/// (it is not its to drop) and frees the slot.
+#[test]
+fn a_never_started_local_fiber_does_not_pin_the_runtime() {
+    static RT: Runtime<'static, 2> = Runtime::new();
+    std::thread::spawn(|| {
+        let h = RT.spawn_local(stack(), |_| std::rc::Rc::new(1)).unwrap();
+        drop(h);
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(|| {
+        let h = RT.spawn(stack(), |_| 2).unwrap();
+        assert_eq!(RT.run(), Ok(()));
+        assert_eq!(RT.take(h).unwrap(), 2);
+        assert_eq!(RT.stats().unwrap().live, 0);
+    })
+    .join()
+    .unwrap();
+}
+
+/// Final review: once the table of live runtimes was full, runtimes that
+/// found no entry left notes nobody could ever clear, which filled the note
+/// table and turned detach-on-drop off for every runtime in the process.
+#[test]
+fn a_full_live_table_does_not_disable_detach_on_drop() {
+    let out = filament::host::run_in_child("a_full_live_table_does_not_disable_detach_on_drop", || {
+        // 4 096 live runtimes fill the table (each registers at first use).
+        let mut fillers: Vec<Box<Runtime<'static, 1>>> = Vec::new();
+        for _ in 0..4096 {
+            let rt = Box::new(Runtime::new());
+            let _ = rt.stats();
+            fillers.push(rt);
+        }
+        for _ in 0..1100 {
+            let rt = Box::new(Runtime::<'static, 1>::new());
+            let h = rt.spawn(stack(), |_| ()).unwrap();
+            rt.run().unwrap();
+            drop(rt);
+            drop(h);
+        }
+        // A runtime that does find an entry (one filler gone) still detaches
+        // its dropped handles' fibers: the note table is not full of notes
+        // for runtimes that are gone.
+        drop(fillers.pop());
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        for round in 0..10 {
+            let _ = rt.spawn(stack(), |_| ()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            rt.run().unwrap();
+        }
+        println!("DETACH-STILL-WORKS");
+    });
+    assert!(out.success() && out.stdout.contains("DETACH-STILL-WORKS"), "{out:?}");
+}

@@ -337,26 +337,24 @@ fn an_overflow_report_runs_on_the_host_stack() {
     assert!(out.stderr.contains("SLACK-CHANGED 0000000000"), "bytes below the stack changed: {}", out.stderr);
 }
 
-static MOVED_SEM: Semaphore = Semaphore::new(1);
-
-/// Defect 6 (docs): primitives bind to a runtime's serial, so a runtime value
-/// moved between runs keeps its primitives (the docs used to say a moved
-/// runtime counts as another one).
+/// Defect 6 (docs): a runtime's identity is its serial, not its address: a
+/// runtime value moved between runs is the same runtime (its join handles
+/// still work), and a new runtime at a dead one's address is another one.
 #[test]
-fn a_moved_runtime_keeps_its_primitives() {
+fn a_moved_runtime_is_the_same_runtime() {
     let rt = Runtime::<'static, 2>::new();
-    let h = rt.spawn(stack(), |fib| MOVED_SEM.acquire(fib).map_err(|e| e.to_string())).unwrap();
+    let h = rt.spawn(stack(), |_| 5).unwrap();
     rt.run().unwrap();
-    rt.take(h).unwrap().unwrap();
     let moved = Box::new(rt); // a different address
-    let h = moved
-        .spawn(stack(), |fib| {
-            MOVED_SEM.release(fib, 1).map_err(|e| e.to_string())?;
-            MOVED_SEM.acquire(fib).map_err(|e| e.to_string())
-        })
-        .unwrap();
+    assert_eq!(moved.take(h).unwrap(), 5, "a handle from before the move");
+    let other = Box::new(Runtime::<'static, 2>::new());
+    let h = moved.spawn(stack(), |_| 6).unwrap();
     moved.run().unwrap();
-    assert_eq!(moved.take(h).unwrap(), Ok(()));
+    let h = match other.take(h) {
+        Err(filament::JoinError::WrongRuntime(h)) => h,
+        r => panic!("another runtime took it: {:?}", r.map(|_| ())),
+    };
+    assert_eq!(moved.take(h).unwrap(), 6);
 }
 
 /// Defect 6 (docs): what the canary check covers, exactly. A hit on a lower

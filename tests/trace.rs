@@ -510,3 +510,38 @@ fn block_events_name_the_primitive() {
     assert_eq!(named, 1, "the receiver's block names the channel");
     assert!(REC.to_chrome_json().contains("inbox"));
 }
+
+/// A tracer whose `exit` hook uses a lot of stack.
+struct HungryExit;
+
+impl filament::Trace for HungryExit {
+    fn exit(&self, _id: FiberId) {
+        let mut big = [0u8; 12_000];
+        std::hint::black_box(&mut big);
+    }
+}
+
+/// Final review: the trace hooks run on a finished fiber's stack after its
+/// exit canary check; a hook that overflowed it wrote below the stack and
+/// nothing noticed. The canary is checked again before the final switch.
+#[test]
+fn an_exit_hook_that_overflows_is_caught() {
+    let out = filament::host::run_in_child("an_exit_hook_that_overflows_is_caught", || {
+        static HUNGRY: HungryExit = HungryExit;
+        let rt = Box::new(Runtime::<'static, 1>::new());
+        assert!(rt.set_tracer(&HUNGRY));
+        // A stack of exactly the size spawn accepts (the glue's reserve does
+        // not cover a hook's 12 KB frame), with slack memory below it.
+        let tiny: &'static mut [u8] = Box::leak(vec![0u8; 2048].into_boxed_slice());
+        let err = rt.spawn(Stack::from_slice(tiny).unwrap(), |_| ()).unwrap_err();
+        let filament::SpawnErrorKind::StackTooSmall { needed, .. } = err.kind() else { panic!("{err}") };
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024 + needed].into_boxed_slice());
+        let lo = (buf.as_ptr() as usize + 64 * 1024).next_multiple_of(16) - buf.as_ptr() as usize;
+        let mem = &mut buf[lo..lo + needed];
+        let _h = rt.spawn_named("short", Stack::from_slice(mem).unwrap(), |_| ()).unwrap();
+        let _ = rt.run();
+        println!("UNREACHABLE");
+    });
+    assert!(!out.stdout.contains("UNREACHABLE"), "{out:?}");
+    assert!(out.stderr.contains("canary of fiber #0.0 \"short\""), "{out:?}");
+}
