@@ -365,6 +365,11 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// wake them; under `std` they are cancelled first (each blocking call
     /// unwinds and the fiber finishes with [`JoinError::Cancelled`]), so the
     /// runtime stays usable.
+    ///
+    /// When `run` returns, the results of fibers whose [`JoinHandle`]s were
+    /// dropped are dropped (they were detached); a panic in such a `Drop`
+    /// reaches the caller of `run` (the runtime is back in order by then, but
+    /// a deadlock report of that run is lost with the unwind).
     // The deadlock report is inline (no heap): a large Err is the price.
     #[allow(clippy::result_large_err)]
     pub fn run(&self) -> Result<(), RunError> {
