@@ -72,13 +72,27 @@ unsafe fn run_ready(core: *mut Core) -> bool {
             if c.is_null() {
                 return (*core).unfinished == 0;
             }
-            #[cfg(feature = "explore")]
-            crate::policy::choose(core);
-            let c = (*core).current;
-            trace_event!(core, switch_in(raw::id_of(core, c)));
-            raw::fp_handover(core, ptr::null_mut(), c);
-            arch::switch(&raw mut (*core).host_sp, (*c).sp);
+            switch_in_from_host(core);
         }
+    }
+}
+
+/// Switches from the host context into the head of the ready ring (the
+/// policy may pick another ready fiber first); returns when the ring is
+/// empty again.
+///
+/// # Safety
+/// As for [`run_loop`]; the ready ring is not empty.
+#[inline(always)]
+unsafe fn switch_in_from_host(core: *mut Core) {
+    // SAFETY: per the contract `current` is a ready slot of `core`.
+    unsafe {
+        #[cfg(feature = "explore")]
+        crate::policy::choose(core);
+        let c = (*core).current;
+        trace_event!(core, switch_in(raw::id_of(core, c)));
+        raw::fp_handover(core, ptr::null_mut(), c);
+        arch::switch(&raw mut (*core).host_sp, (*c).sp);
     }
 }
 
@@ -116,12 +130,7 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
             raw::reclaim_zombies(core);
             time::poll(core);
             if !(*core).current.is_null() {
-                #[cfg(feature = "explore")]
-                crate::policy::choose(core);
-                let c = (*core).current;
-                trace_event!(core, switch_in(raw::id_of(core, c)));
-                raw::fp_handover(core, ptr::null_mut(), c);
-                arch::switch(&raw mut (*core).host_sp, (*c).sp);
+                switch_in_from_host(core);
                 continue;
             }
             if (*core).unfinished == 0 {

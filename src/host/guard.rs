@@ -210,8 +210,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         // SAFETY: as above.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed for exactly this call.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            // SAFETY: an SA_SIGINFO handler installed for exactly this signal
+            // has this signature.
             unsafe { core::mem::transmute(handler) };
         f(sig, info, ctx);
     } else {
@@ -232,11 +233,11 @@ fn report(e: &Entry) {
     // fiber values belongs together.
     let fiber_again = e.fiber.load(Ordering::Acquire);
     let len = if fiber_again == fiber { len } else { 0 };
-    // SAFETY: name parts were stored from a `&'static str` (checked above to
-    // belong to one registration).
     let name = if len == 0 {
         ""
     } else {
+        // SAFETY: name parts were stored from a `&'static str` (checked above
+        // to belong to one registration).
         unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(ptr as *const u8, len)) }
     };
     if fiber == u64::MAX {
