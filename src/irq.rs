@@ -65,8 +65,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fiber::{WaitKind, Wake};
+use crate::handle::Fiber;
 use crate::raw::{self, Core};
-use crate::runtime::Fiber;
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 

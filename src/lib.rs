@@ -121,6 +121,7 @@ mod arch;
 mod check;
 mod error;
 mod fiber;
+mod handle;
 mod irq;
 mod join;
 mod orphans;
@@ -153,13 +154,14 @@ pub use arch::FpControl;
 pub use check::CheckError;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};
 pub use fiber::{FiberId, FiberState, WaitReason};
+pub use handle::Fiber;
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 pub use join::JoinHandle;
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;
-pub use runtime::{Fiber, FiberInfo, Runtime, Stats};
+pub use runtime::{FiberInfo, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
 pub use time::{Idle, NoIdle, Ticks};
 pub use trace::Trace;

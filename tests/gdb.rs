@@ -272,12 +272,12 @@ fn gdb_info_fibers_and_fiber_backtraces() {
     assert_clean_fiber_backtrace("fiber bt 3", spinner);
 
     let joiner = section(&t, "fiber bt 2");
-    assert!(joiner.contains("filament::runtime::Fiber::join"), "{joiner}");
+    assert!(joiner.contains("filament::handle::Fiber::join"), "{joiner}");
     assert!(joiner.contains("gdb_target::wait_for_worker"), "{joiner}");
     assert_clean_fiber_backtrace("fiber bt 2", joiner);
 
     let sleeper = section(&t, "fiber bt 1");
-    assert!(sleeper.contains("filament::runtime::Fiber::sleep"), "{sleeper}");
+    assert!(sleeper.contains("filament::handle::Fiber::sleep"), "{sleeper}");
     assert!(sleeper.contains("gdb_target::nap"), "{sleeper}");
     assert_clean_fiber_backtrace("fiber bt 1", sleeper);
 

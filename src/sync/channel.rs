@@ -39,8 +39,8 @@ use heapless::Deque;
 use super::waitlist::WaitList;
 use super::{Binding, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
+use crate::handle::Fiber;
 use crate::raw::Core;
-use crate::runtime::Fiber;
 use crate::time::Ticks;
 
 /// A bounded MPMC channel for fibers of one runtime, holding up to `CAP`

@@ -114,8 +114,8 @@ use core::cell::Cell;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::handle::Fiber;
 use crate::raw::Core;
-use crate::runtime::Fiber;
 
 pub mod barrier;
 pub mod channel;

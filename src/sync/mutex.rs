@@ -32,8 +32,8 @@ use core::ops::{Deref, DerefMut};
 
 use super::{Binding, TryError, WaitError, choice_point};
 use crate::fiber::{WaitKind, Wake};
+use crate::handle::Fiber;
 use crate::raw::{self, Core};
-use crate::runtime::Fiber;
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 

@@ -31,8 +31,8 @@ use core::ptr;
 
 use super::{Binding, Lease, TryError, WaitError, choice_point};
 use crate::fiber::{Slot, WaitKind, Wake};
+use crate::handle::Fiber;
 use crate::raw::{self, Core};
-use crate::runtime::Fiber;
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 

@@ -34,8 +34,8 @@ use core::fmt;
 
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
+use crate::handle::Fiber;
 use crate::raw;
-use crate::runtime::Fiber;
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 

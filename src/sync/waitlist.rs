@@ -13,8 +13,8 @@ use core::cell::Cell;
 use core::ptr;
 
 use crate::fiber::{Slot, WaitKind, Wake};
+use crate::handle::Fiber;
 use crate::raw::{self, Core};
-use crate::runtime::Fiber;
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 
