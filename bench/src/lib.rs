@@ -121,6 +121,11 @@ pub const CASES: &[Case] = &[
         run: peers::coro_ring,
     },
     Case { name: "coro-create", what: "corosensei create-resume-return-drop, reused stack", run: peers::coro_create },
+    Case {
+        name: "coro-call",
+        what: "corosensei's coroutine_call bench: ScopedCoroutine on &mut stack, resume to completion, drop",
+        run: peers::coro_call,
+    },
     Case { name: "thread-mpsc", what: "OS threads, std::sync::mpsc ping-pong / 2", run: peers::thread_pingpong },
     Case { name: "tokio-yield", what: "tokio current_thread, yield_now between 2 tasks", run: peers::tokio_yield },
 ];

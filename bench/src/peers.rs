@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Instant;
 
 use corosensei::stack::DefaultStack;
-use corosensei::{Coroutine, CoroutineResult, Yielder};
+use corosensei::{Coroutine, CoroutineResult, ScopedCoroutine, Yielder};
 
 use crate::Measured;
 
@@ -80,6 +80,21 @@ pub fn coro_create(ops: u64) -> Measured {
         let r = co.resume(());
         black_box(&r);
         stack = Some(co.into_stack());
+    }
+    Measured { time: t.elapsed(), ops }
+}
+
+/// corosensei's own `coroutine_call` benchmark, written as its
+/// `benches/coroutine.rs` writes it: a `ScopedCoroutine` on `&mut stack` (one
+/// stack, allocated once), one resume to completion, drop. One op = one
+/// coroutine lifetime. The like-for-like peer of filament's spawn cases.
+pub fn coro_call(ops: u64) -> Measured {
+    // Don't count time spent allocating a stack.
+    let mut stack = DefaultStack::default();
+    let t = Instant::now();
+    for _ in 0..ops {
+        let coroutine = ScopedCoroutine::<usize, (), usize, _>::with_stack(&mut stack, |_yielder, input| input);
+        black_box(coroutine.scope(|mut identity| identity.resume(black_box(0usize))));
     }
     Measured { time: t.elapsed(), ops }
 }
