@@ -281,6 +281,8 @@ class FiberView:
         obj = int(self.slot["wait_obj"])
         if kind == "Parked":
             return "Blocked parked (deadlock)"
+        if kind == "Notify":
+            return "Blocked notification"
         if kind == "Sleep":
             return "Blocked sleep until %d" % obj
         if kind == "Join":

@@ -87,6 +87,9 @@ pub enum WaitReason {
     Irq(usize),
     /// Sleeping until this tick.
     Sleep(u64),
+    /// Waiting for a notification ([`Fiber::notify_wait`](crate::Fiber::notify_wait),
+    /// [`notify_take`](crate::Fiber::notify_take)).
+    Notify,
 }
 
 impl fmt::Display for WaitReason {
@@ -102,6 +105,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Irq(a) => write!(f, "interrupt signal {a:#x}"),
             WaitReason::Sleep(u64::MAX) => f.write_str("nothing (parked for good)"),
             WaitReason::Sleep(t) => write!(f, "sleep until tick {t}"),
+            WaitReason::Notify => f.write_str("notification"),
         }
     }
 }
@@ -143,6 +147,9 @@ pub(crate) enum WaitKind {
     Irq,
     /// Not in any wait queue; `wait_obj` is the deadline tick.
     Sleep,
+    /// Waiting for a notification to itself (`Fiber::notify_wait`/`notify_take`):
+    /// in no wait queue, `wait_obj` is 0.
+    Notify,
     /// Not waiting (every slot that is not Blocked): `wait_obj` is 0.
     None,
     /// Parked for good by a deadlock it was already cancelled for once: in no
@@ -155,7 +162,7 @@ impl WaitKind {
     /// whose address is its `wait_obj`.
     #[inline]
     pub(crate) fn has_queue(self) -> bool {
-        !matches!(self, WaitKind::Sleep | WaitKind::None | WaitKind::Parked)
+        !matches!(self, WaitKind::Sleep | WaitKind::Notify | WaitKind::None | WaitKind::Parked)
     }
 }
 
@@ -251,6 +258,8 @@ pub(crate) struct Header {
     /// by `Fiber::set_fp_control` (not at spawn): read only for fibers that
     /// called it.
     pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
+    /// The fiber's notification value and pending flag (`crate::notify`).
+    pub note: crate::notify::Note,
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.

@@ -978,6 +978,7 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Barrier => WaitReason::Barrier(obj),
         WaitKind::Irq => WaitReason::Irq(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
+        WaitKind::Notify => WaitReason::Notify,
         // Only Blocked slots are described; a Blocked slot always has a kind.
         WaitKind::None | WaitKind::Parked => WaitReason::Sleep(u64::MAX),
     }

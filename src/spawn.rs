@@ -223,6 +223,7 @@ where
             detached,
             has_outcome: false,
             fp: mem::MaybeUninit::uninit(),
+            note: crate::notify::Note::EMPTY,
         });
         // AddressSanitizer builds: a fiber that finished left the redzones of
         // its last frames on this memory (it leaves by a jump, never by

@@ -501,3 +501,50 @@ mod readme_example {
         assert!(Explorer::replay(shown).try_run(program).is_err(), "the token replays the failure");
     }
 }
+
+/// A producer hands three events to a consumer through the consumer's
+/// notification value. Correct: `Increment` counts every event. Buggy:
+/// `Overwrite(1)` (a mailbox used as a counter) loses events whenever two
+/// land before the consumer takes them, which strict FIFO never shows.
+fn notify_program(s: &mut Schedule, buggy: bool) -> Result<(), String> {
+    Runtime::<3>::scope(|rt| {
+        s.install(rt);
+        let consumer = rt
+            .spawn(stack(), |fib| {
+                let mut got = 0;
+                while got < 3 {
+                    match fib.notify_take_timeout(filament::Take::All, 1_000) {
+                        Ok(n) => got += n,
+                        Err(_) => return Err(format!("lost events: {got} of 3 arrived")),
+                    }
+                }
+                Ok(())
+            })
+            .expect("spawn");
+        let id = consumer.id();
+        rt.spawn_detached(stack(), move |fib| {
+            for _ in 0..3 {
+                let action = if buggy { filament::Notify::Overwrite(1) } else { filament::Notify::Increment };
+                fib.notify(id, action).expect("consumer alive");
+                fib.yield_now();
+            }
+        })
+        .expect("spawn");
+        rt.run().map_err(|e| e.to_string())?;
+        rt.take(consumer).map_err(|e| e.to_string())?
+    })
+}
+
+#[test]
+fn notifications_are_explored_counting_survives_every_schedule_and_a_mailbox_counter_is_caught() {
+    Explorer::replay_choices(&[]).run(|s| notify_program(s, true).expect("FIFO hides the bug"));
+    let all =
+        Explorer::new().policy(Policy::Exhaustive { delays: 2 }).run(|s| notify_program(s, false).expect("correct"));
+    assert!(all.schedules > 1, "{all:?}");
+    let failure = found(Explorer::new().policy(Policy::Exhaustive { delays: 2 }).try_run(|s| {
+        if let Err(e) = notify_program(s, true) {
+            panic!("{e}");
+        }
+    }));
+    assert!(failure.reason.contains("lost events"), "{failure}");
+}

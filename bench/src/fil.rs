@@ -8,10 +8,11 @@
 //! too big to want on the caller's stack.
 
 use std::hint::black_box;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use filament::sync::{Channel, Mutex, Semaphore};
-use filament::{Fiber, Runtime, Stack, StaticStack};
+use filament::{Fiber, FiberId, Notify, Runtime, Stack, StaticStack, Take};
 
 use crate::Measured;
 
@@ -245,6 +246,39 @@ pub fn semaphore_pingpong(ops: u64) -> Measured {
             for _ in 0..rounds {
                 ping.acquire(fib).expect("acquire");
                 pong.release(fib, 1).expect("release");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// Notification ping-pong: each fiber notifies the other (`Notify::Increment`)
+/// and takes its own notification (`notify_take(Take::One)`), the FreeRTOS
+/// "task notification as a lightweight semaphore" pattern. One op = one
+/// one-way hand-off; compare with [`semaphore_pingpong`].
+pub fn notify_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ids: [OnceLock<FiberId>; 2] = [OnceLock::new(), OnceLock::new()];
+    let ids = &ids;
+    // Each fiber publishes its id, then yields once so the other has too.
+    let peer = move |fib: &Fiber<'_>, me: usize| {
+        ids[me].set(fib.id()).expect("id set once");
+        fib.yield_now();
+        *ids[1 - me].get().expect("peer id")
+    };
+    let time = run_pair(
+        move |fib| {
+            let b = peer(fib, 0);
+            for _ in 0..rounds {
+                fib.notify(b, Notify::Increment).expect("notify");
+                black_box(fib.notify_take(Take::One).expect("take"));
+            }
+        },
+        move |fib| {
+            let a = peer(fib, 1);
+            for _ in 0..rounds {
+                black_box(fib.notify_take(Take::One).expect("take"));
+                fib.notify(a, Notify::Increment).expect("notify");
             }
         },
     );

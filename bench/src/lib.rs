@@ -106,6 +106,11 @@ pub const CASES: &[Case] = &[
         run: fil::semaphore_pingpong,
     },
     Case {
+        name: "fil-notify-pingpong",
+        what: "filament fiber notifications (Increment + take One) ping-pong, per one-way hand-off",
+        run: fil::notify_pingpong,
+    },
+    Case {
         name: "fil-mutex-handoff",
         what: "filament Mutex hand-off between 2 fibers (lock, yield, unlock), per acquisition",
         run: fil::mutex_handoff,
