@@ -87,6 +87,16 @@ impl Want {
         self
     }
 
+    /// Whether a success clears the mask ([`clear_on_exit`](Self::clear_on_exit)).
+    pub const fn clearing(self) -> bool {
+        self.clear
+    }
+
+    /// Whether every bit is wanted ([`all`](Self::all)) rather than any.
+    pub const fn wants_all(self) -> bool {
+        self.all
+    }
+
     /// The mask.
     pub const fn mask(self) -> u32 {
         self.mask

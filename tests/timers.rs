@@ -1,0 +1,1 @@
+//! Timers (filled in next).
