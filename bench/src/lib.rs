@@ -111,6 +111,16 @@ pub const CASES: &[Case] = &[
         run: fil::mutex_handoff,
     },
     Case {
+        name: "fil-event-group",
+        what: "filament EventGroup ping-pong (set wakes a waiter that clears on exit), per hand-off",
+        run: fil::event_group_pingpong,
+    },
+    Case {
+        name: "fil-timer-expiry",
+        what: "filament auto-reload timer, period 1, virtual time: service wake + re-arm + callback, per expiry",
+        run: fil::timer_expiry,
+    },
+    Case {
         name: "coro-switch",
         what: "corosensei one switch (resume+suspend round trip / 2)",
         run: peers::coro_switch,
