@@ -76,37 +76,45 @@ fn main() {
 
     let stack = || Stack::host(64 * 1024).expect("mmap stack");
     Runtime::<8>::scope(|rt| {
-        rt.spawn_named("timers", stack(), |fib| TIMERS.run(fib).unwrap()).unwrap();
-        rt.spawn_named("logger", stack(), |fib| {
-            SAMPLE_TIMER.start(fib).unwrap();
-            LED_TIMER.start(fib).unwrap();
-            WATCHDOG.start(fib).unwrap();
-            for n in 1..=SAMPLES {
-                let bits = STATUS.wait(fib, Want::any(SAMPLE).clear_on_exit()).unwrap();
-                WATCHDOG.reset(fib).unwrap(); // still alive
-                println!(
-                    "[{:>4} ms] logger: sample {n} (bits {bits:#b}), watchdog due in {} ms",
-                    fib.now(),
-                    WATCHDOG.remaining(fib).unwrap().unwrap()
-                );
-            }
-            SAMPLE_TIMER.stop(fib).unwrap();
-            LED_TIMER.stop(fib).unwrap();
-            WATCHDOG.stop(fib).unwrap();
-            DONE.sync(fib, 1 << 3, ALL_DONE).unwrap();
-            println!("[{:>4} ms] logger: everyone is done", fib.now());
-            TIMERS.shutdown(fib).unwrap();
-        })
-        .unwrap();
-        for i in 0..3u32 {
-            rt.spawn_named("worker", stack(), move |fib| {
-                fib.sleep(40 * (u64::from(i) + 1)); // some work
-                println!("[{:>4} ms] worker {i}: done, waiting for the others", fib.now());
-                DONE.sync(fib, 1 << i, ALL_DONE).unwrap();
+        let mut fibers = Vec::new();
+        fibers.push(rt.spawn_named("timers", stack(), |fib| TIMERS.run(fib).unwrap()).unwrap());
+        fibers.push(
+            rt.spawn_named("logger", stack(), |fib| {
+                SAMPLE_TIMER.start(fib).unwrap();
+                LED_TIMER.start(fib).unwrap();
+                WATCHDOG.start(fib).unwrap();
+                for n in 1..=SAMPLES {
+                    let bits = STATUS.wait(fib, Want::any(SAMPLE).clear_on_exit()).unwrap();
+                    WATCHDOG.reset(fib).unwrap(); // still alive
+                    println!(
+                        "[{:>4} ms] logger: sample {n} (bits {bits:#b}), watchdog due in {} ms",
+                        fib.now(),
+                        WATCHDOG.remaining(fib).unwrap().unwrap()
+                    );
+                }
+                SAMPLE_TIMER.stop(fib).unwrap();
+                LED_TIMER.stop(fib).unwrap();
+                WATCHDOG.stop(fib).unwrap();
+                DONE.sync(fib, 1 << 3, ALL_DONE).unwrap();
+                println!("[{:>4} ms] logger: everyone is done", fib.now());
+                TIMERS.shutdown(fib).unwrap();
             })
-            .unwrap();
+            .unwrap(),
+        );
+        for i in 0..3u32 {
+            fibers.push(
+                rt.spawn_named("worker", stack(), move |fib| {
+                    fib.sleep(40 * (u64::from(i) + 1)); // some work
+                    println!("[{:>4} ms] worker {i}: done, waiting for the others", fib.now());
+                    DONE.sync(fib, 1 << i, ALL_DONE).unwrap();
+                })
+                .unwrap(),
+            );
         }
         rt.run_with_idle(&mut HostClock::new()).unwrap();
+        for f in fibers {
+            rt.take(f).unwrap(); // a panic in any fiber surfaces here
+        }
     });
     ADC.lock().unwrap().take(); // ends the ADC thread
     adc.join().unwrap();

@@ -271,7 +271,7 @@ fn op() -> impl Strategy<Value = Op> {
 enum Out {
     Got(u32),
     WouldBlock,
-    TimedOut,
+    Expired,
     /// What `set`/`clear` returned.
     Bits(u32),
 }
@@ -320,7 +320,7 @@ impl Model {
             // Blocking with a deadline already reached times out at once,
             // then re-checks (the bits did not change meanwhile).
             Some(0) => {
-                let o = self.take(w).map_or(Out::TimedOut, Out::Got);
+                let o = self.take(w).map_or(Out::Expired, Out::Got);
                 self.out.insert(i, o);
             }
             _ => self.waiters.push_back((i, t.map(|t| self.now + t), w)),
@@ -364,7 +364,7 @@ impl Model {
                 self.waiters.retain(|&(i, d, _)| {
                     let gone = d.is_some_and(|d| d <= now);
                     if gone {
-                        out.insert(i, Out::TimedOut);
+                        out.insert(i, Out::Expired);
                     }
                     !gone
                 });
@@ -381,7 +381,7 @@ fn run_group(ops: &[Op]) -> Result<(), TestCaseError> {
     let rec = |i: usize, o: Out| assert!(out.lock().unwrap().insert(i, o).is_none(), "two outcomes for op {i}");
     let wait_out = |r: Result<u32, WaitError>| match r {
         Ok(b) => Out::Got(b),
-        Err(WaitError::TimedOut) => Out::TimedOut,
+        Err(WaitError::TimedOut) => Out::Expired,
         Err(e) => panic!("{e:?}"),
     };
     Runtime::<64>::scope(|rt| {

@@ -360,7 +360,13 @@ impl EventGroup {
     /// # Safety
     /// The group is bound to `core`, `fib`'s runtime, and outlives the wait
     /// (I5: the caller holds `&'s self` with `&Fiber<'s>`).
-    unsafe fn block(&self, fib: &Fiber<'_>, core: *mut Core, want: Want, deadline: Option<Ticks>) -> Result<u32, WaitError> {
+    unsafe fn block(
+        &self,
+        fib: &Fiber<'_>,
+        core: *mut Core,
+        want: Want,
+        deadline: Option<Ticks>,
+    ) -> Result<u32, WaitError> {
         let node = Node {
             slot: fib.slot_ptr(),
             want,

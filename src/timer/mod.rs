@@ -269,7 +269,7 @@ impl<'t> Timer<'t> {
     }
 
     /// Stops the timer from an interrupt handler. **Interrupt-safe**, exactly
-    /// as [`start_from_isr`](Self::start_from_isr#what-it-does). A callback
+    /// as [`start_from_isr`](Self::start_from_isr). A callback
     /// already running is not interrupted; a stop that reaches the service
     /// after the timer expired does not undo that expiry.
     pub fn stop_from_isr(&'t self) {
