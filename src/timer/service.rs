@@ -279,7 +279,9 @@ impl<'t> TimerService<'t> {
         let now = fib.now();
         let before = self.earliest();
         f(self, now);
-        if self.earliest() != before {
+        // A service fiber waiting for the old earliest expiry must look
+        // again; with none running, the next `run` starts from the list.
+        if self.running.get() && self.earliest() != before {
             self.signal.notify_from_isr();
         }
         // SAFETY: we are the running fiber of `core`.
