@@ -404,23 +404,51 @@ impl EventGroup {
     unsafe fn apply(&self, core: *mut Core, bits: u32) {
         let now = self.bits.get() | bits;
         self.bits.set(now);
+        let last = self.waiters.tail();
+        if last.is_null() {
+            return;
+        }
+        // One pass, O(waiters): the queue and the record list are in the
+        // same (arrival) order, except that the list also holds records of
+        // fibers whose deadline took them off the queue and that have not run
+        // yet (skipped here: they are not woken by this set). Every queued
+        // fiber is popped once, up to the one that was last when we began,
+        // and either woken or queued again at the back: the order of those
+        // that keep waiting is unchanged.
         let mut clear = 0;
         let mut n = self.head.get();
-        while !n.is_null() {
-            // SAFETY: linked nodes are alive (their fibers are suspended in
-            // `block`, whose guard unlinks them before the frame goes).
-            let node = unsafe { &*n };
+        loop {
+            let Some(s) = self.waiters.pop_front() else { break };
+            // SAFETY: linked records are alive (their fibers are suspended in
+            // `block`, whose guard unlinks them before the frame goes); the
+            // popped fiber is blocked in `block`, so its record is linked at
+            // or after `n`.
+            let node = unsafe {
+                while !n.is_null() && (*n).slot != s {
+                    n = (*n).next.get();
+                }
+                if n.is_null() {
+                    raw::fatal(format_args!("filament::sync::EventGroup: a waiter has no wait record"));
+                }
+                &*n
+            };
             n = node.next.get();
-            // A fiber whose deadline passed was taken off the queue already
-            // (its record stays linked until it runs): it is not woken here.
-            if node.want.holds(now) && self.waiters.remove(node.slot) {
+            if node.want.holds(now) {
                 node.got.set(Some(now));
                 clear |= node.want.clears();
-                // SAFETY: linked node (above).
-                unsafe { self.unlink(node) };
-                // SAFETY: the slot was blocked in this group's queue (just
-                // removed from it), a slot of `core` (I2).
-                unsafe { raw::wake(core, node.slot, Wake::Signaled) };
+                // SAFETY: linked record (above); `s` is a blocked slot of
+                // `core` (I2), just taken off this group's queue.
+                unsafe {
+                    self.unlink(node);
+                    raw::wake(core, s, Wake::Signaled);
+                }
+            } else {
+                // SAFETY: `s` is blocked, off the ready ring, and in no queue
+                // since the pop above (I2).
+                unsafe { self.waiters.push_back(s) };
+            }
+            if s == last {
+                break;
             }
         }
         self.bits.set(now & !clear);
