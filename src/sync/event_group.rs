@@ -417,8 +417,7 @@ impl EventGroup {
         // that keep waiting is unchanged.
         let mut clear = 0;
         let mut n = self.head.get();
-        loop {
-            let Some(s) = self.waiters.pop_front() else { break };
+        while let Some(s) = self.waiters.pop_front() {
             // SAFETY: linked records are alive (their fibers are suspended in
             // `block`, whose guard unlinks them before the frame goes); the
             // popped fiber is blocked in `block`, so its record is linked at
