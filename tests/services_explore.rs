@@ -46,7 +46,7 @@ fn rendezvous(s: &mut Schedule) {
         })
         .expect("spawn");
         rt.run().expect("run");
-        let left = rt.spawn(stack(), move |fib| g.get(fib).expect("get") & ALL).ok().expect("spawn");
+        let Ok(left) = rt.spawn(stack(), move |fib| g.get(fib).expect("get") & ALL) else { panic!("spawn") };
         rt.run().expect("run");
         assert_eq!(rt.take(left).expect("take"), 0, "rendezvous bits left set");
     });
