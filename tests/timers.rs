@@ -288,6 +288,80 @@ fn the_service_fiber_is_reported_as_waiting_on_its_signal() {
     });
 }
 
+/// The interrupt-side calls from a real POSIX signal handler, delivered to
+/// the thread that runs the runtime (so it interrupts fibers, the scheduler
+/// and the idle hook anywhere): a timer start and an event-group set per
+/// signal. The logger sees the bits again and again; the timer's callback runs.
+#[test]
+fn interrupt_calls_from_a_signal_handler_on_the_runtime_thread() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use filament::sync::{EventGroup, Want};
+
+    static SVC: TimerService = TimerService::new();
+    static G: EventGroup = EventGroup::new();
+    static T: Timer = Timer::one_shot(&SVC, 1, count);
+    static CALLBACKS: AtomicU64 = AtomicU64::new(0);
+    fn count(_: &Fiber<'_>, _: &Timer<'_>) {
+        CALLBACKS.fetch_add(1, Ordering::Relaxed);
+    }
+    extern "C" fn on_sigusr2(_: libc::c_int) {
+        T.start_from_isr();
+        SVC.set_bits_from_isr(&G, 1);
+    }
+    // SAFETY: installs a handler that makes only the calls documented as
+    // interrupt-safe (atomics); no other test of this binary uses SIGUSR2.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr2 as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    const WANT: u32 = 50;
+    // SAFETY: plain query of the calling thread.
+    let me = unsafe { libc::pthread_self() };
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&done);
+    let sender = std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            // SAFETY: `me` is alive: it joins this thread before it returns.
+            unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    });
+    Runtime::<2>::scope(|rt| {
+        let svc = rt.spawn(stack(), |fib| SVC.run(fib)).unwrap();
+        let logger = rt
+            .spawn(stack(), |fib| {
+                for _ in 0..WANT {
+                    G.wait(fib, Want::any(1).clear_on_exit()).unwrap();
+                }
+                // Let at least one timer expiry through, then stop.
+                while CALLBACKS.load(Ordering::Relaxed) == 0 {
+                    fib.sleep(1);
+                }
+                SVC.shutdown(fib).unwrap();
+            })
+            .unwrap();
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        rt.take(logger).unwrap();
+        rt.take(svc).unwrap().unwrap();
+    });
+    done.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
+    // SAFETY: blocks SIGUSR2 for this thread only: no handler runs after the
+    // test (the sender has stopped; a signal still in flight stays pending).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    assert!(CALLBACKS.load(Ordering::Relaxed) >= 1);
+}
+
 // ================================================================ model
 
 const NT: usize = 3;
