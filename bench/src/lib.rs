@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub mod fil;
 pub mod peers;
+pub mod services;
 
 use fil::Sites;
 
@@ -113,12 +114,12 @@ pub const CASES: &[Case] = &[
     Case {
         name: "fil-event-group",
         what: "filament EventGroup ping-pong (set wakes a waiter that clears on exit), per hand-off",
-        run: fil::event_group_pingpong,
+        run: services::event_group_pingpong,
     },
     Case {
         name: "fil-timer-expiry",
         what: "filament auto-reload timer, period 1, virtual time: service wake + re-arm + callback, per expiry",
-        run: fil::timer_expiry,
+        run: services::timer_expiry,
     },
     Case {
         name: "coro-switch",
