@@ -212,7 +212,9 @@ impl<'t> TimerService<'t> {
     /// list; then [`IrqSignal::notify_from_isr`] on the service's signal. No
     /// lock, no allocation, never blocks. Any fiber-side call on the group
     /// also applies pending interrupt bits first, so they are never lost,
-    /// even if the group belongs to another runtime than the service.
+    /// even if the group belongs to another runtime than the service (its
+    /// waiters are then woken by the next call of one of its own fibers, so
+    /// give each group the service of the runtime that waits on it).
     pub fn set_bits_from_isr(&'t self, group: &'t EventGroup, bits: u32) {
         group.isr_bits.fetch_or(bits, Ordering::Release);
         if !group.isr_queued.swap(true, Ordering::AcqRel) {
