@@ -100,6 +100,7 @@ fn waits_in_queue(kind: WaitKind) -> bool {
             | WaitKind::Event
             | WaitKind::Barrier
             | WaitKind::Irq
+            | WaitKind::EventGroup
     )
 }
 

@@ -85,6 +85,8 @@ pub enum WaitReason {
     Barrier(usize),
     /// Waiting for an interrupt-side signal.
     Irq(usize),
+    /// Waiting for bits of an [`EventGroup`](crate::sync::EventGroup).
+    EventGroup(usize),
     /// Sleeping until this tick.
     Sleep(u64),
     /// Waiting for a notification ([`Fiber::notify_wait`](crate::Fiber::notify_wait),
@@ -103,6 +105,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Event(a) => write!(f, "event {a:#x}"),
             WaitReason::Barrier(a) => write!(f, "barrier {a:#x}"),
             WaitReason::Irq(a) => write!(f, "interrupt signal {a:#x}"),
+            WaitReason::EventGroup(a) => write!(f, "event group {a:#x}"),
             WaitReason::Sleep(u64::MAX) => f.write_str("nothing (parked for good)"),
             WaitReason::Sleep(t) => write!(f, "sleep until tick {t}"),
             WaitReason::Notify => f.write_str("notification"),
@@ -145,6 +148,7 @@ pub(crate) enum WaitKind {
     Event,
     Barrier,
     Irq,
+    EventGroup,
     /// Not in any wait queue; `wait_obj` is the deadline tick.
     Sleep,
     /// Waiting for a notification to itself (`Fiber::notify_wait`/`notify_take`):

@@ -45,7 +45,8 @@
 //! * [`Fiber`] — the handle a fiber's closure receives: yield, spawn, join,
 //!   sleep, and the argument every blocking primitive takes.
 //! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
-//!   wait-queue mechanism; [`IrqSignal`] for interrupt handlers.
+//!   wait-queue mechanism, and `EventGroup`; [`IrqSignal`] for interrupt handlers.
+//! * [`timer`] — software timers whose callbacks run in a timer service fiber.
 //! * [`host`] (`std`) — mmap stacks, [`host::HostClock`], child-process runner.
 //!
 //! # A fiber's life
@@ -140,6 +141,8 @@ mod wait;
 mod policy;
 
 pub mod sync;
+
+pub mod timer;
 
 pub mod guide;
 

@@ -977,6 +977,7 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Event => WaitReason::Event(obj),
         WaitKind::Barrier => WaitReason::Barrier(obj),
         WaitKind::Irq => WaitReason::Irq(obj),
+        WaitKind::EventGroup => WaitReason::EventGroup(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
         WaitKind::Notify => WaitReason::Notify,
         // Only Blocked slots are described; a Blocked slot always has a kind.

@@ -185,7 +185,7 @@ pub fn spawn_join_in_fiber(ops: u64) -> Measured {
 /// Runs `a` and `b` as the two fibers of a scoped 2-slot runtime and returns
 /// the time `run` took. Primitives borrowed by the closures live in the
 /// caller's frame (a fresh set per case run, so each binds to this runtime).
-fn run_pair<'s, A, B>(a: A, b: B) -> std::time::Duration
+pub(crate) fn run_pair<'s, A, B>(a: A, b: B) -> std::time::Duration
 where
     A: FnOnce(&Fiber<'s>) + Send + 's,
     B: FnOnce(&Fiber<'s>) + Send + 's,

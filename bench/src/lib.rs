@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub mod fil;
 pub mod peers;
+pub mod services;
 
 use fil::Sites;
 
@@ -114,6 +115,16 @@ pub const CASES: &[Case] = &[
         name: "fil-mutex-handoff",
         what: "filament Mutex hand-off between 2 fibers (lock, yield, unlock), per acquisition",
         run: fil::mutex_handoff,
+    },
+    Case {
+        name: "fil-event-group",
+        what: "filament EventGroup ping-pong (set wakes a waiter that clears on exit), per hand-off",
+        run: services::event_group_pingpong,
+    },
+    Case {
+        name: "fil-timer-expiry",
+        what: "filament auto-reload timer, period 1, virtual time: service wake + re-arm + callback, per expiry",
+        run: services::timer_expiry,
     },
     Case {
         name: "coro-switch",

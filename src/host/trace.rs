@@ -653,6 +653,7 @@ pub fn reason_text(r: WaitReason) -> String {
         WaitReason::Event(a) => std::format!("event {a:#x}"),
         WaitReason::Barrier(a) => std::format!("barrier {a:#x}"),
         WaitReason::Irq(a) => std::format!("irq {a:#x}"),
+        WaitReason::EventGroup(a) => std::format!("event group {a:#x}"),
         WaitReason::Sleep(t) => std::format!("sleep until tick {t}"),
         WaitReason::Notify => std::string::String::from("notification"),
     }

@@ -11,6 +11,8 @@
 //! * [`Event`] — manual-reset event: `set` wakes every waiter and stays set
 //!   until `reset`.
 //! * [`Barrier`] — `n` parties meet; exactly one is the leader; reusable.
+//! * [`EventGroup`] — a word of event bits: wait for any or all of a mask,
+//!   optionally clearing them; `sync` for rendezvous.
 //!
 //! ```
 //! use filament::sync::{Channel, Mutex};
@@ -120,6 +122,7 @@ use crate::raw::Core;
 pub mod barrier;
 pub mod channel;
 pub mod event;
+pub mod event_group;
 pub mod mutex;
 pub mod recursive;
 pub mod semaphore;
@@ -128,6 +131,7 @@ mod waitlist;
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::Event;
+pub use event_group::{EventGroup, Want};
 pub use mutex::{Mutex, MutexGuard};
 pub use recursive::{RecursiveMutex, RecursiveMutexGuard};
 pub use semaphore::{GiveError, Semaphore};
