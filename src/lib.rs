@@ -125,6 +125,7 @@ mod handle;
 mod irq;
 mod join;
 mod orphans;
+mod priority;
 mod raw;
 mod report;
 mod run;
@@ -158,6 +159,7 @@ pub use handle::Fiber;
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 pub use join::JoinHandle;
+pub use priority::{INHERITANCE_DEPTH, PRIORITY_LEVELS, Priority, SpawnOptions};
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;

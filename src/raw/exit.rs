@@ -170,7 +170,6 @@ pub(crate) unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
         (*s).state = State::Free;
         (*core).retired_runs += (*s).runs;
         (*s).started = false;
-        (*s).cancelled = false;
         if (*s).local {
             (*s).local = false;
             (*core).local_fibers -= 1;

@@ -21,6 +21,27 @@
 //! resumed: it reclaims finished fibers, runs timers and the idle hook, and
 //! detects deadlock.
 //!
+//! # Priority levels
+//!
+//! The ring at `current`/`prev` is the *running level*'s (`run_level`). Every
+//! other level with ready fibers keeps its own ring, by its tail in
+//! `levels[l]`, and a bit in the `ready_levels` bitmap. So the plain yield is
+//! unchanged — with every fiber at one level there is only the one ring, and
+//! the fast path's single `slow` compare covers priorities too:
+//!
+//! * make ready at the running level: as above. At another level: link at
+//!   that level's tail and set its bit; above the running level it also sets
+//!   `preempt`, folded into `slow`, so the next scheduling point takes the
+//!   general path;
+//! * a scheduling point with `preempt` set (a yield, a primitive's choice
+//!   point, a block or exit) parks the running ring as its level's ring (a
+//!   yielding fiber first steps to its tail; a preempted one stays at its
+//!   head) and loads the highest level's ring: one `leading_zeros`;
+//! * when the running ring empties (block, exit) the highest set bit's ring
+//!   is loaded the same way; nothing ready at all: the host runs.
+//!
+//! Picking the next fiber stays O(1) at any number of fibers and levels.
+//!
 //! # Invariants
 //!
 //! Every `// SAFETY:` comment in the scheduler leans on these. The right
@@ -38,9 +59,10 @@
 //! | I8 | A fiber whose canary broke never runs again, and nothing more is written on its stack. | `check_canary` at every switch-out, `canary_intact` at exit and free; the report runs on the host stack (`canary_broken_here`). |
 //! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy). | `refresh_slow` after every change of a cause. |
 //! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `IrqSignal`'s wait (with an unwind guard) adjust both together. |
+//! | I11 | A Ready slot is in the ring of its `priority` level: the running ring (`current`/`prev`, level `run_level`) or the ring whose tail is `levels[l]`, with bit `l` of `ready_levels` set exactly for non-empty `levels[l]` (never for `run_level`). The running ring is empty only when no fiber is ready at all. `preempt` is set exactly when `ready_levels` has a bit above `run_level`. | Only `make_ready`, `unlink_current`, `unlink_ready`, `switch_level` and `move_current` (ring.rs, prio.rs) touch the levels, each keeping all of it. |
 //!
 //! `Runtime::debug_check_invariants` / `Fiber::debug_check_invariants` check
-//! I2, I3, I9 and I10 structurally (tests call them after every step).
+//! I2, I3, I9, I10 and I11 structurally (tests call them after every step).
 
 use core::ptr;
 
@@ -53,11 +75,13 @@ use crate::wait::WaitQueue;
 
 mod describe;
 mod exit;
+mod prio;
 mod ring;
 mod switch;
 
 pub(crate) use describe::*;
 pub(crate) use exit::*;
+pub(crate) use prio::*;
 pub(crate) use ring::*;
 pub(crate) use switch::*;
 
@@ -68,6 +92,18 @@ pub(crate) struct Core {
     pub current: *mut Slot,
     /// Tail of the ready ring.
     pub prev: *mut Slot,
+    /// The priority level of the ring at `current`/`prev` (the running level).
+    pub run_level: u8,
+    /// A ready fiber waits at a level above `run_level`: the next scheduling
+    /// point switches levels (cooperative preemption). Folded into `slow`.
+    pub preempt: bool,
+    /// Bit `l` set: level `l` (not the running level) has ready fibers, in
+    /// the ring whose tail is `levels[l]`.
+    pub ready_levels: u32,
+    /// Tails of the rings of ready fibers at levels other than the running
+    /// one (`tail.next` is the head); null for an empty level and for the
+    /// running level, whose ring is `current`/`prev`.
+    pub levels: [*mut Slot; crate::priority::PRIORITY_LEVELS],
     /// The host context's saved stack pointer while fibers run.
     pub host_sp: *mut u8,
     /// Free slots, linked through `next`.
@@ -161,6 +197,10 @@ impl Core {
         Core {
             current: ptr::null_mut(),
             prev: ptr::null_mut(),
+            run_level: 0,
+            preempt: false,
+            ready_levels: 0,
+            levels: [ptr::null_mut(); crate::priority::PRIORITY_LEVELS],
             host_sp: ptr::null_mut(),
             free: ptr::null_mut(),
             zombies: ptr::null_mut(),

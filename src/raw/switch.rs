@@ -12,7 +12,7 @@ pub(crate) unsafe fn refresh_slow(core: *mut Core) {
     // SAFETY: plain reads and one write of the runtime's own fields.
     unsafe {
         #[allow(unused_mut)]
-        let mut slow = (*core).pollers;
+        let mut slow = (*core).pollers | (*core).preempt as usize;
         #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
         {
             slow |= (*core).fp_fibers;
@@ -90,6 +90,9 @@ pub(crate) unsafe fn yield_now(core: *mut Core) {
             return; // never switch while unwinding (see `unwinding`)
         }
         crate::time::poll(core);
+        if (*core).preempt {
+            return preempt(core, true);
+        }
         let Some((c, n)) = step_ring(core) else { return };
         #[cfg(feature = "explore")]
         let n = {
@@ -162,21 +165,56 @@ pub(crate) unsafe fn fp_handover_slow(core: *mut Core, from: *mut Slot, to: *mut
     }
 }
 
-/// A point where an exploring scheduling policy may switch fibers (after a
-/// wake, around primitive operations). Compiles to nothing without `explore`.
+/// A scheduling point inside a primitive's operation (after wakes, around
+/// primitive operations): a fiber of a higher level made ready meanwhile
+/// runs now (cooperative preemption), and an exploring scheduling policy may
+/// switch fibers. One load and a not-taken branch without `explore`.
 ///
 /// # Safety
 /// Must be called by the running fiber of `core`.
 #[inline(always)]
 pub(crate) unsafe fn choice_point(core: *mut Core) {
-    #[cfg(feature = "explore")]
     // SAFETY: forwarded contract.
     unsafe {
+        if (*core).preempt && !unwinding() {
+            preempt(core, false);
+        }
+        #[cfg(feature = "explore")]
         if (*core).policy.is_some() {
             yield_now(core);
         }
     }
-    let _ = core;
+}
+
+/// Switches from the running fiber to the highest ready level, which is above
+/// the running one (`preempt` is set). A yielding fiber (`step`) goes to the
+/// tail of its level's ring; a preempted one stays at its head, so it is the
+/// first of its level to run again.
+///
+/// # Safety
+/// Must be called by the running fiber of `core`, on its own stack, with
+/// `preempt` set and not unwinding.
+#[inline(never)]
+pub(crate) unsafe fn preempt(core: *mut Core, step: bool) {
+    // SAFETY: the caller is `current`; a higher level is ready (I11), so the
+    // fiber loaded is another one.
+    unsafe {
+        let c = (*core).current;
+        if step && (*c).next != c {
+            (*core).prev = c;
+            (*core).current = (*c).next;
+        }
+        check_canary(core, c);
+        switch_level(core);
+        #[cfg(feature = "explore")]
+        crate::policy::choose(core);
+        let n = (*core).current;
+        trace_event!(core, switch_out(id_of(core, c)));
+        trace_event!(core, switch_in(id_of(core, n)));
+        (*c).runs = (*c).runs.wrapping_add(1);
+        fp_handover(core, c, n);
+        arch::switch(&raw mut (*c).sp, (*n).sp);
+    }
 }
 
 /// Takes the running fiber off the ready ring, links it into `queue` (if

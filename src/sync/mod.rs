@@ -120,6 +120,7 @@ use crate::raw::Core;
 pub mod barrier;
 pub mod channel;
 pub mod event;
+pub(crate) mod inherit;
 pub mod mutex;
 pub mod recursive;
 pub mod semaphore;
