@@ -543,6 +543,11 @@ mod tests {
             check(Box::new(|_, s| s[2].state = State::Blocked), Box::new(|_, s| s[2].state = State::Ready));
             // `prev` that is not the ring's tail.
             check(Box::new(|c, s| c.prev = &raw mut s[1]), Box::new(|c, s| c.prev = &raw mut s[2]));
+            // Priority levels: a bitmap bit without a ring, a stale
+            // preemption flag, a ready fiber in the ring of another level.
+            check(Box::new(|c, _| c.ready_levels |= 1 << 5), Box::new(|c, _| c.ready_levels &= !(1 << 5)));
+            check(Box::new(|c, _| c.preempt = true), Box::new(|c, _| c.preempt = false));
+            check(Box::new(|_, s| s[2].priority = 3), Box::new(|_, s| s[2].priority = 0));
             // Counters.
             check(Box::new(|c, _| c.unfinished += 1), Box::new(|c, _| c.unfinished -= 1));
             check(Box::new(|c, _| c.pollers += 1), Box::new(|c, _| c.pollers -= 1));
@@ -601,9 +606,12 @@ mod tests {
         assert_eq!(
             whats,
             [
-                "Ready slots missing from the ready ring",
+                "Ready slots missing from the ready rings",
                 "ready ring holds a slot that is not Ready",
                 "prev.next is not current",
+                "ready_levels bit disagrees with its level's ring",
+                "preempt disagrees with the levels above the running one",
+                "ready slot in the ring of another priority level",
                 "unfinished differs from the number of Ready and Blocked slots",
                 "pollers differs from ntimers + irq.waiters",
                 "slow differs from what refresh_slow computes",
