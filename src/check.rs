@@ -458,7 +458,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
 /// What `raw::refresh_slow` stores in `Core::slow` (keep the two in step).
 fn expected_slow(c: &Core) -> usize {
     #[allow(unused_mut)]
-    let mut slow = c.pollers;
+    let mut slow = c.pollers | c.preempt as usize;
     #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
     {
         slow |= c.fp_fibers;
