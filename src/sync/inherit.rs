@@ -113,13 +113,14 @@ impl PiQueue {
         }
     }
 
-    /// Unlinks this mutex from `s`'s held list (if there).
+    /// Unlinks this mutex from `s`'s held list (if there). Returns whether it
+    /// was there.
     ///
     /// # Safety
     /// `s` a live slot of `core`, the holder this mutex was linked for.
-    unsafe fn unlink(&self, s: *mut Slot) {
+    unsafe fn unlink(&self, s: *mut Slot) -> bool {
         if !self.linked.replace(false) {
-            return;
+            return false;
         }
         // SAFETY: the held list holds live mutexes (see the module docs).
         unsafe {
@@ -139,18 +140,28 @@ impl PiQueue {
             }
         }
         self.next_held.set(ptr::null());
+        true
     }
 
     /// The running fiber `me` is about to wait for this (held) mutex: the
-    /// holder inherits its priority.
+    /// holder inherits its priority, if that is higher than the holder's.
+    ///
+    /// The mutex joins the holder's held list the first time one of its
+    /// waiters lends the holder anything (here, or when a waiter's priority is
+    /// raised later: [`refresh`] links it on its way to the holder). A mutex
+    /// not in the list never raised its holder, so its waiters leaving cannot
+    /// lower it either.
     ///
     /// # Safety
     /// Called by the running fiber `me` of `core` (the mutex's bound runtime)
     /// right before it blocks on `waiters`; the mutex outlives the run.
+    #[inline(always)]
     pub(crate) unsafe fn before_wait(&self, core: *mut Core, me: *mut Slot) {
         // SAFETY: forwarded contract.
         unsafe {
-            if let Some(h) = self.holder_slot(core) {
+            if let Some(h) = self.holder_slot(core)
+                && (*me).priority > (*h).priority
+            {
                 self.link(h);
                 refresh(core, h, (*me).priority);
             }
@@ -166,11 +177,11 @@ impl PiQueue {
     pub(crate) unsafe fn unlock(&self, core: *mut Core, me: *mut Slot) -> bool {
         // SAFETY: queue members are Blocked slots of core; `me` is live.
         unsafe {
-            self.unlink(me);
+            let lent = self.unlink(me);
             let handed = match self.waiters.pop_front() {
                 Some(w) => {
                     self.set_holder(core, w);
-                    if !self.waiters.is_empty() {
+                    if max_waiter(&self.waiters) > (*w).priority {
                         // The rest wait on: the new holder inherits from them
                         // (before it is made ready, so it lands at that level).
                         self.link(w);
@@ -184,7 +195,8 @@ impl PiQueue {
                     false
                 }
             };
-            if (*me).priority != (*(*me).header).base_priority {
+            // Only a mutex in the held list lent `me` anything.
+            if lent && (*me).priority != (*(*me).header).base_priority {
                 refresh(core, me, 0);
             }
             handed
@@ -224,11 +236,7 @@ pub(crate) unsafe fn refresh(core: *mut Core, s: *mut Slot, extra: u8) {
             let mut p = (*(*s).header).base_priority.max(extra);
             let mut m = (*(*s).header).held;
             while !m.is_null() {
-                let mut w = (*m).waiters.head();
-                while !w.is_null() {
-                    p = p.max((*w).priority);
-                    w = (*w).next;
-                }
+                p = p.max(max_waiter(&(*m).waiters));
                 m = (*m).next_held.get();
             }
             if p == (*s).priority {
@@ -242,11 +250,29 @@ pub(crate) unsafe fn refresh(core: *mut Core, s: *mut Slot, extra: u8) {
             if !(*q).pi {
                 return; // a RecursiveMutex: no inheritance
             }
-            match (*q.cast::<PiQueue>()).holder_slot(core) {
-                Some(h) => s = h,
+            let m = q.cast::<PiQueue>();
+            match (*m).holder_slot(core) {
+                Some(h) => {
+                    (*m).link(h);
+                    s = h;
+                }
                 None => return,
             }
             extra = 0;
         }
     }
+}
+
+/// The highest effective priority among the fibers waiting in `q` (0 if none).
+fn max_waiter(q: &WaitQueue) -> u8 {
+    let mut p = 0;
+    let mut w = q.head();
+    while !w.is_null() {
+        // SAFETY: queue members are Blocked slots of the queue's runtime.
+        unsafe {
+            p = p.max((*w).priority);
+            w = (*w).next;
+        }
+    }
+    p
 }
