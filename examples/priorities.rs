@@ -35,19 +35,27 @@ fn main() {
     RT.spawn_detached_with(STACKS[0].claim().unwrap(), SpawnOptions::new().name("logger").priority(LOW), |fib| {
         let mut log = LOG.lock(fib).unwrap();
         say(format!("logger  ({:?}) holds the log", fib.priority()));
-        fib.spawn_detached_with(STACKS[1].claim().unwrap(), SpawnOptions::new().name("control").priority(HIGH), |fib| {
-            TICK.acquire(fib).unwrap(); // wait for the "timer"
-            say(format!("control ({:?}) needs the log", fib.priority()));
-            LOG.lock(fib).unwrap().push("control step".into());
-            say("control done".into());
-        })
+        fib.spawn_detached_with(
+            STACKS[1].claim().unwrap(),
+            SpawnOptions::new().name("control").priority(HIGH),
+            |fib| {
+                TICK.acquire(fib).unwrap(); // wait for the "timer"
+                say(format!("control ({:?}) needs the log", fib.priority()));
+                LOG.lock(fib).unwrap().push("control step".into());
+                say("control done".into());
+            },
+        )
         .unwrap();
-        fib.spawn_detached_with(STACKS[2].claim().unwrap(), SpawnOptions::new().name("cruncher").priority(MEDIUM), |fib| {
-            for round in 0..3 {
-                say(format!("cruncher ({:?}) round {round}", fib.priority()));
-                fib.yield_now();
-            }
-        })
+        fib.spawn_detached_with(
+            STACKS[2].claim().unwrap(),
+            SpawnOptions::new().name("cruncher").priority(MEDIUM),
+            |fib| {
+                for round in 0..3 {
+                    say(format!("cruncher ({:?}) round {round}", fib.priority()));
+                    fib.yield_now();
+                }
+            },
+        )
         .unwrap();
         // A scheduling point: the control loop (spawned above us, not run yet)
         // runs now and takes the tick.

@@ -8,9 +8,9 @@ use core::ptr;
 use crate::error::{JoinError, SpawnError};
 use crate::fiber::{FiberId, Slot, State, WaitKind, Wake};
 use crate::join::{JoinHandle, detach_raw, find, take_outcome};
+use crate::priority::{Priority, SpawnOptions};
 use crate::raw::{self, Core};
 use crate::runtime::{FiberInfo, Invariant, Stats, info, stats};
-use crate::priority::{Priority, SpawnOptions};
 use crate::spawn::spawn_raw;
 use crate::stack::{self, Stack};
 use crate::time::{self, Ticks};
@@ -111,7 +111,8 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: we run inside `run`, which holds the runtime's lock.
-        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), false, false, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a fiber whose closure and result need not be `Send`, from
@@ -124,7 +125,8 @@ impl<'s> Fiber<'s> {
     {
         // SAFETY: we run inside `run`, which holds the runtime's lock, on
         // the thread running it.
-        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), false, true, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), false, true, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a named fiber from inside a fiber.
@@ -139,7 +141,8 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, SpawnOptions::new().name(name), false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new().name(name), false, false, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a fiber with a name and a priority from inside a fiber. See
@@ -160,7 +163,12 @@ impl<'s> Fiber<'s> {
     }
 
     /// [`spawn_with`](Self::spawn_with) for a detached fiber.
-    pub fn spawn_detached_with<F, T>(&self, stack: Stack<'s>, opts: SpawnOptions, f: F) -> Result<FiberId, SpawnError<'s, F>>
+    pub fn spawn_detached_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<FiberId, SpawnError<'s, F>>
     where
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,

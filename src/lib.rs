@@ -159,10 +159,10 @@ pub use handle::Fiber;
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 pub use join::JoinHandle;
-pub use priority::{INHERITANCE_DEPTH, PRIORITY_LEVELS, Priority, SpawnOptions};
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;
+pub use priority::{INHERITANCE_DEPTH, PRIORITY_LEVELS, Priority, SpawnOptions};
 pub use runtime::{FiberInfo, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
 pub use time::{Idle, NoIdle, Ticks};

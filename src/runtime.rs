@@ -16,8 +16,8 @@ use crate::time::{self, Ticks, TimerEntry};
 
 use crate::handle::Fiber;
 use crate::join::{JoinHandle, detach_raw, take_outcome};
-use crate::run::{EndRun, run_loop};
 use crate::priority::{Priority, SpawnOptions};
+use crate::run::{EndRun, run_loop};
 use crate::spawn::{Spawned, spawn_raw};
 
 const IDLE: u8 = 0;
@@ -274,7 +274,8 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_inner(stack, SpawnOptions::new().name(name), false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
+        self.spawn_inner(stack, SpawnOptions::new().name(name), false, f)
+            .map(|(id, header, rt)| JoinHandle::new(id, header, rt))
     }
 
     /// Spawns a fiber nobody will join: its result is dropped when it finishes
@@ -305,7 +306,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// rt.run().unwrap();
     /// assert_eq!(*ORDER.lock().unwrap(), ["high", "low"]); // spawned second, ran first
     /// ```
-    pub fn spawn_with<F, T>(&self, stack: Stack<'s>, opts: SpawnOptions, f: F) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    pub fn spawn_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError<'s, F>>
     where
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
@@ -314,7 +320,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
     }
 
     /// [`spawn_with`](Self::spawn_with) for a detached fiber.
-    pub fn spawn_detached_with<F, T>(&self, stack: Stack<'s>, opts: SpawnOptions, f: F) -> Result<FiberId, SpawnError<'s, F>>
+    pub fn spawn_detached_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<FiberId, SpawnError<'s, F>>
     where
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
@@ -391,7 +402,8 @@ impl<'s, const N: usize> Runtime<'s, N> {
         };
         let core = self.core();
         // SAFETY: we hold the lock and are not on any fiber's stack.
-        unsafe { spawn_raw(core, stack, SpawnOptions::new(), false, true, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(core, stack, SpawnOptions::new(), false, true, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Runs fibers until every fiber has finished.

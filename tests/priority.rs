@@ -8,9 +8,7 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use filament::sync::{Mutex, Semaphore};
-use filament::{
-    Fiber, FiberId, Idle, IrqSignal, Priority, RunError, Runtime, SpawnOptions, Stack, Ticks, WaitReason,
-};
+use filament::{Fiber, FiberId, Idle, IrqSignal, Priority, RunError, Runtime, SpawnOptions, Stack, Ticks, WaitReason};
 
 fn stack() -> Stack<'static> {
     Stack::host(128 * 1024).expect("mmap stack")
@@ -342,10 +340,7 @@ fn inheritance_follows_chains_and_is_undone_on_unlock() {
         .unwrap();
         rt.run().unwrap();
     });
-    assert_eq!(
-        log.take(),
-        "b waits c waits a at P3, b at P3 base P1 b got m1 at P3 c done a unlocked at P0"
-    );
+    assert_eq!(log.take(), "b waits c waits a at P3, b at P3 base P1 b got m1 at P3 c done a unlocked at P0");
 }
 
 #[test]
@@ -482,9 +477,7 @@ fn changing_a_waiters_priority_moves_its_holders_boost() {
         let (log, lock) = (&log, &lock);
         rt.spawn_detached_with(stack(), at("holder", 0), move |fib| {
             let g = lock.lock(fib).unwrap();
-            let w = fib
-                .spawn_with(stack(), at("waiter", 2), move |fib| drop(lock.lock(fib).unwrap()))
-                .unwrap();
+            let w = fib.spawn_with(stack(), at("waiter", 2), move |fib| drop(lock.lock(fib).unwrap())).unwrap();
             fib.yield_now();
             log.push(format!("{:?}", fib.priority()));
             assert!(fib.set_priority_of(w.id(), p(5)));
@@ -613,7 +606,10 @@ fn priority_changes_are_traced() {
         .unwrap();
         rt.run().unwrap();
     });
-    let prios: Vec<u8> =
-        rec.events().iter().filter_map(|e| if let EventKind::Priority(_, p) = e.kind { Some(p.get()) } else { None }).collect();
+    let prios: Vec<u8> = rec
+        .events()
+        .iter()
+        .filter_map(|e| if let EventKind::Priority(_, p) = e.kind { Some(p.get()) } else { None })
+        .collect();
     assert_eq!(prios, [5, 0]);
 }

@@ -176,13 +176,27 @@ pub(crate) unsafe fn fp_handover_slow(core: *mut Core, from: *mut Slot, to: *mut
 pub(crate) unsafe fn choice_point(core: *mut Core) {
     // SAFETY: forwarded contract.
     unsafe {
-        if (*core).preempt && !unwinding() {
-            preempt(core, false);
+        if (*core).preempt {
+            preempt_at_choice_point(core);
         }
         #[cfg(feature = "explore")]
         if (*core).policy.is_some() {
             yield_now(core);
         }
+    }
+}
+
+/// [`choice_point`]'s preemption, out of line (keeps the primitives' fast
+/// paths small enough to inline): not while unwinding (I6).
+///
+/// # Safety
+/// As for [`preempt`], `preempt` set.
+#[cold]
+#[inline(never)]
+unsafe fn preempt_at_choice_point(core: *mut Core) {
+    if !unwinding() {
+        // SAFETY: forwarded contract.
+        unsafe { preempt(core, false) }
     }
 }
 
@@ -285,7 +299,7 @@ pub(crate) unsafe fn block_current(
 ///
 /// # Safety
 /// `s` must be a blocked slot of `core`, in no queue.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn wake(core: *mut Core, s: *mut Slot, how: Wake) {
     // SAFETY: forwarded contract.
     unsafe {

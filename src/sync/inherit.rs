@@ -75,7 +75,11 @@ impl PiQueue {
     pub(crate) unsafe fn set_holder(&self, core: *mut Core, s: *mut Slot) {
         // SAFETY: per the contract.
         unsafe {
-            self.holder.set(Holder { serial: (*core).serial, index: raw::index_of(core, s), generation: (*s).generation })
+            self.holder.set(Holder {
+                serial: (*core).serial,
+                index: raw::index_of(core, s),
+                generation: (*s).generation,
+            })
         }
     }
 
@@ -83,6 +87,7 @@ impl PiQueue {
     ///
     /// # Safety
     /// Exclusive access to `core`.
+    #[inline(always)]
     unsafe fn holder_slot(&self, core: *mut Core) -> Option<*mut Slot> {
         let h = self.holder.get();
         // SAFETY: the index is checked against the table's length first.
@@ -113,14 +118,13 @@ impl PiQueue {
         }
     }
 
-    /// Unlinks this mutex from `s`'s held list (if there). Returns whether it
-    /// was there.
+    /// Unlinks this mutex from `s`'s held list (if there).
     ///
     /// # Safety
     /// `s` a live slot of `core`, the holder this mutex was linked for.
-    unsafe fn unlink(&self, s: *mut Slot) -> bool {
+    unsafe fn unlink(&self, s: *mut Slot) {
         if !self.linked.replace(false) {
-            return false;
+            return;
         }
         // SAFETY: the held list holds live mutexes (see the module docs).
         unsafe {
@@ -140,7 +144,6 @@ impl PiQueue {
             }
         }
         self.next_held.set(ptr::null());
-        true
     }
 
     /// The running fiber `me` is about to wait for this (held) mutex: the
@@ -157,6 +160,21 @@ impl PiQueue {
     /// right before it blocks on `waiters`; the mutex outlives the run.
     #[inline(always)]
     pub(crate) unsafe fn before_wait(&self, core: *mut Core, me: *mut Slot) {
+        // SAFETY: forwarded contract. Nobody is below the lowest level: a
+        // fiber there lends nothing (the common case costs one compare).
+        unsafe {
+            if (*me).priority != 0 {
+                self.lend(core, me);
+            }
+        }
+    }
+
+    /// [`before_wait`](Self::before_wait) of a fiber above the lowest level.
+    ///
+    /// # Safety
+    /// As for [`before_wait`](Self::before_wait).
+    #[inline(never)]
+    unsafe fn lend(&self, core: *mut Core, me: *mut Slot) {
         // SAFETY: forwarded contract.
         unsafe {
             if let Some(h) = self.holder_slot(core)
@@ -169,34 +187,69 @@ impl PiQueue {
     }
 
     /// The holder `me` unlocks, handing the lock to the first waiter (if
-    /// any, returned woken); `me` loses what it inherited through this mutex.
-    /// Returns whether a waiter got the lock.
+    /// any, woken); `me` loses what it inherited through this mutex. Returns
+    /// whether a waiter got the lock. (The holder record is left stale when
+    /// nobody waits: it is read only while the mutex is locked.)
     ///
     /// # Safety
     /// Called by the running fiber `me` of `core`, which holds the lock.
+    #[inline(always)]
     pub(crate) unsafe fn unlock(&self, core: *mut Core, me: *mut Slot) -> bool {
         // SAFETY: queue members are Blocked slots of core; `me` is live.
         unsafe {
-            let lent = self.unlink(me);
-            let handed = match self.waiters.pop_front() {
-                Some(w) => {
-                    self.set_holder(core, w);
-                    if max_waiter(&self.waiters) > (*w).priority {
-                        // The rest wait on: the new holder inherits from them
-                        // (before it is made ready, so it lands at that level).
-                        self.link(w);
-                        refresh(core, w, 0);
-                    }
-                    raw::wake(core, w, crate::fiber::Wake::Signaled);
-                    true
-                }
-                None => {
-                    self.holder.set(NOBODY);
-                    false
-                }
-            };
-            // Only a mutex in the held list lent `me` anything.
-            if lent && (*me).priority != (*(*me).header).base_priority {
+            if self.linked.get() {
+                return self.unlock_lent(core, me);
+            }
+            self.hand_off(core)
+        }
+    }
+
+    /// Hands the lock to the first waiter, if any.
+    ///
+    /// # Safety
+    /// As for [`unlock`](Self::unlock).
+    #[inline(always)]
+    unsafe fn hand_off(&self, core: *mut Core) -> bool {
+        // SAFETY: as for `unlock`.
+        unsafe {
+            let Some(w) = self.waiters.pop_front() else { return false };
+            self.set_holder(core, w);
+            if !self.waiters.is_empty() {
+                self.lend_rest(core, w);
+            }
+            raw::wake(core, w, crate::fiber::Wake::Signaled);
+            true
+        }
+    }
+
+    /// The waiters left behind lend the new holder `w` their priority (before
+    /// it is made ready, so it lands at that level).
+    ///
+    /// # Safety
+    /// `w` a Blocked slot of `core`, the new holder.
+    #[inline(never)]
+    unsafe fn lend_rest(&self, core: *mut Core, w: *mut Slot) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            if max_waiter(&self.waiters) > (*w).priority {
+                self.link(w);
+                refresh(core, w, 0);
+            }
+        }
+    }
+
+    /// [`unlock`](Self::unlock) of a mutex whose waiters lent `me` their
+    /// priority: `me`'s is recomputed after the hand-off.
+    ///
+    /// # Safety
+    /// As for [`unlock`](Self::unlock).
+    #[inline(never)]
+    unsafe fn unlock_lent(&self, core: *mut Core, me: *mut Slot) -> bool {
+        // SAFETY: as for `unlock`.
+        unsafe {
+            self.unlink(me);
+            let handed = self.hand_off(core);
+            if (*me).priority != (*(*me).header).base_priority {
                 refresh(core, me, 0);
             }
             handed
@@ -225,6 +278,7 @@ pub(crate) unsafe fn waiter_left(core: *mut Core, m: *const PiQueue) {
 ///
 /// # Safety
 /// Exclusive access to `core`; `s` a live slot of `core`.
+#[inline(never)]
 pub(crate) unsafe fn refresh(core: *mut Core, s: *mut Slot, extra: u8) {
     // SAFETY: live slots' headers are valid; held lists hold live mutexes
     // whose queues hold Blocked slots of core; a Blocked fiber's `pi` queue

@@ -30,12 +30,12 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
+use super::inherit::PiQueue;
 use super::{Binding, TryError, WaitError, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
 use crate::raw::Core;
 use crate::time::Ticks;
-use super::inherit::PiQueue;
 
 /// A mutual-exclusion lock for fibers of one runtime.
 ///
@@ -77,12 +77,7 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`. `const`, for `static`s.
     pub const fn new(value: T) -> Self {
-        Mutex {
-            pi: PiQueue::new(),
-            owner: Binding::new(),
-            locked: Cell::new(false),
-            value: UnsafeCell::new(value),
-        }
+        Mutex { pi: PiQueue::new(), owner: Binding::new(), locked: Cell::new(false), value: UnsafeCell::new(value) }
     }
 
     /// Names it: the name appears in deadlock reports
