@@ -613,3 +613,42 @@ fn priority_changes_are_traced() {
         .collect();
     assert_eq!(prios, [5, 0]);
 }
+
+#[test]
+fn the_debug_table_has_a_priority_column() {
+    Runtime::<4>::scope(|rt| {
+        rt.spawn_detached_with(stack(), at("urgent", 6), |_| ()).unwrap();
+        rt.spawn_detached(stack(), |_| ()).unwrap();
+        let table = format!("{rt:?}");
+        let lines: Vec<&str> = table.lines().collect();
+        let at = lines[1].find("PRIO").unwrap_or_else(|| panic!("{table}"));
+        assert_eq!(&lines[2][at..at + 1], "6", "{table}");
+        assert_eq!(&lines[3][at..at + 1], "0", "{table}");
+        rt.run().unwrap();
+    });
+}
+
+/// The level rings hold pointers into the slot table: a runtime moved
+/// between spawn and run rebases them with the rest.
+#[test]
+fn a_runtime_moved_with_fibers_at_several_levels_keeps_them() {
+    static ORDER: StdMutex<Vec<&str>> = StdMutex::new(Vec::new());
+    let rt: Runtime<'static, 6> = Runtime::new();
+    let mut ids = Vec::new();
+    for (name, level) in [("a", 0), ("b", 3), ("c", 1), ("d", 3), ("e", 0)] {
+        ids.push(
+            rt.spawn_with(stack(), at(name, level), move |fib| {
+                ORDER.lock().unwrap().push(name);
+                fib.yield_now();
+            })
+            .unwrap(),
+        );
+    }
+    let moved = Box::new(rt);
+    moved.debug_check_invariants().unwrap();
+    moved.run().unwrap();
+    for h in ids {
+        moved.take(h).unwrap();
+    }
+    assert_eq!(*ORDER.lock().unwrap(), ["b", "d", "c", "a", "e"]);
+}
