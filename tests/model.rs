@@ -534,7 +534,11 @@ fn step<'s>(fib: &Fiber<'s>, w: &'s World, op: &Op, stacks: &mut Vec<Stack<'s>>,
             fib.set_priority(want);
             // Holding nothing here (a hold is inside Lock), so nothing lends
             // this fiber a higher level.
-            ensure!(fib.base_priority() == want, "base priority {:?} after set_priority({want:?})", fib.base_priority());
+            ensure!(
+                fib.base_priority() == want,
+                "base priority {:?} after set_priority({want:?})",
+                fib.base_priority()
+            );
             ensure!(fib.priority() == want, "priority {:?} after set_priority({want:?})", fib.priority());
         }
         Op::SetChildPriority(level) => {

@@ -3,6 +3,8 @@
 //! inheritance on `Mutex`. Each test records the exact order of what the
 //! fibers did.
 
+#![allow(clippy::result_large_err)] // `run`'s result carries a deadlock report, returned by `scope` closures
+
 use std::cell::Cell;
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
