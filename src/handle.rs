@@ -45,8 +45,11 @@ impl<'s> Fiber<'s> {
         unsafe { (*(*self.slot).header).name }
     }
 
-    /// Lets every other ready fiber run once, then continues (FIFO). If no
-    /// other fiber is ready this returns at once.
+    /// Lets every other ready fiber of this fiber's priority level run once,
+    /// then continues (FIFO) — or, if a fiber of a higher level became ready
+    /// meanwhile, switches to that level first (cooperative preemption, see
+    /// [`Priority`]). If no other fiber of this level (and none above) is
+    /// ready this returns at once, even with lower-level fibers ready.
     #[inline]
     pub fn yield_now(&self) {
         // SAFETY: a Fiber exists only on its own running fiber's stack.

@@ -2,7 +2,8 @@
 //!
 //! Stackful cooperative threads (fibers) on stacks you provide, in a fixed-size
 //! table, switched by a hand-written x86_64 context switch, scheduled
-//! round-robin. No heap and no global scheduler state (the one global is an
+//! round-robin within fixed priority levels (see [`Priority`]; cooperative
+//! preemption, priority inheritance on [`sync::Mutex`]). No heap and no global scheduler state (the one global is an
 //! atomic counter handing out runtime ids); the same code runs on bare metal
 //! and, with the `std` feature, inside ordinary host processes and `cargo test`.
 //!
