@@ -552,6 +552,14 @@ fn step<'s>(fib: &Fiber<'s>, w: &'s World, op: &Op, stacks: &mut Vec<Stack<'s>>,
             }
         }
     }
+    // Between operations a fiber holds no mutex (holds end inside an op), so
+    // no waiter lends it anything: inheritance was undone.
+    ensure!(
+        fib.priority() == fib.base_priority(),
+        "after {op:?}: priority {:?}, base {:?} (a loan not given back)",
+        fib.priority(),
+        fib.base_priority()
+    );
 }
 
 // ================================================================ the host
