@@ -654,3 +654,38 @@ fn a_runtime_moved_with_fibers_at_several_levels_keeps_them() {
     }
     assert_eq!(*ORDER.lock().unwrap(), ["b", "d", "c", "a", "e"]);
 }
+
+/// A guard dropped while its fiber unwinds hands the lock to a higher
+/// waiter, but the unwinding fiber does not switch (I6): the waiter runs once
+/// the unwind is over.
+#[test]
+fn an_unwinding_holder_hands_off_without_switching() {
+    let log = Log::default();
+    let lock = Mutex::new(());
+    Runtime::<4>::scope(|rt| {
+        let (log, lock) = (&log, &lock);
+        let low = rt
+            .spawn_with(stack(), at("low", 0), move |fib| {
+                struct Last<'a>(&'a Log);
+                impl Drop for Last<'_> {
+                    fn drop(&mut self) {
+                        self.0.push("low unwound");
+                    }
+                }
+                let _last = Last(log);
+                let _g = lock.lock(fib).unwrap();
+                fib.spawn_detached_with(stack(), at("high", 5), move |fib| {
+                    drop(lock.lock(fib).unwrap());
+                    log.push("high got it");
+                })
+                .unwrap();
+                fib.yield_now(); // high waits and lends low its level
+                assert_eq!(fib.priority(), p(5));
+                panic!("low fails while holding the lock");
+            })
+            .unwrap();
+        rt.run().unwrap();
+        assert!(rt.take(low).is_err());
+    });
+    assert_eq!(log.take(), "low unwound high got it");
+}
