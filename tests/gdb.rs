@@ -353,11 +353,11 @@ fn gdb_backtrace_inside_fiber_exit() {
     }
     for release in [false, true] {
         let exe = build_debuggee(release);
-        let t = run_gdb(&exe, &["break filament::raw::exit_current", "run", "bt", "kill"]);
+        let t = run_gdb(&exe, &["break filament::raw::exit::exit_current", "run", "bt", "kill"]);
         println!("{t}");
         let bt = section(&t, "bt");
         let fr = frames(bt);
-        assert!(fr[0].contains("filament::raw::exit_current"), "not stopped in exit_current:\n{bt}");
+        assert!(fr[0].contains("filament::raw::exit::exit_current"), "not stopped in exit_current:\n{bt}");
         assert_eq!(fr.len(), 2, "exit_current is entered straight from the trampoline's frame:\n{bt}");
         assert_clean_fiber_backtrace(if release { "release bt in exit" } else { "bt in exit" }, bt);
     }
