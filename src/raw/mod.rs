@@ -50,14 +50,14 @@
 //! | # | invariant | enforced by |
 //! |---|---|---|
 //! | I1 | Only one context touches a `Core` at a time: the thread holding the runtime's lock (outer calls) or the fiber running inside its `run`. | `Runtime::try_lock` on every outer call; `Fiber` is `!Send + !Sync` and handed only to the running closure; primitives and `IrqSignal` bind to one runtime's serial (atomic CAS) and touch their non-atomic state only from its fibers. |
-//! | I2 | Each slot is on exactly one list, by state: Ready → the ready ring (`current` is the running fiber or the head, `prev.next == current`); Blocked → at most one wait queue (the one at `wait_obj` when `wait_kind.has_queue()`); Free → the free list; Finished → the zombie list or none. The lists share `Slot::next`. | Only `make_ready`, `unlink_current`, `step_ring`, `WaitQueue::push_back/pop_front/remove`, `retire_slot` relink, each with its state change. |
+//! | I2 | Each slot is on exactly one list, by state: Ready → the ready ring of its priority level (I11; in the running ring `current` is the running fiber or the head, `prev.next == current`); Blocked → at most one wait queue (the one at `wait_obj` when `wait_kind.has_queue()`); Free → the free list; Finished → the zombie list or none. The lists share `Slot::next`. | Only `make_ready`, `unlink_current`, `step_ring`, `WaitQueue::push_back/pop_front/remove`, `retire_slot` relink, each with its state change. |
 //! | I3 | The timer heap holds Blocked slots only, each at `timer_pos`. | `time::arm` is called only by `block_current`, after marking the fiber Blocked; `wake` cancels the deadline; `time::advance` stops (`fatal`) rather than act on anything else. |
 //! | I4 | A stack token is dropped only when no frame lives on it (the fiber finished or never started). | `free_slot`'s callers (take, detach, reclaim, `Runtime::drop`), which check the state; a scoped runtime dropped with live frames stops the program; a `'static` one leaks their stacks. |
 //! | I5 | A wait queue (and a `WaitList` node) outlives every fiber linked into it. | Blocking methods take `&'s self` with `&Fiber<'s>`, `'s` invariant and at least as long as the runtime's stacks; `WaitList` nodes are unlinked by a drop guard on return and unwind. |
 //! | I6 | A fiber never switches while it unwinds. | [`unwinding`] checked by every yield and every block. |
 //! | I7 | Nothing is written outside a stack `spawn` accepted by the entry glue. | The `needed` check in `spawn_raw` (glue reserve measured in tests). |
 //! | I8 | A fiber whose canary broke never runs again, and nothing more is written on its stack. | `check_canary` at every switch-out, `canary_intact` at exit and free; the report runs on the host stack (`canary_broken_here`). |
-//! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy). | `refresh_slow` after every change of a cause. |
+//! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy, a pending preemption). | `refresh_slow` after every change of a cause. |
 //! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `IrqSignal`'s wait (with an unwind guard) adjust both together. |
 //! | I11 | A Ready slot is in the ring of its `priority` level: the running ring (`current`/`prev`, level `run_level`) or the ring whose tail is `levels[l]`, with bit `l` of `ready_levels` set exactly for non-empty `levels[l]` (never for `run_level`). The running ring is empty only when no fiber is ready at all. `preempt` is set exactly when `ready_levels` has a bit above `run_level`. | Only `make_ready`, `unlink_current`, `unlink_ready`, `switch_level` and `move_current` (ring.rs, prio.rs) touch the levels, each keeping all of it. |
 //!
@@ -134,7 +134,7 @@ pub(crate) struct Core {
     /// Armed timers plus fibers waiting on interrupt signals: while non-zero,
     /// every yield and block polls the signals and the clock.
     pub pollers: usize,
-    /// Non-zero while anything needs the general yield path (pollers, fibers
+    /// Non-zero while anything needs the general yield path (pollers, a pending preemption, fibers
     /// with their own FP state, a tracer, a policy); see [`refresh_slow`].
     /// One word, so the fast yield tests all of them with one compare.
     pub slow: usize,
