@@ -25,7 +25,7 @@
 use std::hint::black_box;
 
 use filament::sync::Channel;
-use filament::{Fiber, Runtime, Stack};
+use filament::{Fiber, Priority, Runtime, SpawnOptions, Stack};
 
 static RT: Runtime<'static, 8> = Runtime::new();
 static INBOX: Channel<u64, 1> = Channel::new().named("inbox");
@@ -89,7 +89,11 @@ fn main() {
     let worker = RT
         .spawn_named("worker", stack(), |fib| {
             // By now: done finished, sleeper, joiner and reader blocked, spinner yielded once.
-            let late = fib.spawn_named("late", stack(), |_| 5u64).expect("spawn late");
+            // At a higher level: it runs at the worker's next scheduling point
+            // (the send below), before the reader.
+            let late = fib
+                .spawn_with(stack(), SpawnOptions::new().name("late").priority(Priority::new(3).unwrap()), |_| 5u64)
+                .expect("spawn late");
             let v = marker(41);
             fib.detach(late).expect("detach late");
             INBOX.send(fib, 2).expect("reader waits");

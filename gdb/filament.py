@@ -252,6 +252,15 @@ class FiberView:
     def name(self):
         return _rust_str(self.header["name"])
 
+    def priority_text(self):
+        """The effective priority, and the base one when inheritance raised it."""
+        eff = int(self.slot["priority"])
+        try:
+            base = int(self.header["base_priority"])
+        except gdb.error:
+            return str(eff)
+        return str(eff) if base == eff else "%d (base %d)" % (eff, base)
+
     @property
     def stack_size(self):
         return int(_field(self.header["stack"], "len"))
@@ -364,7 +373,8 @@ Usage: info fibers [RUNTIME-EXPR]
 RUNTIME-EXPR is a filament::Runtime (e.g. my_crate::RT), a Core, or a pointer
 to either; by default the runtime of the innermost filament frame of the
 selected thread (or the last one named). Columns: index, id (#index.generation),
-name, state (Running is the fiber on the CPU; Blocked shows what it waits for),
+name, priority (effective; the base one too while a mutex waiter lends it a
+higher one), state (Running is the fiber on the CPU; Blocked shows what it waits for),
 stack size, high-water mark in bytes (painted stacks; '-' otherwise), runs
 (times switched in)."""
 
@@ -384,7 +394,7 @@ stack size, high-water mark in bytes (painted stacks; '-' otherwise), runs
                 "running" if bool(core["in_run"]) else "not running",
             )
         )
-        rows = [("", "ID", "NAME", "STATE", "STACK", "HIGH-WATER", "RUNS")]
+        rows = [("", "ID", "NAME", "PRIO", "STATE", "STACK", "HIGH-WATER", "RUNS")]
         for f in views:
             hw = f.high_water()
             rows.append(
@@ -392,6 +402,7 @@ stack size, high-water mark in bytes (painted stacks; '-' otherwise), runs
                     "*" if f.running else "",
                     f.id,
                     f.name or "-",
+                    f.priority_text(),
                     f.state_text(),
                     str(f.stack_size),
                     "-" if hw is None else str(hw),
@@ -401,8 +412,8 @@ stack size, high-water mark in bytes (painted stacks; '-' otherwise), runs
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         for r in rows:
             cells = [r[0].ljust(widths[0])]
-            cells += [r[c].ljust(widths[c]) for c in (1, 2, 3)]
-            cells += [r[c].rjust(widths[c]) for c in (4, 5, 6)]
+            cells += [r[c].ljust(widths[c]) for c in (1, 2, 3, 4)]
+            cells += [r[c].rjust(widths[c]) for c in (5, 6, 7)]
             print("  ".join(cells).rstrip())
 
 

@@ -10,10 +10,15 @@
 //!
 //! The rules checked:
 //!
-//! * **ready ring**: `current` and `prev` are null together; otherwise both
-//!   point at slots, `prev.next == current`, and following `next` from
-//!   `current` visits every `Ready` slot exactly once and comes back. With a
-//!   running fiber (the fiber-side check) it is `current`.
+//! * **ready rings** (I11): `current` and `prev` are null together; otherwise
+//!   both point at slots, `prev.next == current`, and the running ring holds
+//!   Ready slots of priority `run_level`. Each other level's ring (by its tail
+//!   in `levels`) holds Ready slots of its level, and its `ready_levels` bit is
+//!   set exactly when it is not empty (never for the running level); with an
+//!   empty running ring no level has any. Together the rings hold every `Ready`
+//!   slot exactly once. `preempt` is set exactly when a level above
+//!   `run_level` is ready. With a running fiber (the fiber-side check) it is
+//!   `current`.
 //! * **timer heap**: `ntimers <= cap`; entry `i` names a `Blocked` slot whose
 //!   `timer_pos == i`; parent keys are `<=` child keys; every slot with a
 //!   `timer_pos` is found at that position. A plain sleeper (not parked) has a
@@ -44,6 +49,7 @@ use core::fmt;
 use core::mem::size_of;
 
 use crate::fiber::{Slot, State, WaitKind};
+use crate::priority::PRIORITY_LEVELS;
 use crate::raw::Core;
 use crate::wait::WaitQueue;
 
@@ -176,6 +182,39 @@ impl Table<'_> {
     }
 }
 
+impl Table<'_> {
+    /// Walks the ring whose tail is `tail` (of level `level`): every member
+    /// Ready and at that priority, back at the tail within `ready` steps.
+    /// Returns its length.
+    fn walk_ring(&self, tail: *mut Slot, level: u8, ready: usize) -> Result<usize, CheckError> {
+        let ti = self.index_or(tail, "ready ring tail points outside the slot table")?;
+        let head = self.slot(ti).next;
+        let mut p = head;
+        let mut n = 0usize;
+        loop {
+            let i = self.index_or(p, "ready ring link points outside the slot table")?;
+            let s = self.slot(i);
+            if s.state != State::Ready {
+                return fail("ready ring holds a slot that is not Ready", Some(i));
+            }
+            if s.priority != level {
+                return fail("ready slot in the ring of another priority level", Some(i));
+            }
+            n += 1;
+            if n > ready {
+                return fail("ready ring does not return to its head after every Ready slot", Some(i));
+            }
+            if p == tail {
+                if s.next != head {
+                    return fail("the ring's tail does not lead back to its head", Some(i));
+                }
+                return Ok(n);
+            }
+            p = s.next;
+        }
+    }
+}
+
 /// Checks the scheduler's structural invariants (see the module docs).
 /// `running`: the running fiber's slot when called from a fiber, `None` from
 /// the host between runs.
@@ -210,42 +249,45 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
         }
     }
 
-    // --- ready ring
+    // --- ready rings: the running level's, then every other level's
     if c.current.is_null() != c.prev.is_null() {
         return fail("exactly one of current/prev is null", None);
     }
+    let mut in_rings = 0usize;
     if c.current.is_null() {
-        if ready != 0 {
-            return fail("ring is empty but Ready slots exist", None);
+        if c.ready_levels != 0 {
+            return fail("running ring is empty but other levels have ready fibers", None);
         }
     } else {
         let pi = t.index_or(c.prev, "prev points outside the slot table")?;
         if t.slot(pi).next != c.current {
             return fail("prev.next is not current", Some(pi));
         }
-        let mut p = c.current;
-        let mut n = 0usize;
-        loop {
-            let i = t.index_or(p, "ready ring link points outside the slot table")?;
-            let s = t.slot(i);
-            if s.state != State::Ready {
-                return fail("ready ring holds a slot that is not Ready", Some(i));
-            }
-            n += 1;
-            if n > ready {
-                return fail("ready ring does not return to current after every Ready slot", Some(i));
-            }
-            if s.next == c.current {
-                if p != c.prev {
-                    return fail("the ring's last slot before current is not prev", Some(i));
-                }
-                break;
-            }
-            p = s.next;
+        in_rings += t.walk_ring(c.prev, c.run_level, ready)?;
+    }
+    if c.run_level as usize >= PRIORITY_LEVELS {
+        return fail("run_level is not a priority level", None);
+    }
+    for (l, &tail) in c.levels.iter().enumerate() {
+        let bit = c.ready_levels & (1 << l) != 0;
+        if tail.is_null() == bit {
+            return fail("ready_levels bit disagrees with its level's ring", None);
         }
-        if n != ready {
-            return fail("Ready slots missing from the ready ring", None);
+        if !tail.is_null() {
+            if l == c.run_level as usize && !c.current.is_null() {
+                return fail("the running level also has a parked ring", None);
+            }
+            in_rings += t.walk_ring(tail, l as u8, ready)?;
         }
+    }
+    if c.ready_levels >> PRIORITY_LEVELS != 0 {
+        return fail("ready_levels has bits beyond the priority levels", None);
+    }
+    if in_rings != ready {
+        return fail("Ready slots missing from the ready rings", None);
+    }
+    if c.preempt != (c.ready_levels >> (c.run_level as u32 + 1) != 0) {
+        return fail("preempt disagrees with the levels above the running one", None);
     }
     if let Some(r) = running {
         if c.current != r {
@@ -417,7 +459,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
 /// What `raw::refresh_slow` stores in `Core::slow` (keep the two in step).
 fn expected_slow(c: &Core) -> usize {
     #[allow(unused_mut)]
-    let mut slow = c.pollers;
+    let mut slow = c.pollers | c.preempt as usize;
     #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
     {
         slow |= c.fp_fibers;
@@ -502,6 +544,11 @@ mod tests {
             check(Box::new(|_, s| s[2].state = State::Blocked), Box::new(|_, s| s[2].state = State::Ready));
             // `prev` that is not the ring's tail.
             check(Box::new(|c, s| c.prev = &raw mut s[1]), Box::new(|c, s| c.prev = &raw mut s[2]));
+            // Priority levels: a bitmap bit without a ring, a stale
+            // preemption flag, a ready fiber in the ring of another level.
+            check(Box::new(|c, _| c.ready_levels |= 1 << 5), Box::new(|c, _| c.ready_levels &= !(1 << 5)));
+            check(Box::new(|c, _| c.preempt = true), Box::new(|c, _| c.preempt = false));
+            check(Box::new(|_, s| s[2].priority = 3), Box::new(|_, s| s[2].priority = 0));
             // Counters.
             check(Box::new(|c, _| c.unfinished += 1), Box::new(|c, _| c.unfinished -= 1));
             check(Box::new(|c, _| c.pollers += 1), Box::new(|c, _| c.pollers -= 1));
@@ -560,9 +607,12 @@ mod tests {
         assert_eq!(
             whats,
             [
-                "Ready slots missing from the ready ring",
+                "Ready slots missing from the ready rings",
                 "ready ring holds a slot that is not Ready",
                 "prev.next is not current",
+                "ready_levels bit disagrees with its level's ring",
+                "preempt disagrees with the levels above the running one",
+                "ready slot in the ring of another priority level",
                 "unfinished differs from the number of Ready and Blocked slots",
                 "pollers differs from ntimers + irq.waiters",
                 "slow differs from what refresh_slow computes",

@@ -207,8 +207,10 @@ pub(crate) struct Slot {
     pub wake: Wake,
     /// What kind of object `wait_obj` names, while blocked.
     pub wait_kind: WaitKind,
-    /// The runtime already cancelled this fiber once (after a deadlock).
-    pub cancelled: bool,
+    /// Effective priority level (`0..PRIORITY_LEVELS`): the base priority in
+    /// the header, raised by priority inheritance. A Ready fiber is linked in
+    /// the ring of this level (invariant I11).
+    pub priority: u8,
     /// The fiber has its own FP control state (`Fiber::set_fp_control`).
     pub fp: bool,
     /// Spawned with `spawn_local`: its closure, frames and outcome belong to
@@ -219,6 +221,7 @@ pub(crate) struct Slot {
 }
 
 const _: () = assert!(core::mem::size_of::<Slot>() <= 64);
+const _: () = assert!(crate::priority::PRIORITY_LEVELS <= 32); // the ready bitmap is a u32
 
 impl Slot {
     pub(crate) const EMPTY: Slot = Slot {
@@ -233,7 +236,7 @@ impl Slot {
         started: false,
         wake: Wake::Signaled,
         wait_kind: WaitKind::None,
-        cancelled: false,
+        priority: 0,
         fp: false,
         local: false,
         timer_pos: u32::MAX,
@@ -258,6 +261,14 @@ pub(crate) struct Header {
     pub detached: bool,
     /// The payload currently holds the outcome (not the closure).
     pub has_outcome: bool,
+    /// The runtime already cancelled this fiber once (after a deadlock).
+    pub cancelled: bool,
+    /// The priority given at spawn or by `set_priority` (the slot's
+    /// `priority` is this, raised by inheritance).
+    pub base_priority: u8,
+    /// Mutexes this fiber holds that have (or had) waiters while it held them,
+    /// linked through the mutexes (priority inheritance).
+    pub held: *const crate::sync::inherit::PiQueue,
     /// The fiber's own FP control state while it is switched out. Written
     /// by `Fiber::set_fp_control` (not at spawn): read only for fibers that
     /// called it.

@@ -8,6 +8,7 @@ use core::ptr;
 use crate::error::{JoinError, SpawnError};
 use crate::fiber::{FiberId, Slot, State, WaitKind, Wake};
 use crate::join::{JoinHandle, detach_raw, find, take_outcome};
+use crate::priority::{Priority, SpawnOptions};
 use crate::raw::{self, Core};
 use crate::runtime::{FiberInfo, Invariant, Stats, info, stats};
 use crate::spawn::spawn_raw;
@@ -44,8 +45,11 @@ impl<'s> Fiber<'s> {
         unsafe { (*(*self.slot).header).name }
     }
 
-    /// Lets every other ready fiber run once, then continues (FIFO). If no
-    /// other fiber is ready this returns at once.
+    /// Lets every other ready fiber of this fiber's priority level run once,
+    /// then continues (FIFO) — or, if a fiber of a higher level became ready
+    /// meanwhile, switches to that level first (cooperative preemption, see
+    /// [`Priority`]). If no other fiber of this level (and none above) is
+    /// ready this returns at once, even with lower-level fibers ready.
     #[inline]
     pub fn yield_now(&self) {
         // SAFETY: a Fiber exists only on its own running fiber's stack.
@@ -110,7 +114,8 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: we run inside `run`, which holds the runtime's lock.
-        unsafe { spawn_raw(self.core, stack, "", false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), false, false, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a fiber whose closure and result need not be `Send`, from
@@ -123,7 +128,8 @@ impl<'s> Fiber<'s> {
     {
         // SAFETY: we run inside `run`, which holds the runtime's lock, on
         // the thread running it.
-        unsafe { spawn_raw(self.core, stack, "", false, true, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), false, true, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Spawns a named fiber from inside a fiber.
@@ -138,7 +144,86 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, name, false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new().name(name), false, false, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+    }
+
+    /// Spawns a fiber with a name and a priority from inside a fiber. See
+    /// [`Runtime::spawn_with`](crate::Runtime::spawn_with). A fiber of a higher
+    /// level than this one runs at this fiber's next scheduling point.
+    pub fn spawn_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        // SAFETY: as in `spawn`.
+        unsafe { spawn_raw(self.core, stack, opts, false, false, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+    }
+
+    /// [`spawn_with`](Self::spawn_with) for a detached fiber.
+    pub fn spawn_detached_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<FiberId, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        // SAFETY: as in `spawn`.
+        unsafe { spawn_raw(self.core, stack, opts, true, false, f) }.map(|(id, _, _)| id)
+    }
+
+    /// This fiber's effective priority: its base priority
+    /// ([`base_priority`](Self::base_priority)), raised while it holds a
+    /// [`Mutex`](crate::sync::Mutex) a higher-priority fiber waits for.
+    pub fn priority(&self) -> Priority {
+        // SAFETY: our slot is live while we run.
+        Priority::saturating(unsafe { (*self.slot).priority })
+    }
+
+    /// The priority given at spawn or by [`set_priority`](Self::set_priority).
+    pub fn base_priority(&self) -> Priority {
+        // SAFETY: our header is live while we run.
+        Priority::saturating(unsafe { (*(*self.slot).header).base_priority })
+    }
+
+    /// Changes this fiber's base priority. Its effective priority follows
+    /// (never below what it inherits from mutex waiters). Not a scheduling
+    /// point: if this puts a ready fiber above this one (this fiber lowered
+    /// itself), the switch happens at this fiber's next yield, block or
+    /// primitive call (cooperative preemption). This fiber stays first in
+    /// line at its new level.
+    pub fn set_priority(&self, priority: Priority) {
+        // SAFETY: we are the running fiber of `core`.
+        unsafe { set_base(self.core, self.slot, priority) }
+    }
+
+    /// Changes fiber `id`'s base priority (see
+    /// [`set_priority`](Self::set_priority)); a ready fiber goes to the tail
+    /// of its new level, and if it waits for a mutex its holder's inherited
+    /// priority follows. Returns `false`, changing nothing, if `id` is not a
+    /// live fiber of this runtime (or has finished).
+    pub fn set_priority_of(&self, id: FiberId, priority: Priority) -> bool {
+        // SAFETY: we run inside `run`; the index is bounds-checked and the
+        // generation compared, so `s` is that fiber's live slot.
+        unsafe {
+            if id.index as usize >= (*self.core).cap {
+                return false;
+            }
+            let s = (*self.core).slots.add(id.index as usize);
+            if !matches!((*s).state, State::Ready | State::Blocked) || (*s).generation != id.generation {
+                return false;
+            }
+            set_base(self.core, s, priority);
+            true
+        }
     }
 
     /// Spawns a detached fiber from inside a fiber. See [`Runtime::spawn_detached`](crate::Runtime::spawn_detached).
@@ -148,7 +233,7 @@ impl<'s> Fiber<'s> {
         T: Send + 's,
     {
         // SAFETY: as in `spawn`.
-        unsafe { spawn_raw(self.core, stack, "", true, false, f) }.map(|(id, _, _)| id)
+        unsafe { spawn_raw(self.core, stack, SpawnOptions::new(), true, false, f) }.map(|(id, _, _)| id)
     }
 
     /// Blocks until the fiber finishes and returns its value (or how it failed).
@@ -350,6 +435,18 @@ impl<'s> Fiber<'s> {
         if wake == Wake::Cancelled {
             cancel_unwind();
         }
+    }
+}
+
+/// Sets a live fiber's base priority and recomputes its effective one.
+///
+/// # Safety
+/// Called by the running fiber of `core`; `s` a Ready or Blocked slot of it.
+unsafe fn set_base(core: *mut Core, s: *mut Slot, priority: Priority) {
+    // SAFETY: forwarded contract; a live slot's header is valid.
+    unsafe {
+        (*(*s).header).base_priority = priority.get();
+        crate::sync::inherit::refresh(core, s, 0);
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Stackful cooperative threads (fibers) on stacks you provide, in a fixed-size
 //! table, switched by a hand-written x86_64 context switch, scheduled
-//! round-robin. No heap and no global scheduler state (the one global is an
+//! round-robin within fixed priority levels (see [`Priority`]; cooperative
+//! preemption, priority inheritance on [`sync::Mutex`]). No heap and no global scheduler state (the one global is an
 //! atomic counter handing out runtime ids); the same code runs on bare metal
 //! and, with the `std` feature, inside ordinary host processes and `cargo test`.
 //!
@@ -127,6 +128,7 @@ mod irq;
 mod join;
 mod notify;
 mod orphans;
+mod priority;
 mod raw;
 mod report;
 mod run;
@@ -166,6 +168,7 @@ pub use notify::{Notify, NotifyError, NotifyWaitError, Take};
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;
+pub use priority::{INHERITANCE_DEPTH, PRIORITY_LEVELS, Priority, SpawnOptions};
 pub use runtime::{FiberInfo, Runtime, Stats};
 pub use stack::{MIN_STACK_SIZE, Stack, StackError, StaticStack};
 pub use time::{Idle, NoIdle, Ticks};

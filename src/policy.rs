@@ -1,7 +1,8 @@
 //! The scheduling-policy seam (feature `explore`).
 //!
 //! By default the ready ring is strict FIFO and this module is not compiled at
-//! all. With `explore`, a runtime may be given a [`SchedulePolicy`] that picks
+//! all. A policy picks among the fibers of the running (highest ready)
+//! priority level only: the level switch happens first. With `explore`, a runtime may be given a [`SchedulePolicy`] that picks
 //! which ready fiber runs at every switch and at every choice point (after
 //! wakes and primitive operations), so tests can drive many reproducible
 //! schedules (see [`host::explore`](crate::host::explore)).
@@ -13,9 +14,12 @@ use crate::raw::{self, Core};
 
 /// Picks the next fiber to run.
 pub trait SchedulePolicy {
-    /// `ready` lists the ready fibers in FIFO order (`ready[0]` is what strict
-    /// round-robin would run; at a yield or choice point the yielding fiber is
-    /// last). Returns an index into `ready` (taken modulo its length).
+    /// `ready` lists the ready fibers *of the highest ready priority level*
+    /// in FIFO order (`ready[0]` is what strict round-robin would run; at a
+    /// yield or choice point the yielding fiber is last). Lower levels are
+    /// never offered: a policy explores the orders priorities allow, never
+    /// one they forbid. Returns an index into `ready` (taken modulo its
+    /// length).
     fn choose(&mut self, ready: &[FiberId]) -> usize;
 }
 

@@ -37,8 +37,8 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
         }
         writeln!(
             f,
-            "{:<10} {:<name_w$} {:<state_w$} {:>8} {:>10} {:>8}",
-            "ID", "NAME", "STATE", "STACK", "HIGH-WATER", "RUNS"
+            "{:<10} {:<name_w$} {:<10} {:<state_w$} {:>8} {:>10} {:>8}",
+            "ID", "NAME", "PRIO", "STATE", "STACK", "HIGH-WATER", "RUNS"
         )?;
         for i in 0..(*core).cap {
             let s = (*core).slots.add(i);
@@ -54,11 +54,19 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
             };
             let mut id = heapless::String::<24>::new();
             let _ = fmt::write(&mut id, format_args!("{}", info.id));
+            // The effective priority, and the base one while inheritance raises it.
+            let mut prio = heapless::String::<16>::new();
+            let _ = if info.priority == info.base_priority {
+                fmt::write(&mut prio, format_args!("{}", info.priority.get()))
+            } else {
+                fmt::write(&mut prio, format_args!("{} (base {})", info.priority.get(), info.base_priority.get()))
+            };
             writeln!(
                 f,
-                "{:<10} {:<name_w$} {:<state_w$} {:>8} {:>10} {:>8}",
+                "{:<10} {:<name_w$} {:<10} {:<state_w$} {:>8} {:>10} {:>8}",
                 id.as_str(),
                 info.name,
+                prio.as_str(),
                 state.as_str(),
                 info.stack_size,
                 hw.as_str(),

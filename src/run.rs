@@ -87,6 +87,9 @@ unsafe fn run_ready(core: *mut Core) -> bool {
 unsafe fn switch_in_from_host(core: *mut Core) {
     // SAFETY: per the contract `current` is a ready slot of `core`.
     unsafe {
+        if (*core).preempt {
+            raw::switch_level(core); // a higher level became ready meanwhile
+        }
         #[cfg(feature = "explore")]
         crate::policy::choose(core);
         let c = (*core).current;
@@ -200,11 +203,11 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
                 continue;
             }
             if (*s).wait_kind.has_queue() {
-                (*((*s).wait_obj as *const WaitQueue)).remove(s);
+                (*((*s).wait_obj as *const WaitQueue)).leave(core, s);
             }
             time::cancel_deadline(core, s);
-            if cancel && !(*s).cancelled {
-                (*s).cancelled = true;
+            if cancel && !(*(*s).header).cancelled {
+                (*(*s).header).cancelled = true;
                 raw::wake(core, s, Wake::Cancelled);
             } else {
                 // Already cancelled once and blocked again, or no std: park it

@@ -16,6 +16,7 @@ use crate::time::{self, Ticks, TimerEntry};
 
 use crate::handle::Fiber;
 use crate::join::{JoinHandle, detach_raw, take_outcome};
+use crate::priority::{Priority, SpawnOptions};
 use crate::run::{EndRun, run_loop};
 use crate::spawn::{Spawned, spawn_raw};
 
@@ -223,6 +224,9 @@ impl<'s, const N: usize> Runtime<'s, N> {
                 (*core).timers = self.timers.get().cast::<TimerEntry>();
                 (*core).current = fix((*core).current);
                 (*core).prev = fix((*core).prev);
+                for t in (*core).levels.iter_mut() {
+                    *t = fix(*t);
+                }
                 (*core).free = fix((*core).free);
                 (*core).zombies = fix((*core).zombies);
                 for i in 0..N {
@@ -256,7 +260,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_with(stack, "", false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
+        self.spawn_inner(stack, SpawnOptions::new(), false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
     }
 
     /// Like [`spawn`](Self::spawn) with a name shown in reports and traces.
@@ -270,7 +274,8 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_with(stack, name, false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
+        self.spawn_inner(stack, SpawnOptions::new().name(name), false, f)
+            .map(|(id, header, rt)| JoinHandle::new(id, header, rt))
     }
 
     /// Spawns a fiber nobody will join: its result is dropped when it finishes
@@ -280,13 +285,58 @@ impl<'s, const N: usize> Runtime<'s, N> {
         F: FnOnce(&Fiber<'s>) -> T + Send + 's,
         T: Send + 's,
     {
-        self.spawn_with(stack, "", true, f).map(|(id, _, _)| id)
+        self.spawn_inner(stack, SpawnOptions::new(), true, f).map(|(id, _, _)| id)
     }
 
-    fn spawn_with<F, T>(
+    /// Spawns a fiber with the given name and priority (see
+    /// [`SpawnOptions`]); otherwise as [`spawn`](Self::spawn). The highest
+    /// level with a ready fiber runs; a fiber spawned above the running one
+    /// (from inside a fiber) runs at that fiber's next scheduling point.
+    ///
+    /// ```
+    /// use filament::{Priority, Runtime, SpawnOptions, Stack};
+    /// use std::sync::Mutex;
+    ///
+    /// static ORDER: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+    /// let rt = Runtime::<'static, 2>::new();
+    /// let low = SpawnOptions::new().name("low");
+    /// let high = SpawnOptions::new().name("high").priority(Priority::HIGHEST);
+    /// rt.spawn_with(Stack::host(64 * 1024).unwrap(), low, |fib| ORDER.lock().unwrap().push(fib.name())).unwrap();
+    /// rt.spawn_with(Stack::host(64 * 1024).unwrap(), high, |fib| ORDER.lock().unwrap().push(fib.name())).unwrap();
+    /// rt.run().unwrap();
+    /// assert_eq!(*ORDER.lock().unwrap(), ["high", "low"]); // spawned second, ran first
+    /// ```
+    pub fn spawn_with<F, T>(
         &self,
         stack: Stack<'s>,
-        name: &'static str,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        self.spawn_inner(stack, opts, false, f).map(|(id, header, rt)| JoinHandle::new(id, header, rt))
+    }
+
+    /// [`spawn_with`](Self::spawn_with) for a detached fiber.
+    pub fn spawn_detached_with<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
+        f: F,
+    ) -> Result<FiberId, SpawnError<'s, F>>
+    where
+        F: FnOnce(&Fiber<'s>) -> T + Send + 's,
+        T: Send + 's,
+    {
+        self.spawn_inner(stack, opts, true, f).map(|(id, _, _)| id)
+    }
+
+    fn spawn_inner<F, T>(
+        &self,
+        stack: Stack<'s>,
+        opts: SpawnOptions,
         detached: bool,
         f: F,
     ) -> Result<Spawned, SpawnError<'s, F>>
@@ -299,7 +349,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         };
         let core = self.core();
         // SAFETY: we hold the lock and are not on any fiber's stack.
-        unsafe { spawn_raw(core, stack, name, detached, false, f) }
+        unsafe { spawn_raw(core, stack, opts, detached, false, f) }
     }
 
     /// Like [`spawn`](Self::spawn) for closures and results that are not
@@ -352,7 +402,8 @@ impl<'s, const N: usize> Runtime<'s, N> {
         };
         let core = self.core();
         // SAFETY: we hold the lock and are not on any fiber's stack.
-        unsafe { spawn_raw(core, stack, "", false, true, f) }.map(|(id, h, rt)| JoinHandle::new(id, h, rt))
+        unsafe { spawn_raw(core, stack, SpawnOptions::new(), false, true, f) }
+            .map(|(id, h, rt)| JoinHandle::new(id, h, rt))
     }
 
     /// Runs fibers until every fiber has finished.
@@ -649,6 +700,11 @@ pub struct FiberInfo {
     pub runs: u64,
     /// While blocked in a named primitive: its name; "" otherwise.
     pub waiting_in: &'static str,
+    /// Its effective priority: `base_priority`, raised while it holds a
+    /// [`Mutex`](crate::sync::Mutex) a higher-priority fiber waits for.
+    pub priority: Priority,
+    /// The priority given at spawn or by `set_priority`.
+    pub base_priority: Priority,
 }
 
 /// Runtime totals.
@@ -707,6 +763,8 @@ pub(crate) unsafe fn info_of(core: *mut Core, s: *mut Slot) -> FiberInfo {
             // Counted at switch-out; the running fiber's current run too.
             waiting_in: if (*s).state == State::Blocked { raw::wait_object_name(s) } else { "" },
             runs: (*s).runs + u64::from((*core).in_run && (*core).current == s && (*s).state == State::Ready),
+            priority: Priority::saturating((*s).priority),
+            base_priority: Priority::saturating((*h).base_priority),
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::arch;
 use crate::error::{JoinError, SpawnError, SpawnErrorKind};
 use crate::fiber::{self, FiberId, Header, State};
 use crate::handle::Fiber;
+use crate::priority::SpawnOptions;
 use crate::raw::{self, Core};
 use crate::stack::{self, Stack};
 use crate::trace::trace_event;
@@ -138,7 +139,7 @@ fn stack_needed(above: usize, headroom: usize) -> usize {
 pub(crate) unsafe fn spawn_raw<'s, F, T>(
     core: *mut Core,
     stack: Stack<'s>,
-    name: &'static str,
+    opts: SpawnOptions,
     detached: bool,
     local: bool,
     f: F,
@@ -209,7 +210,7 @@ where
         };
 
         let painted = stack.is_painted();
-        stack.note_fiber(raw::id_of(core, s), name);
+        stack.note_fiber(raw::id_of(core, s), opts.name);
         // Erase 's: the token is dropped only once no frame remains on it and
         // never after the runtime ('s-bounded) is gone.
         let stack: Stack<'static> = mem::transmute::<Stack<'s>, Stack<'static>>(stack);
@@ -219,9 +220,12 @@ where
             joiners: WaitQueue::new(),
             payload,
             drop_payload: fiber::drop_payload::<F, Result<T, JoinError<()>>>,
-            name,
+            name: opts.name,
             detached,
             has_outcome: false,
+            cancelled: false,
+            base_priority: opts.priority.get(),
+            held: core::ptr::null(),
             fp: mem::MaybeUninit::uninit(),
             note: crate::notify::Note::EMPTY,
         });
@@ -247,9 +251,10 @@ where
         (*s).lo = base;
         (*s).header = header;
         (*s).runs = 0;
+        (*s).priority = opts.priority.get();
         (*core).unfinished += 1;
         (*core).spawns += 1;
-        trace_event!(core, spawn(raw::id_of(core, s), name));
+        trace_event!(core, spawn(raw::id_of(core, s), opts.name));
         raw::make_ready(core, s);
         Ok((raw::id_of(core, s), header, ((*core).serial, (*core).live_slot)))
     }

@@ -266,7 +266,7 @@ pub(crate) unsafe fn advance(core: *mut Core, now: Ticks) {
             }
             cancel_deadline(core, s);
             if (*s).wait_kind.has_queue() {
-                (*((*s).wait_obj as *const crate::wait::WaitQueue)).remove(s);
+                (*((*s).wait_obj as *const crate::wait::WaitQueue)).leave(core, s);
             }
             raw::wake(core, s, Wake::TimedOut);
         }
@@ -289,7 +289,7 @@ pub(crate) unsafe fn expire_now(core: *mut Core, s: *mut Slot) -> bool {
         }
         cancel_deadline(core, s);
         if (*s).wait_kind.has_queue() {
-            (*((*s).wait_obj as *const crate::wait::WaitQueue)).remove(s);
+            (*((*s).wait_obj as *const crate::wait::WaitQueue)).leave(core, s);
         }
         raw::wake(core, s, Wake::TimedOut);
         true

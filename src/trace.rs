@@ -34,6 +34,9 @@ pub trait Trace {
     fn wake(&self, _id: FiberId) {}
     /// `id`'s closure returned (or panicked).
     fn exit(&self, _id: FiberId) {}
+    /// `id`'s effective priority changed to `effective` (`set_priority`, or
+    /// priority inheritance raising or restoring it).
+    fn priority(&self, _id: FiberId, _effective: crate::Priority) {}
     /// No fiber ready: the idle hook runs at tick `now`.
     fn idle(&self, _now: Ticks) {}
 }

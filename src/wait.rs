@@ -16,11 +16,30 @@ pub(crate) struct WaitQueue {
     tail: Cell<*mut Slot>,
     /// The owning primitive's name (reports), "" if none.
     pub(crate) name: &'static str,
+    /// The queue is the first field of a `sync::inherit::PiQueue` (a
+    /// `Mutex`'s): its waiters lend their priority to the holder.
+    pub(crate) pi: bool,
 }
 
 impl WaitQueue {
     pub(crate) const fn new() -> Self {
-        WaitQueue { head: Cell::new(ptr::null_mut()), tail: Cell::new(ptr::null_mut()), name: "" }
+        WaitQueue { head: Cell::new(ptr::null_mut()), tail: Cell::new(ptr::null_mut()), name: "", pi: false }
+    }
+
+    /// Removes `s`, a fiber leaving the queue without being handed anything
+    /// (timeout, `abort_wait`, deadlock cancellation); a mutex's holder no
+    /// longer inherits its priority.
+    ///
+    /// # Safety
+    /// `s` is a Blocked slot of `core` that waited in this queue; exclusive
+    /// access to `core`.
+    pub(crate) unsafe fn leave(&self, core: *mut crate::raw::Core, s: *mut Slot) {
+        self.remove(s);
+        if self.pi {
+            // SAFETY: a `pi` queue is the first field of a live PiQueue
+            // (repr(C)); forwarded contract.
+            unsafe { crate::sync::inherit::waiter_left(core, (self as *const WaitQueue).cast()) }
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

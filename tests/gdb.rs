@@ -151,6 +151,7 @@ struct Row {
     running_mark: bool,
     id: String,
     name: String,
+    prio: String,
     state: String,
     stack: usize,
     high_water: Option<usize>,
@@ -161,7 +162,7 @@ fn parse_info_fibers(out: &str) -> Vec<Row> {
     let mut lines = out.lines().skip_while(|l| !l.trim_start().starts_with("ID "));
     let header = lines.next().unwrap_or_else(|| panic!("no table header in:\n{out}"));
     let col = |name: &str| header.find(name).unwrap_or_else(|| panic!("no {name} column in `{header}`"));
-    let (name_at, state_at) = (col("NAME"), col("STATE"));
+    let (name_at, prio_at, state_at) = (col("NAME"), col("PRIO"), col("STATE"));
     let mut rows = Vec::new();
     for line in lines {
         if !line.contains('#') {
@@ -176,7 +177,8 @@ fn parse_info_fibers(out: &str) -> Vec<Row> {
         rows.push(Row {
             running_mark: line.starts_with('*'),
             id: cell(0, name_at).trim_start_matches('*').trim().to_string(),
-            name: cell(name_at, state_at),
+            name: cell(name_at, prio_at),
+            prio: cell(prio_at, state_at),
             state,
             stack: nums[2].parse().unwrap_or_else(|_| panic!("stack size in `{line}`")),
             high_water: nums[1].parse().ok(),
@@ -240,6 +242,10 @@ fn gdb_info_fibers_and_fiber_backtraces() {
         ("#5.0", "worker", "Running", 1),
         ("#6.0", "late", "Ready (not started)", 0),
     ];
+    // Priorities: late was spawned at level 3, everyone else at the default.
+    for row in &rows {
+        assert_eq!(row.prio, if row.name == "late" { "3" } else { "0" }, "priority of {}:\n{auto}", row.name);
+    }
     assert_eq!(rows.len(), expected.len(), "one row per live fiber:\n{auto}\n{rows:#?}");
     for (row, (id, name, state, runs)) in rows.iter().zip(expected) {
         assert_eq!((row.id.as_str(), row.name.as_str()), (id, name), "{auto}");
@@ -347,11 +353,11 @@ fn gdb_backtrace_inside_fiber_exit() {
     }
     for release in [false, true] {
         let exe = build_debuggee(release);
-        let t = run_gdb(&exe, &["break filament::raw::exit_current", "run", "bt", "kill"]);
+        let t = run_gdb(&exe, &["break filament::raw::exit::exit_current", "run", "bt", "kill"]);
         println!("{t}");
         let bt = section(&t, "bt");
         let fr = frames(bt);
-        assert!(fr[0].contains("filament::raw::exit_current"), "not stopped in exit_current:\n{bt}");
+        assert!(fr[0].contains("filament::raw::exit::exit_current"), "not stopped in exit_current:\n{bt}");
         assert_eq!(fr.len(), 2, "exit_current is entered straight from the trampoline's frame:\n{bt}");
         assert_clean_fiber_backtrace(if release { "release bt in exit" } else { "bt in exit" }, bt);
     }

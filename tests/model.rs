@@ -16,6 +16,10 @@
 //! id to whoever joins or takes it; a timed-out wait or a sleep returns only
 //! once the runtime's clock has reached its deadline; `run` returns `Ok` (every
 //! wait in the model is timed, so nothing can deadlock) and terminates.
+//! Fibers change their own and their children's priorities at random
+//! (`set_priority`, `set_priority_of`), so the per-level rings, the ready
+//! bitmap, preemption and mutex priority inheritance are all exercised under
+//! the checker; a fiber holding nothing runs exactly at its base priority.
 //!
 //! Termination: each case runs on its own thread and the test waits for its
 //! verdict with a timeout. A failure found inside the runtime (a fiber's
@@ -46,7 +50,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use filament::sync::{Channel, Event, Mutex, RecvError, Semaphore, SendError, TryRecvError, TrySendError, WaitError};
-use filament::{Fiber, Idle, IrqError, IrqSignal, JoinError, JoinHandle, Runtime, SpawnErrorKind, Stack, Ticks};
+use filament::{
+    Fiber, Idle, IrqError, IrqSignal, JoinError, JoinHandle, Priority, Runtime, SpawnErrorKind, Stack, Ticks,
+};
 use proptest::prelude::*;
 
 /// Runtime capacity (spawns beyond it fail with `Full`, which is fine).
@@ -103,6 +109,10 @@ enum Op {
     Join,
     /// Detach the oldest child not joined or detached yet.
     Detach,
+    /// `set_priority` of this fiber (level, saturated).
+    SetPriority(u8),
+    /// `set_priority_of` the oldest child not joined or detached yet.
+    SetChildPriority(u8),
 }
 
 /// One step of the host, between runs.
@@ -158,6 +168,8 @@ fn leaf_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Notify),
         1 => Just(Op::Join),
         1 => Just(Op::Detach),
+        2 => (0u8..4).prop_map(Op::SetPriority),
+        1 => (0u8..4).prop_map(Op::SetChildPriority),
     ]
 }
 
@@ -517,7 +529,37 @@ fn step<'s>(fib: &Fiber<'s>, w: &'s World, op: &Op, stacks: &mut Vec<Stack<'s>>,
                 fib.detach(h).unwrap_or_else(|e| fail(format!("detach of fiber {cid}: {e:?}")));
             }
         }
+        Op::SetPriority(level) => {
+            let want = Priority::saturating(level);
+            fib.set_priority(want);
+            // Holding nothing here (a hold is inside Lock), so nothing lends
+            // this fiber a higher level.
+            ensure!(
+                fib.base_priority() == want,
+                "base priority {:?} after set_priority({want:?})",
+                fib.base_priority()
+            );
+            ensure!(fib.priority() == want, "priority {:?} after set_priority({want:?})", fib.priority());
+        }
+        Op::SetChildPriority(level) => {
+            if let Some((h, _)) = children.front() {
+                let want = Priority::saturating(level);
+                if fib.set_priority_of(h.id(), want) {
+                    let info = fib.fiber_info(h.id()).unwrap_or_else(|| fail("a live child has no info".into()));
+                    ensure!(info.base_priority == want, "child's base {:?}, wanted {want:?}", info.base_priority);
+                    ensure!(info.priority >= want, "child's priority {:?} below its base", info.priority);
+                }
+            }
+        }
     }
+    // Between operations a fiber holds no mutex (holds end inside an op), so
+    // no waiter lends it anything: inheritance was undone.
+    ensure!(
+        fib.priority() == fib.base_priority(),
+        "after {op:?}: priority {:?}, base {:?} (a loan not given back)",
+        fib.priority(),
+        fib.base_priority()
+    );
 }
 
 // ================================================================ the host

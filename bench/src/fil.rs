@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use filament::sync::{Channel, Mutex, Semaphore};
-use filament::{Fiber, FiberId, Notify, Runtime, Stack, StaticStack, Take};
+use filament::{Fiber, FiberId, Notify, Priority, Runtime, SpawnOptions, Stack, StaticStack, Take};
 
 use crate::Measured;
 
@@ -314,4 +314,59 @@ pub fn mutex_handoff(ops: u64) -> Measured {
     );
     assert_eq!(mutex.into_inner(), per * 2);
     Measured { time, ops: per * 2 }
+}
+
+/// Yield with priorities in use: two fibers at level 1 yield to each other
+/// while a fiber at level 0 is ready (another level's ring is not empty). One
+/// op = one `yield_now`. The yield path is the plain one: nothing above the
+/// running level is ready.
+pub fn prio_yield(ops: u64) -> Measured {
+    let per = ops.div_ceil(2);
+    let rt = boxed_runtime::<3>();
+    let high = SpawnOptions::new().priority(Priority::new(1).expect("level"));
+    for i in 0..2 {
+        let r = rt.spawn_detached_with(claim(i, false), high, move |fib| {
+            for _ in 0..per {
+                fib.yield_now();
+            }
+        });
+        if let Err(e) = r {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+    }
+    spawn(&*rt, claim(2, false), |_| {});
+    let t = Instant::now();
+    rt.run().expect("run");
+    Measured { time: t.elapsed(), ops: per * 2 }
+}
+
+/// A priority wake: a high fiber (level 1) waits on a semaphore; a low one
+/// (level 0) gives it a permit, which wakes the high fiber, and the give's
+/// scheduling point switches to it at once; it takes the permit, waits again
+/// and the low fiber resumes. One op = one give + both switches.
+pub fn prio_wake(ops: u64) -> Measured {
+    let go = Semaphore::new(0);
+    let go = &go;
+    let time = Runtime::<'_, 2>::scope(|rt| {
+        let high = SpawnOptions::new().priority(Priority::new(1).expect("level"));
+        let r = rt.spawn_detached_with(claim(0, false), high, move |fib| {
+            for _ in 0..ops {
+                go.acquire(fib).expect("acquire");
+            }
+        });
+        if let Err(e) = r {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        if let Err(e) = rt.spawn_detached(claim(1, false), move |fib| {
+            for _ in 0..ops {
+                go.release(fib, 1).expect("release");
+            }
+        }) {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        let t = Instant::now();
+        rt.run().expect("run");
+        t.elapsed()
+    });
+    Measured { time, ops }
 }

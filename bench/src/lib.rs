@@ -127,6 +127,16 @@ pub const CASES: &[Case] = &[
         run: services::timer_expiry,
     },
     Case {
+        name: "fil-prio-yield-2",
+        what: "filament yield between 2 fibers at level 1 while a level-0 fiber is ready",
+        run: fil::prio_yield,
+    },
+    Case {
+        name: "fil-prio-wake",
+        what: "filament priority wake: low gives a semaphore, high (waiting) runs at once, waits again",
+        run: fil::prio_wake,
+    },
+    Case {
         name: "coro-switch",
         what: "corosensei one switch (resume+suspend round trip / 2)",
         run: peers::coro_switch,

@@ -82,6 +82,9 @@ pub enum EventKind {
     Exit(FiberId),
     /// Nothing was ready; the idle hook ran at this tick.
     Idle(Ticks),
+    /// The fiber's effective priority changed to this (set_priority or
+    /// priority inheritance).
+    Priority(FiberId, crate::Priority),
 }
 
 impl EventKind {
@@ -93,7 +96,8 @@ impl EventKind {
             | EventKind::SwitchOut(id)
             | EventKind::Block(id, ..)
             | EventKind::Wake(id)
-            | EventKind::Exit(id) => Some(id),
+            | EventKind::Exit(id)
+            | EventKind::Priority(id, _) => Some(id),
             EventKind::Idle(_) => None,
         }
     }
@@ -353,6 +357,7 @@ impl TraceRecorder {
                 EventKind::Block(id, r, object) => ("block", id, Some(reason_with_name(r, object))),
                 EventKind::Wake(id) => ("wake", id, None),
                 EventKind::Exit(id) => ("exit", id, None),
+                EventKind::Priority(id, p) => ("priority", id, Some(std::format!("priority {}", p.get()))),
                 _ => continue,
             };
             let tid = lane_of(id).tid;
@@ -562,6 +567,9 @@ impl Trace for TraceRecorder {
     }
     fn idle(&self, now: Ticks) {
         self.record(EventKind::Idle(now));
+    }
+    fn priority(&self, id: FiberId, effective: crate::Priority) {
+        self.record(EventKind::Priority(id, effective));
     }
 }
 

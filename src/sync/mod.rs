@@ -123,6 +123,7 @@ pub mod barrier;
 pub mod channel;
 pub mod event;
 pub mod event_group;
+pub(crate) mod inherit;
 pub mod mutex;
 pub mod recursive;
 pub mod semaphore;

@@ -30,12 +30,12 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
+use super::inherit::PiQueue;
 use super::{Binding, TryError, WaitError, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::raw::{self, Core};
+use crate::raw::Core;
 use crate::time::Ticks;
-use crate::wait::WaitQueue;
 
 /// A mutual-exclusion lock for fibers of one runtime.
 ///
@@ -55,8 +55,9 @@ use crate::wait::WaitQueue;
 /// [`WaitReason::Mutex`](crate::WaitReason::Mutex) with this mutex's address.
 #[repr(C)]
 pub struct Mutex<T: ?Sized> {
-    /// First field: its address is the mutex's address (deadlock reports).
-    waiters: WaitQueue,
+    /// First field (its queue first): its address is the mutex's address
+    /// (deadlock reports). The waiters and the holder, for priority inheritance.
+    pi: PiQueue,
     owner: Binding,
     locked: Cell<bool>,
     value: UnsafeCell<T>,
@@ -76,12 +77,7 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`. `const`, for `static`s.
     pub const fn new(value: T) -> Self {
-        Mutex {
-            waiters: WaitQueue::new(),
-            owner: Binding::new(),
-            locked: Cell::new(false),
-            value: UnsafeCell::new(value),
-        }
+        Mutex { pi: PiQueue::new(), owner: Binding::new(), locked: Cell::new(false), value: UnsafeCell::new(value) }
     }
 
     /// Names it: the name appears in deadlock reports
@@ -93,7 +89,7 @@ impl<T> Mutex<T> {
     /// static TOTAL: filament::sync::Mutex<u32> = filament::sync::Mutex::new(0).named("total");
     /// ```
     pub const fn named(mut self, name: &'static str) -> Self {
-        self.waiters.name = name;
+        self.pi.waiters.name = name;
         self
     }
 
@@ -129,6 +125,8 @@ impl<T: ?Sized> Mutex<T> {
             return Err(TryError::WouldBlock);
         }
         self.locked.set(true);
+        // SAFETY: the running fiber of `core` takes the lock.
+        unsafe { self.pi.set_holder(core, fib.slot_ptr()) };
         // The lease lives in the guard: the mutex stays this runtime's while
         // the guard holds it.
         let guard = MutexGuard { mutex: self, core, _lease: Some(lease), _fiber: PhantomData };
@@ -146,13 +144,21 @@ impl<T: ?Sized> Mutex<T> {
         if !self.locked.get() {
             self.locked.set(true);
             // SAFETY: we are the running fiber of `core`.
-            unsafe { choice_point(core) };
+            unsafe {
+                self.pi.set_holder(core, fib.slot_ptr());
+                choice_point(core);
+            }
             return Ok(MutexGuard::new(self, core));
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
-        // belongs to this runtime (checked above).
-        match unsafe { fib.wait_on(&self.waiters, WaitKind::Mutex, deadline) } {
-            // Woken only by an unlock, which handed us the lock (`locked` stayed true).
+        // belongs to this runtime (checked above); we are its running fiber.
+        // The holder inherits our priority while we wait.
+        match unsafe {
+            self.pi.before_wait(core, fib.slot_ptr());
+            fib.wait_on(&self.pi.waiters, WaitKind::Mutex, deadline)
+        } {
+            // Woken only by an unlock, which handed us the lock (`locked` stayed
+            // true and made us the holder).
             Wake::Signaled => Ok(MutexGuard::new(self, core)),
             Wake::Unwinding => Err(WaitError::Unwinding),
             // The runtime took us off the queue: nobody handed us anything.
@@ -165,14 +171,18 @@ impl<T: ?Sized> Mutex<T> {
         self.value.get_mut()
     }
 
-    /// Unlocks: hands the lock to the first waiter, or marks it free.
+    /// Unlocks: hands the lock to the first waiter, or marks it free; the
+    /// fiber gives up the priority it inherited through this mutex. A waiter
+    /// of a higher level than the unlocking fiber then runs at once (the
+    /// unlock is a scheduling point).
     ///
     /// # Safety
     /// Called by the running fiber of `core` (the bound runtime), which holds the lock.
     unsafe fn unlock(&self, core: *mut Core) {
-        // SAFETY: the queue holds only blocked fibers of `core`.
+        // SAFETY: the queue holds only blocked fibers of `core`; the running
+        // fiber is `core.current`.
         unsafe {
-            if !raw::wake_one(core, &self.waiters) {
+            if !self.pi.unlock(core, (*core).current) {
                 self.locked.set(false);
             }
             choice_point(core);

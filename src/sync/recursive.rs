@@ -42,6 +42,9 @@ use crate::wait::WaitQueue;
 /// mutation. Released when the holder's last guard is dropped; then, as with
 /// [`Mutex`](super::Mutex), ownership passes straight to the fiber that
 /// waited longest (FIFO, no barging).
+///
+/// Unlike [`Mutex`](super::Mutex) it does no priority inheritance: a
+/// waiter does not raise the holder's priority (see [`Priority`](crate::Priority)).
 pub struct RecursiveMutex<T: ?Sized> {
     waiters: WaitQueue,
     owner: Binding,
