@@ -290,6 +290,8 @@ class FiberView:
         obj = int(self.slot["wait_obj"])
         if kind == "Parked":
             return "Blocked parked (deadlock)"
+        if kind == "Suspended":
+            return "Blocked suspended"
         if kind == "Notify":
             return "Blocked notification"
         if kind == "Sleep":

@@ -368,6 +368,14 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
             if !unsafe { t.walk_queue(s.wait_obj as *const WaitQueue, s.wait_kind, Some(i))? } {
                 return fail("blocked fiber is not in the wait queue named by its wait_obj", Some(i));
             }
+        } else if s.wait_kind == WaitKind::Suspended {
+            if s.timer_pos != u32::MAX {
+                return fail("suspended fiber has a deadline armed", Some(i));
+            }
+            // SAFETY: a live slot's header is valid (checked non-null above).
+            if !unsafe { (*s.header).suspend } {
+                return fail("suspended fiber without its suspend flag", Some(i));
+            }
         } else if s.wait_kind == WaitKind::Sleep {
             if s.timer_pos == u32::MAX {
                 return fail("sleeping fiber has no deadline armed", Some(i));

@@ -89,6 +89,9 @@ pub enum WaitReason {
     EventGroup(usize),
     /// Sleeping until this tick.
     Sleep(u64),
+    /// Suspended by [`Fiber::suspend`](crate::Fiber::suspend) until another
+    /// fiber calls [`Fiber::resume`](crate::Fiber::resume).
+    Suspended,
     /// Waiting for a notification ([`Fiber::notify_wait`](crate::Fiber::notify_wait),
     /// [`notify_take`](crate::Fiber::notify_take)).
     Notify,
@@ -109,6 +112,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Sleep(u64::MAX) => f.write_str("nothing (parked for good)"),
             WaitReason::Sleep(t) => write!(f, "sleep until tick {t}"),
             WaitReason::Notify => f.write_str("notification"),
+            WaitReason::Suspended => f.write_str("resume (suspended)"),
         }
     }
 }
@@ -151,6 +155,9 @@ pub(crate) enum WaitKind {
     EventGroup,
     /// Not in any wait queue; `wait_obj` is the deadline tick.
     Sleep,
+    /// Suspended by `Fiber::suspend` until `Fiber::resume`: in no wait
+    /// queue, `wait_obj` is 0.
+    Suspended,
     /// Waiting for a notification to itself (`Fiber::notify_wait`/`notify_take`):
     /// in no wait queue, `wait_obj` is 0.
     Notify,
@@ -166,7 +173,7 @@ impl WaitKind {
     /// whose address is its `wait_obj`.
     #[inline]
     pub(crate) fn has_queue(self) -> bool {
-        !matches!(self, WaitKind::Sleep | WaitKind::Notify | WaitKind::None | WaitKind::Parked)
+        !matches!(self, WaitKind::Sleep | WaitKind::Notify | WaitKind::Suspended | WaitKind::None | WaitKind::Parked)
     }
 }
 
@@ -275,6 +282,10 @@ pub(crate) struct Header {
     pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
     /// The fiber's notification value and pending flag (`crate::notify`).
     pub note: crate::notify::Note,
+    /// `Fiber::suspend` asked this fiber to stop: it is Blocked with
+    /// `WaitKind::Suspended`, or will be as soon as its current wait ends
+    /// (`raw::switch::block_current`'s tail). Cleared by `Fiber::resume`.
+    pub suspend: bool,
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.

@@ -457,12 +457,12 @@ impl fmt::Debug for Fiber<'_> {
 }
 
 #[cfg(feature = "std")]
-fn cancel_unwind() -> ! {
+pub(crate) fn cancel_unwind() -> ! {
     extern crate std;
     std::panic::resume_unwind(std::boxed::Box::new(crate::host::Cancelled))
 }
 
 #[cfg(not(feature = "std"))]
-fn cancel_unwind() -> ! {
+pub(crate) fn cancel_unwind() -> ! {
     raw::fatal(format_args!("a cancelled fiber was resumed without std"))
 }

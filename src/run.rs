@@ -208,6 +208,9 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
             time::cancel_deadline(core, s);
             if cancel && !(*(*s).header).cancelled {
                 (*(*s).header).cancelled = true;
+                // A suspended fiber is cancelled too: it must unwind, not
+                // stop again when this wake ends its wait.
+                (*(*s).header).suspend = false;
                 raw::wake(core, s, Wake::Cancelled);
             } else {
                 // Already cancelled once and blocked again, or no std: park it

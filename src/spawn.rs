@@ -228,6 +228,7 @@ where
             held: core::ptr::null(),
             fp: mem::MaybeUninit::uninit(),
             note: crate::notify::Note::EMPTY,
+            suspend: false,
         });
         // AddressSanitizer builds: a fiber that finished left the redzones of
         // its last frames on this memory (it leaves by a jump, never by

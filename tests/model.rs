@@ -113,6 +113,9 @@ enum Op {
     SetPriority(u8),
     /// `set_priority_of` the oldest child not joined or detached yet.
     SetChildPriority(u8),
+    /// `suspend` the oldest child, yield this many times (checking the
+    /// invariants each time), `resume` it.
+    SuspendChild(u8),
 }
 
 /// One step of the host, between runs.
@@ -170,6 +173,7 @@ fn leaf_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Detach),
         2 => (0u8..4).prop_map(Op::SetPriority),
         1 => (0u8..4).prop_map(Op::SetChildPriority),
+        1 => (0u8..4).prop_map(Op::SuspendChild),
     ]
 }
 
@@ -540,6 +544,25 @@ fn step<'s>(fib: &Fiber<'s>, w: &'s World, op: &Op, stacks: &mut Vec<Stack<'s>>,
                 fib.base_priority()
             );
             ensure!(fib.priority() == want, "priority {:?} after set_priority({want:?})", fib.priority());
+        }
+        Op::SuspendChild(yields) => {
+            if let Some((h, _)) = children.front() {
+                let id = h.id();
+                match fib.suspend(id) {
+                    Ok(()) => {
+                        for _ in 0..yields {
+                            fib.yield_now();
+                            if let Err(e) = fib.debug_check_invariants() {
+                                fail(format!("while a child is suspended: {e}"));
+                            }
+                            ensure!(fib.is_suspended(id) == Ok(true), "the child's suspension was lost");
+                        }
+                        ensure!(fib.resume(id).is_ok(), "resume of a suspended child failed");
+                    }
+                    Err(filament::SuspendError::NoSuchFiber(_)) => {} // it finished
+                    Err(e) => fail(format!("suspend of a child: {e}")),
+                }
+            }
         }
         Op::SetChildPriority(level) => {
             if let Some((h, _)) = children.front() {

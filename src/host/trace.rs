@@ -664,6 +664,7 @@ pub fn reason_text(r: WaitReason) -> String {
         WaitReason::EventGroup(a) => std::format!("event group {a:#x}"),
         WaitReason::Sleep(t) => std::format!("sleep until tick {t}"),
         WaitReason::Notify => std::string::String::from("notification"),
+        WaitReason::Suspended => std::string::String::from("resume (suspended)"),
     }
 }
 

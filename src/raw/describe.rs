@@ -52,6 +52,7 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::EventGroup => WaitReason::EventGroup(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
         WaitKind::Notify => WaitReason::Notify,
+        WaitKind::Suspended => WaitReason::Suspended,
         // Only Blocked slots are described; a Blocked slot always has a kind.
         WaitKind::None | WaitKind::Parked => WaitReason::Sleep(u64::MAX),
     }

@@ -290,7 +290,41 @@ pub(crate) unsafe fn block_current(
         fp_handover(core, c, n);
         let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
         arch::switch(&raw mut (*c).sp, to);
+        // Suspended while it waited (`Fiber::suspend`): its wait is over, but
+        // it stops here, keeping what the wait gave it, until resumed.
+        if (*(*c).header).suspend {
+            hold_suspended(core, c);
+        }
         (*c).wake
+    }
+}
+
+/// The running fiber `c` stops as suspended (`WaitKind::Suspended`, in no
+/// queue, no deadline) until `Fiber::resume` makes it ready again; its
+/// `wake` is kept across (what the wait that just ended gave it), unless the
+/// runtime cancels it meanwhile (a deadlock under `std`: `Cancelled`).
+///
+/// # Safety
+/// `c` is the running fiber of `core`, on its own stack, not unwinding.
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn hold_suspended(core: *mut Core, c: *mut Slot) {
+    // SAFETY: as in `block_current`, without a queue or a deadline.
+    unsafe {
+        let kept = (*c).wake;
+        check_canary(core, c);
+        (*c).state = State::Blocked;
+        (*c).wait_kind = WaitKind::Suspended;
+        (*c).wait_obj = 0;
+        trace_event!(core, block_in(id_of(core, c), wait_reason(core, c), ""));
+        trace_event!(core, switch_out(id_of(core, c)));
+        (*c).runs = (*c).runs.wrapping_add(1);
+        let n = unlink_current(core);
+        fp_handover(core, c, n);
+        let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
+        (*c).wake = kept;
+        arch::switch(&raw mut (*c).sp, to);
+        // `resume` leaves `wake` alone; a deadlock cancellation sets it.
     }
 }
 
