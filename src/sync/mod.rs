@@ -11,6 +11,12 @@
 //! * [`Event`] — manual-reset event: `set` wakes every waiter and stays set
 //!   until `reset`.
 //! * [`Barrier`] — `n` parties meet; exactly one is the leader; reusable.
+//! * [`StreamBuffer`] — single-producer single-consumer byte stream with a
+//!   trigger level; [`MessageBuffer`] — the same keeping message boundaries.
+//!   Both are lock-free rings writable (and readable) from interrupt handlers
+//!   and other OS threads, with blocking fiber forms; they follow their own
+//!   rules (see [`stream_buffer`]): they bind no runtime except for their
+//!   waiters' signals, and their waiters never count as deadlocked.
 //!
 //! ```
 //! use filament::sync::{Channel, Mutex};
@@ -120,9 +126,12 @@ use crate::raw::Core;
 pub mod barrier;
 pub mod channel;
 pub mod event;
+pub mod message_buffer;
 pub mod mutex;
 pub mod recursive;
+mod ring;
 pub mod semaphore;
+pub mod stream_buffer;
 mod waitlist;
 
 pub use barrier::{Barrier, BarrierWaitResult};
@@ -130,7 +139,10 @@ pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 pub use recursive::{RecursiveMutex, RecursiveMutexGuard};
+pub use message_buffer::{MESSAGE_HEADER, MessageBuffer, MessageError};
+pub use ring::Busy;
 pub use semaphore::{GiveError, Semaphore};
+pub use stream_buffer::{StreamBuffer, StreamError, TriggerLevelError};
 
 /// The primitive is bound to another runtime (see [the module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
