@@ -255,3 +255,284 @@ fn a_million_bytes_from_a_thread_into_a_fiber_arrive_exactly() {
     assert_eq!(received, TOTAL);
     assert_eq!(checked, 0, "bytes differ from what was sent");
 }
+
+// ---------------------------------------------------------------------------
+// Fiber semantics.
+
+/// Two fibers stream 200 000 bytes through a 7-byte buffer with blocking
+/// sends and receives of random sizes and a trigger level of 3: the writer
+/// blocks while full, the reader until 3 bytes (or its whole buffer) are
+/// there; every byte arrives once, in order, and nobody deadlocks.
+#[test]
+fn fibers_stream_through_a_tiny_buffer_byte_exact() {
+    const TOTAL: usize = 200_000;
+    static TINY: StreamBuffer<7> = StreamBuffer::new().with_trigger_level(3);
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let writer = rt
+        .spawn(stack(), |fib| {
+            let mut rng = Rng(7);
+            let mut sent = 0;
+            let mut chunk = [0u8; 20];
+            while sent < TOTAL {
+                let len = (1 + rng.below(20)).min(TOTAL - sent);
+                for (k, b) in chunk[..len].iter_mut().enumerate() {
+                    *b = byte_at(sent + k);
+                }
+                assert_eq!(TINY.send(fib, &chunk[..len]), Ok(len));
+                sent += len;
+            }
+        })
+        .unwrap();
+    let reader = rt
+        .spawn(stack(), |fib| {
+            let mut rng = Rng(11);
+            let mut out = [0u8; 10];
+            let (mut got, mut wrong) = (0usize, 0usize);
+            while got < TOTAL {
+                let want = (1 + rng.below(10)).min(TOTAL - got);
+                let n = TINY.receive(fib, &mut out[..want]).unwrap();
+                assert!(n >= want.min(3) && n <= want);
+                wrong += out[..n].iter().enumerate().filter(|&(k, &b)| b != byte_at(got + k)).count();
+                got += n;
+            }
+            wrong
+        })
+        .unwrap();
+    rt.run().unwrap();
+    rt.take(writer).unwrap();
+    assert_eq!(rt.take(reader).unwrap(), 0);
+}
+
+/// The reader stays blocked below the trigger level: a writer that sends one
+/// byte every 10 ticks wakes it only with the 4th byte, at tick 30 and not
+/// before; `receive_timeout` returns what is there when the time is up, and
+/// `TimedOut` only when nothing is.
+#[test]
+fn trigger_level_and_timeouts() {
+    static TRIG: StreamBuffer<16> = StreamBuffer::new().with_trigger_level(4);
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    rt.spawn_detached(stack(), |fib| {
+        for b in 1..=6u8 {
+            assert_eq!(TRIG.send(fib, &[b]), Ok(1));
+            fib.sleep(10);
+        }
+    })
+    .unwrap();
+    let reader = rt
+        .spawn(stack(), |fib| {
+            let mut out = [0u8; 8];
+            let n = TRIG.receive(fib, &mut out).unwrap();
+            let first = (fib.now(), out[..n].to_vec());
+            // Bytes 5 and 6 come at ticks 40 and 50; the deadline is tick 55.
+            let n = TRIG.receive_timeout(fib, &mut out, 25).unwrap();
+            let second = (fib.now(), out[..n].to_vec());
+            let none = TRIG.receive_timeout(fib, &mut out, 100);
+            (first, second, none)
+        })
+        .unwrap();
+    rt.run().unwrap();
+    let (first, second, none) = rt.take(reader).unwrap();
+    assert_eq!(first, (30, vec![1, 2, 3, 4]));
+    assert_eq!(second, (55, vec![5, 6]));
+    assert_eq!(none, Err(StreamError::TimedOut));
+}
+
+/// A blocked send writes what fits and waits for room for the rest; with a
+/// timeout it reports how much went in, or `TimedOut` if nothing did.
+#[test]
+fn send_timeout_reports_partial_writes() {
+    static SMALL: StreamBuffer<4> = StreamBuffer::new();
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let h = rt
+        .spawn(stack(), |fib| {
+            let partial = SMALL.send_timeout(fib, b"abcdef", 5);
+            let nothing = SMALL.send_timeout(fib, b"gh", 5);
+            let zero = SMALL.send_timeout(fib, b"gh", 0);
+            let mut out = [0u8; 4];
+            let n = SMALL.try_receive(fib, &mut out).unwrap();
+            (partial, nothing, zero, out[..n].to_vec(), fib.now())
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(h).unwrap(), (Ok(4), Err(StreamError::TimedOut), Err(StreamError::TimedOut), b"abcd".to_vec(), 10));
+}
+
+/// One writer, one reader, enforced: while a fiber is blocked in `send`
+/// (holding the writer side), another fiber's or thread's write is refused
+/// with `Busy` and changes nothing; `reset` is refused too; the reader side
+/// is free meanwhile, and its read lets the blocked writer finish.
+#[test]
+fn a_second_writer_gets_busy_and_changes_nothing() {
+    static ONE: StreamBuffer<4> = StreamBuffer::new().named("one");
+    let rt = Box::new(Runtime::<'static, 3>::new());
+    let blocked = rt.spawn(stack(), |fib| ONE.send(fib, b"123456")).unwrap();
+    let other = rt
+        .spawn(stack(), |fib| {
+            // `blocked` wrote 4 bytes and waits for room for 2 more.
+            let from_fiber = ONE.try_send(fib, b"x");
+            let from_thread = thread::spawn(|| ONE.send_from_isr(b"y")).join().unwrap();
+            let reset = ONE.reset();
+            let stored = ONE.bytes_available();
+            let mut out = [0u8; 8];
+            let first = ONE.try_receive(fib, &mut out).map(|n| out[..n].to_vec());
+            (from_fiber, from_thread, reset, stored, first)
+        })
+        .unwrap();
+    let rest = rt
+        .spawn(stack(), |fib| {
+            let mut out = [0u8; 8];
+            let n = ONE.receive(fib, &mut out).unwrap();
+            out[..n].to_vec()
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(blocked).unwrap(), Ok(6));
+    let (from_fiber, from_thread, reset, stored, first) = rt.take(other).unwrap();
+    assert_eq!(from_fiber, Err(Busy));
+    assert_eq!(from_thread, Err(Busy));
+    assert_eq!(reset, Err(Busy));
+    assert_eq!(stored, 4);
+    assert_eq!(first, Ok(b"1234".to_vec()));
+    assert_eq!(rt.take(rest).unwrap(), b"56");
+}
+
+/// Two OS threads writing one message buffer at once never corrupt it: each
+/// write either goes in whole or is refused (`Busy` or `Full`), and a reader
+/// thread gets exactly the messages accepted, each intact, each writer's in
+/// its order.
+#[test]
+fn concurrent_writers_on_threads_are_refused_not_corrupting() {
+    static SHARED: MessageBuffer<64> = MessageBuffer::new();
+    const PER_WRITER: u32 = 20_000;
+    let (accepted, received, busy) = watchdog("two writers", || {
+        let done = AtomicBool::new(false);
+        let busy = AtomicUsize::new(0);
+        thread::scope(|s| {
+            let writers: Vec<_> = (0..2u8)
+                .map(|w| {
+                    let busy = &busy;
+                    s.spawn(move || {
+                        let mut accepted = Vec::new();
+                        for seq in 0..PER_WRITER {
+                            // [writer, seq (4 bytes), len-dependent filler]
+                            let len = 5 + (seq as usize % 11);
+                            let mut msg = vec![w; len];
+                            msg[1..5].copy_from_slice(&seq.to_le_bytes());
+                            match SHARED.send_from_isr(&msg) {
+                                Ok(()) => accepted.push(seq),
+                                Err(MessageError::Busy) => {
+                                    busy.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(MessageError::Full) => thread::yield_now(),
+                                Err(e) => panic!("unexpected {e:?}"),
+                            }
+                        }
+                        accepted
+                    })
+                })
+                .collect();
+            let reader = s.spawn(|| {
+                let mut got: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+                let mut out = [0u8; 64];
+                loop {
+                    match SHARED.receive_from_isr(&mut out) {
+                        Ok(n) => {
+                            let w = out[0];
+                            let seq = u32::from_le_bytes(out[1..5].try_into().unwrap());
+                            assert!(w < 2, "corrupt writer tag {w}");
+                            assert_eq!(n, 5 + (seq as usize % 11), "corrupt length");
+                            assert!(out[5..n].iter().all(|&b| b == w), "corrupt body");
+                            got[w as usize].push(seq);
+                        }
+                        Err(MessageError::Empty) if done.load(Ordering::Acquire) => {
+                            if SHARED.is_empty() {
+                                break;
+                            }
+                        }
+                        Err(MessageError::Empty) => thread::yield_now(),
+                        Err(e) => panic!("unexpected {e:?}"),
+                    }
+                }
+                got
+            });
+            let accepted: Vec<Vec<u32>> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+            done.store(true, Ordering::Release);
+            (accepted, reader.join().unwrap(), busy.load(Ordering::Relaxed))
+        })
+    });
+    assert_eq!(received[0], accepted[0]);
+    assert_eq!(received[1], accepted[1]);
+    println!("refused with Busy: {busy}");
+}
+
+/// Message buffers: a blocked `send` waits until the whole message fits;
+/// a receive buffer too small for the next message gets
+/// `BufferTooSmall` and the message stays; an oversized message is refused;
+/// timeouts give `TimedOut` having written or taken nothing.
+#[test]
+fn message_boundaries_and_blocking() {
+    static FRAMES: MessageBuffer<16> = MessageBuffer::new().named("frames");
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let writer = rt
+        .spawn(stack(), |fib| {
+            let too_big = FRAMES.send(fib, &[0u8; 13]);
+            FRAMES.send(fib, b"12345678").unwrap(); // 12 of 16 bytes
+            let no_room = FRAMES.send_timeout(fib, b"abcd", 3); // needs 8
+            let at = fib.now();
+            FRAMES.send(fib, b"abcd").unwrap(); // blocks until the reader takes the first
+            (too_big, no_room, at, fib.now())
+        })
+        .unwrap();
+    let reader = rt
+        .spawn(stack(), |fib| {
+            fib.sleep(10);
+            let mut small = [0u8; 4];
+            let short = FRAMES.receive(fib, &mut small);
+            let len = FRAMES.next_message_len();
+            let mut big = [0u8; 12];
+            let n = FRAMES.receive(fib, &mut big).unwrap();
+            let first = big[..n].to_vec();
+            let n = FRAMES.receive(fib, &mut small).unwrap();
+            let second = small[..n].to_vec();
+            let empty = FRAMES.receive_timeout(fib, &mut big, 5);
+            (short, len, first, second, empty)
+        })
+        .unwrap();
+    rt.run().unwrap();
+    let (too_big, no_room, at, after) = rt.take(writer).unwrap();
+    assert_eq!(too_big, Err(MessageError::TooLarge { len: 13, max: 12 }));
+    assert_eq!(no_room, Err(MessageError::TimedOut));
+    assert_eq!(at, 3);
+    assert_eq!(after, 10);
+    let (short, len, first, second, empty) = rt.take(reader).unwrap();
+    assert_eq!(short, Err(MessageError::BufferTooSmall { needed: 8 }));
+    assert_eq!(len, Ok(Some(8)));
+    assert_eq!(first, b"12345678");
+    assert_eq!(second, b"abcd");
+    assert_eq!(empty, Err(MessageError::TimedOut));
+}
+
+/// A fiber blocked in a buffer shows the buffer's name.
+#[test]
+fn blocked_fibers_show_the_buffer_name() {
+    static NAMED: StreamBuffer<8> = StreamBuffer::new().named("uart-rx");
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let reader = rt
+        .spawn(stack(), |fib| {
+            let mut out = [0u8; 1];
+            NAMED.receive(fib, &mut out).unwrap()
+        })
+        .unwrap();
+    let id = reader.id();
+    let watcher = rt
+        .spawn(stack(), move |fib| {
+            let seen = fib.fiber_info(id).unwrap().waiting_in;
+            NAMED.try_send(fib, b"!").unwrap();
+            seen
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(watcher).unwrap(), "uart-rx");
+    assert_eq!(rt.take(reader).unwrap(), 1);
+    assert_eq!(NAMED.name(), "uart-rx");
+}
