@@ -266,41 +266,44 @@ fn a_million_bytes_from_a_thread_into_a_fiber_arrive_exactly() {
 #[test]
 fn fibers_stream_through_a_tiny_buffer_byte_exact() {
     const TOTAL: usize = 200_000;
-    static TINY: StreamBuffer<7> = StreamBuffer::new().with_trigger_level(3);
-    let rt = Box::new(Runtime::<'static, 2>::new());
-    let writer = rt
-        .spawn(stack(), |fib| {
-            let mut rng = Rng(7);
-            let mut sent = 0;
-            let mut chunk = [0u8; 20];
-            while sent < TOTAL {
-                let len = (1 + rng.below(20)).min(TOTAL - sent);
-                for (k, b) in chunk[..len].iter_mut().enumerate() {
-                    *b = byte_at(sent + k);
+    let wrong = watchdog("fiber to fiber", || {
+        static TINY: StreamBuffer<7> = StreamBuffer::new().with_trigger_level(3);
+        let rt = Box::new(Runtime::<'static, 2>::new());
+        let writer = rt
+            .spawn(stack(), |fib| {
+                let mut rng = Rng(7);
+                let mut sent = 0;
+                let mut chunk = [0u8; 20];
+                while sent < TOTAL {
+                    let len = (1 + rng.below(20)).min(TOTAL - sent);
+                    for (k, b) in chunk[..len].iter_mut().enumerate() {
+                        *b = byte_at(sent + k);
+                    }
+                    assert_eq!(TINY.send(fib, &chunk[..len]), Ok(len));
+                    sent += len;
                 }
-                assert_eq!(TINY.send(fib, &chunk[..len]), Ok(len));
-                sent += len;
-            }
-        })
-        .unwrap();
-    let reader = rt
-        .spawn(stack(), |fib| {
-            let mut rng = Rng(11);
-            let mut out = [0u8; 10];
-            let (mut got, mut wrong) = (0usize, 0usize);
-            while got < TOTAL {
-                let want = (1 + rng.below(10)).min(TOTAL - got);
-                let n = TINY.receive(fib, &mut out[..want]).unwrap();
-                assert!(n >= want.min(3) && n <= want);
-                wrong += out[..n].iter().enumerate().filter(|&(k, &b)| b != byte_at(got + k)).count();
-                got += n;
-            }
-            wrong
-        })
-        .unwrap();
-    rt.run().unwrap();
-    rt.take(writer).unwrap();
-    assert_eq!(rt.take(reader).unwrap(), 0);
+            })
+            .unwrap();
+        let reader = rt
+            .spawn(stack(), |fib| {
+                let mut rng = Rng(11);
+                let mut out = [0u8; 10];
+                let (mut got, mut wrong) = (0usize, 0usize);
+                while got < TOTAL {
+                    let want = (1 + rng.below(10)).min(TOTAL - got);
+                    let n = TINY.receive(fib, &mut out[..want]).unwrap();
+                    assert!(n >= want.min(3) && n <= want);
+                    wrong += out[..n].iter().enumerate().filter(|&(k, &b)| b != byte_at(got + k)).count();
+                    got += n;
+                }
+                wrong
+            })
+            .unwrap();
+        rt.run().unwrap();
+        rt.take(writer).unwrap();
+        rt.take(reader).unwrap()
+    });
+    assert_eq!(wrong, 0);
 }
 
 /// The reader stays blocked below the trigger level: a writer that sends one
@@ -402,8 +405,8 @@ fn a_second_writer_gets_busy_and_changes_nothing() {
 /// its order.
 #[test]
 fn concurrent_writers_on_threads_are_refused_not_corrupting() {
-    static SHARED: MessageBuffer<64> = MessageBuffer::new();
-    const PER_WRITER: u32 = 20_000;
+    static SHARED: MessageBuffer<4096> = MessageBuffer::new();
+    const PER_WRITER: u32 = 50_000;
     let (accepted, received, busy) = watchdog("two writers", || {
         let done = AtomicBool::new(false);
         let busy = AtomicUsize::new(0);
@@ -415,7 +418,7 @@ fn concurrent_writers_on_threads_are_refused_not_corrupting() {
                         let mut accepted = Vec::new();
                         for seq in 0..PER_WRITER {
                             // [writer, seq (4 bytes), len-dependent filler]
-                            let len = 5 + (seq as usize % 11);
+                            let len = 5 + (seq as usize * 37 % 400);
                             let mut msg = vec![w; len];
                             msg[1..5].copy_from_slice(&seq.to_le_bytes());
                             match SHARED.send_from_isr(&msg) {
@@ -433,14 +436,14 @@ fn concurrent_writers_on_threads_are_refused_not_corrupting() {
                 .collect();
             let reader = s.spawn(|| {
                 let mut got: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
-                let mut out = [0u8; 64];
+                let mut out = [0u8; 512];
                 loop {
                     match SHARED.receive_from_isr(&mut out) {
                         Ok(n) => {
                             let w = out[0];
                             let seq = u32::from_le_bytes(out[1..5].try_into().unwrap());
                             assert!(w < 2, "corrupt writer tag {w}");
-                            assert_eq!(n, 5 + (seq as usize % 11), "corrupt length");
+                            assert_eq!(n, 5 + (seq as usize * 37 % 400), "corrupt length");
                             assert!(out[5..n].iter().all(|&b| b == w), "corrupt body");
                             got[w as usize].push(seq);
                         }
