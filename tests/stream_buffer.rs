@@ -539,3 +539,64 @@ fn blocked_fibers_show_the_buffer_name() {
     assert_eq!(rt.take(reader).unwrap(), 1);
     assert_eq!(NAMED.name(), "uart-rx");
 }
+
+/// Under schedule exploration (random and PCT policies, 300 schedules each),
+/// a blocking writer and a blocking reader of a 5-byte stream with trigger
+/// level 2, and of a 12-byte message buffer, deliver every byte in order and
+/// never lose a wake-up (the run would report a step-limit failure).
+#[cfg(feature = "explore")]
+#[test]
+fn explored_schedules_deliver_every_byte() {
+    use filament::host::explore::{Explorer, Policy, Schedule};
+
+    fn program(s: &mut Schedule) {
+        let stream = StreamBuffer::<5>::new().with_trigger_level(2);
+        let frames = MessageBuffer::<12>::new();
+        let (stream, frames) = (&stream, &frames);
+        let got = std::sync::Mutex::new((Vec::new(), Vec::new()));
+        let got = &got;
+        Runtime::<4>::scope(|rt| {
+            s.install(rt);
+            rt.spawn_detached(stack(), move |fib| {
+                let data: Vec<u8> = (0..40).collect();
+                for chunk in data.chunks(3) {
+                    assert_eq!(stream.send(fib, chunk), Ok(chunk.len()));
+                }
+            })
+            .unwrap();
+            rt.spawn_detached(stack(), move |fib| {
+                let mut out = [0u8; 4];
+                let mut all = Vec::new();
+                while all.len() < 40 {
+                    let want = 4.min(40 - all.len());
+                    let n = stream.receive(fib, &mut out[..want]).unwrap();
+                    all.extend_from_slice(&out[..n]);
+                }
+                got.lock().unwrap().0 = all;
+            })
+            .unwrap();
+            rt.spawn_detached(stack(), move |fib| {
+                for i in 0..10u8 {
+                    frames.send(fib, &vec![i; usize::from(i % 4)]).unwrap();
+                }
+            })
+            .unwrap();
+            rt.spawn_detached(stack(), move |fib| {
+                let mut out = [0u8; 8];
+                for _ in 0..10 {
+                    let n = frames.receive(fib, &mut out).unwrap();
+                    got.lock().unwrap().1.push(out[..n].to_vec());
+                }
+            })
+            .unwrap();
+            rt.run().expect("run");
+        });
+        let got = got.lock().unwrap();
+        assert_eq!(got.0, (0..40).collect::<Vec<u8>>());
+        let want: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; usize::from(i % 4)]).collect();
+        assert_eq!(got.1, want);
+    }
+
+    Explorer::new().policy(Policy::Random).schedules(300).run(program);
+    Explorer::new().policy(Policy::Pct { depth: 3 }).schedules(300).run(program);
+}
