@@ -357,7 +357,10 @@ fn send_timeout_reports_partial_writes() {
         })
         .unwrap();
     rt.run().unwrap();
-    assert_eq!(rt.take(h).unwrap(), (Ok(4), Err(StreamError::TimedOut), Err(StreamError::TimedOut), b"abcd".to_vec(), 10));
+    assert_eq!(
+        rt.take(h).unwrap(),
+        (Ok(4), Err(StreamError::TimedOut), Err(StreamError::TimedOut), b"abcd".to_vec(), 10)
+    );
 }
 
 /// One writer, one reader, enforced: while a fiber is blocked in `send`

@@ -214,7 +214,12 @@ impl<const N: usize> MessageBuffer<N> {
 
     /// Like [`receive`](Self::receive), giving up with
     /// [`MessageError::TimedOut`] if no message comes within `timeout` ticks.
-    pub fn receive_timeout<'s>(&'s self, fib: &Fiber<'s>, out: &mut [u8], timeout: Ticks) -> Result<usize, MessageError> {
+    pub fn receive_timeout<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        out: &mut [u8],
+        timeout: Ticks,
+    ) -> Result<usize, MessageError> {
         self.receive_until(fib, out, Some(fib.now().saturating_add(timeout)))
     }
 
@@ -315,7 +320,9 @@ impl fmt::Display for MessageError {
             MessageError::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the maximum {max}"),
             MessageError::Full => f.write_str("no room for the message"),
             MessageError::Empty => f.write_str("no message stored"),
-            MessageError::BufferTooSmall { needed } => write!(f, "receive buffer too small: next message has {needed} bytes"),
+            MessageError::BufferTooSmall { needed } => {
+                write!(f, "receive buffer too small: next message has {needed} bytes")
+            }
             MessageError::TimedOut => f.write_str("timed out"),
             MessageError::Busy => fmt::Display::fmt(&Busy, f),
             MessageError::WrongRuntime => fmt::Display::fmt(&super::WrongRuntime, f),

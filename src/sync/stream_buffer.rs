@@ -282,7 +282,12 @@ impl<const N: usize> StreamBuffer<N> {
     /// Like [`receive`](Self::receive), giving up after `timeout` ticks: then
     /// it reads whatever is stored, even below the trigger level, and fails
     /// with [`StreamError::TimedOut`] only if nothing is.
-    pub fn receive_timeout<'s>(&'s self, fib: &Fiber<'s>, out: &mut [u8], timeout: Ticks) -> Result<usize, StreamError> {
+    pub fn receive_timeout<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        out: &mut [u8],
+        timeout: Ticks,
+    ) -> Result<usize, StreamError> {
         self.receive_until(fib, out, Some(fib.now().saturating_add(timeout)))
     }
 
