@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use filament::sync::{Channel, Mutex, Semaphore};
+use filament::sync::{Channel, MessageBuffer, Mutex, Semaphore, StreamBuffer};
 use filament::{Fiber, Runtime, Stack, StaticStack};
 
 use crate::Measured;
@@ -280,4 +280,73 @@ pub fn mutex_handoff(ops: u64) -> Measured {
     );
     assert_eq!(mutex.into_inner(), per * 2);
     Measured { time, ops: per * 2 }
+}
+
+/// Stream buffer, no runtime: `send_from_isr` of 16 bytes then
+/// `receive_from_isr` of them, on one thread (what an interrupt handler and
+/// a polling reader pay, with no fiber waiting). One op = one write + one read.
+pub fn stream_isr(ops: u64) -> Measured {
+    let buf: StreamBuffer<64> = StreamBuffer::new();
+    let data = [7u8; 16];
+    let mut out = [0u8; 16];
+    let t = Instant::now();
+    for _ in 0..ops {
+        black_box(buf.send_from_isr(black_box(&data)).expect("send"));
+        black_box(buf.receive_from_isr(&mut out).expect("receive"));
+    }
+    Measured { time: t.elapsed(), ops }
+}
+
+/// Stream buffer ping-pong: two `StreamBuffer<16>`s; fiber A sends 8 bytes
+/// on one and blocks receiving 8 on the other, fiber B echoes. One op = one
+/// one-way message (a round trip is two): the send, the blocked reader's
+/// wake-up through the buffer's interrupt signal, and the switches.
+pub fn stream_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping: StreamBuffer<16> = StreamBuffer::new().with_trigger_level(8);
+    let pong: StreamBuffer<16> = StreamBuffer::new().with_trigger_level(8);
+    let (ping, pong) = (&ping, &pong);
+    let time = run_pair(
+        move |fib| {
+            let mut out = [0u8; 8];
+            for i in 0..rounds {
+                ping.send(fib, &i.to_le_bytes()).expect("send");
+                black_box(pong.receive(fib, &mut out).expect("receive"));
+            }
+        },
+        move |fib| {
+            let mut out = [0u8; 8];
+            for _ in 0..rounds {
+                let n = ping.receive(fib, &mut out).expect("receive");
+                pong.send(fib, &out[..n]).expect("send");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// Message buffer ping-pong: as [`stream_pingpong`] with two
+/// `MessageBuffer<32>`s and 8-byte messages.
+pub fn message_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping: MessageBuffer<32> = MessageBuffer::new();
+    let pong: MessageBuffer<32> = MessageBuffer::new();
+    let (ping, pong) = (&ping, &pong);
+    let time = run_pair(
+        move |fib| {
+            let mut out = [0u8; 8];
+            for i in 0..rounds {
+                ping.send(fib, &i.to_le_bytes()).expect("send");
+                black_box(pong.receive(fib, &mut out).expect("receive"));
+            }
+        },
+        move |fib| {
+            let mut out = [0u8; 8];
+            for _ in 0..rounds {
+                let n = ping.receive(fib, &mut out).expect("receive");
+                pong.send(fib, &out[..n]).expect("send");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
 }
