@@ -45,7 +45,9 @@
 //! * [`Fiber`] — the handle a fiber's closure receives: yield, spawn, join,
 //!   sleep, and the argument every blocking primitive takes.
 //! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
-//!   wait-queue mechanism; [`IrqSignal`] for interrupt handlers.
+//!   wait-queue mechanism; [`IrqSignal`] for interrupt handlers;
+//!   `StreamBuffer` and `MessageBuffer`, lock-free byte rings an interrupt
+//!   handler writes and a fiber reads.
 //! * [`host`] (`std`) — mmap stacks, [`host::HostClock`], child-process runner.
 //!
 //! # A fiber's life

@@ -34,6 +34,12 @@
 //! the same interrupt-context behaviour, see [`stream_buffer`](super::stream_buffer)).
 //! A message is published with one store after all its bytes are in, so a
 //! reader sees it whole or not at all; a writer writes all of it or nothing.
+//!
+//! `N` must exceed the header, or the buffer does not compile:
+//!
+//! ```compile_fail
+//! static NO_ROOM: filament::sync::MessageBuffer<4> = filament::sync::MessageBuffer::new();
+//! ```
 
 use core::fmt;
 
