@@ -20,22 +20,25 @@
 //! the code it interrupted). A claim is dropped by a guard, so also when a
 //! blocked fiber unwinds.
 //!
-//! # Why the bytes never race (memory orderings)
+//! # Invariants (cited as R1-R3 by the `SAFETY` comments here)
 //!
-//! * The writer writes only free bytes, positions `[tail, head + N)`, which
-//!   the reader does not read; then it publishes them with a **Release** store
-//!   of `tail`. The reader loads `tail` with **Acquire** before reading
+//! * **R1 (one side each)**: only the holder of the writer claim writes
+//!   `tail` and writes bytes, and only at free positions `[tail, head + N)`;
+//!   only the holder of the reader claim writes `head` and reads bytes, and
+//!   only at stored positions `[head, tail)`. The two ranges never overlap, so
+//!   the writer and the reader never touch the same byte at the same time.
+//! * **R2 (publish)**: the writer writes its bytes, then stores `tail` with
+//!   **Release**; the reader loads `tail` with **Acquire** before reading
 //!   `[head, tail)`: the bytes written before the store are visible, and the
-//!   writer is done with them.
-//! * The reader copies bytes out, then frees them with a **Release** store of
-//!   `head`. The writer loads `head` with **Acquire** before computing free
-//!   room: the reader's copies happened before the writer overwrites.
-//! * Claims are taken with **Acquire** and given back with **Release**, so a
-//!   later writer sees the previous writer's `tail` (and all it did), and
-//!   likewise for readers; [`Ring::reset`] holds both claims.
+//!   writer is done with them. A stored byte was written before it was
+//!   published, so reading it as `u8` reads initialised memory.
+//! * **R3 (free)**: the reader copies bytes out, then stores `head` with
+//!   **Release**; the writer loads `head` with **Acquire** before computing
+//!   free room: the reader's copies happened before the writer overwrites.
 //!
-//! Stored bytes were all written before they were published, so reading them
-//! as `u8` reads initialised memory.
+//! Claims are taken with **Acquire** and given back with **Release**, so a
+//! later writer sees the previous writer's `tail` (and all it did), and
+//! likewise for readers; [`Ring::reset`] holds both claims.
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -74,8 +77,8 @@ pub(crate) struct Ring<const N: usize> {
 
 // SAFETY: the bytes are touched only by the holder of the writer claim
 // (free positions) and the holder of the reader claim (stored positions),
-// which never overlap, with Release/Acquire on `head`/`tail` ordering each
-// hand-over (module docs); everything else is atomic.
+// which never overlap (R1), with Release/Acquire on `tail`/`head` ordering
+// each hand-over (R2, R3); everything else is atomic.
 unsafe impl<const N: usize> Sync for Ring<N> {}
 
 impl<const N: usize> Ring<N> {
@@ -182,7 +185,7 @@ impl<const N: usize> Writer<'_, N> {
             self.copy_in(pos, part);
             pos = Ring::<N>::advance(pos, part.len());
         }
-        // Release: publishes the bytes just written (module docs).
+        // Release: publishes the bytes just written (R2).
         self.ring.tail.store(pos, Ordering::Release);
     }
 
@@ -199,14 +202,18 @@ impl<const N: usize> Writer<'_, N> {
     fn copy_in(&self, pos: usize, data: &[u8]) {
         let i = if pos >= N { pos - N } else { pos };
         let first = data.len().min(N - i);
-        // SAFETY: positions [pos, pos + len) are free (len <= space, checked
-        // by the caller), so the reader does not touch them, and we hold the
-        // writer claim, so no other writer does; the two runs are within
-        // `buf` (i + first <= N, len - first <= i... <= N) and `data` is a
-        // separate borrow, so the copies do not overlap.
+        // SAFETY: positions [pos, pos + len) are free (`write_all` asserted
+        // that the parts fit in `space`, computed after the Acquire load of
+        // `head`, R3), so the reader does not touch them, and we hold the
+        // writer claim, so no other writer does (R1). The first
+        // run is `buf[i..i + first]` (first <= N - i), the wrapped rest
+        // `buf[..len - first]` (len <= N); `data` is a separate borrow, so
+        // the copies do not overlap.
         unsafe {
             ptr::copy_nonoverlapping(data.as_ptr(), self.ring.slot(i), first);
-            ptr::copy_nonoverlapping(data.as_ptr().add(first), self.ring.slot(0), data.len() - first);
+            if data.len() > first {
+                ptr::copy_nonoverlapping(data.as_ptr().add(first), self.ring.slot(0), data.len() - first);
+            }
         }
     }
 }
@@ -245,13 +252,15 @@ impl<const N: usize> Reader<'_, N> {
         let i = if pos >= N { pos - N } else { pos };
         let first = out.len().min(N - i);
         // SAFETY: positions [pos, pos + len) are stored (checked above, after
-        // the Acquire load of `tail` in `available`), hence initialised and
+        // the Acquire load of `tail` in `available`, R2), hence initialised and
         // not written by the writer until we move `head` past them; we hold
-        // the reader claim. Both runs are inside `buf`; `out` is a separate
-        // borrow.
+        // the reader claim (R1). Both runs are inside `buf` (as in `copy_in`);
+        // `out` is a separate borrow.
         unsafe {
             ptr::copy_nonoverlapping(self.ring.slot(i), out.as_mut_ptr(), first);
-            ptr::copy_nonoverlapping(self.ring.slot(0), out.as_mut_ptr().add(first), out.len() - first);
+            if out.len() > first {
+                ptr::copy_nonoverlapping(self.ring.slot(0), out.as_mut_ptr().add(first), out.len() - first);
+            }
         }
     }
 
@@ -260,7 +269,7 @@ impl<const N: usize> Reader<'_, N> {
         debug_assert!(n <= self.available());
         let head = self.ring.head.load(Ordering::Relaxed);
         // Release: our copies out of these bytes happen before the writer
-        // reuses them (module docs).
+        // reuses them (R3).
         self.ring.head.store(Ring::<N>::advance(head, n), Ordering::Release);
     }
 
