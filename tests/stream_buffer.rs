@@ -1,14 +1,13 @@
-//! `StreamBuffer` and `MessageBuffer`: model-based property tests of the ring
-//! (proptest against a `VecDeque` reference), fiber blocking semantics
-//! (trigger level, timeouts, full buffers, message boundaries), the
-//! single-writer/single-reader claims, and streams between OS threads and
-//! fibers checked byte for byte.
+//! `StreamBuffer` and `MessageBuffer` with fibers and threads: blocking
+//! semantics (trigger level, timeouts, full buffers, message boundaries), the
+//! single-writer/single-reader claims, streams between OS threads and fibers
+//! checked byte for byte, and explored schedules. The model-based property
+//! tests of the ring are in `tests/stream_buffer_model.rs`.
 //!
 //! Scenarios with another OS thread run under a watchdog that fails the test
 //! after a generous time instead of hanging it on a lost wake-up. Nothing here
 //! asserts timing.
 
-use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -16,9 +15,8 @@ use std::thread;
 use std::time::Duration;
 
 use filament::host::HostClock;
-use filament::sync::{Busy, MESSAGE_HEADER, MessageBuffer, MessageError, StreamBuffer, StreamError, TriggerLevelError};
+use filament::sync::{Busy, MessageBuffer, MessageError, StreamBuffer, StreamError};
 use filament::{Runtime, Stack};
-use proptest::prelude::*;
 
 fn stack() -> Stack<'static> {
     Stack::host(64 * 1024).expect("mmap stack").without_painting()
@@ -57,144 +55,6 @@ impl Rng {
 /// The payload byte at stream offset `i` (not periodic in the ring's size).
 fn byte_at(i: usize) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i >> 8) as u8
-}
-
-// ---------------------------------------------------------------------------
-// Model-based: the ring against a VecDeque, through the non-blocking forms.
-
-#[derive(Debug, Clone)]
-enum StreamOp {
-    Send(Vec<u8>),
-    Receive(usize),
-    Reset,
-    SetTrigger(usize),
-}
-
-fn stream_op() -> impl Strategy<Value = StreamOp> {
-    prop_oneof![
-        6 => proptest::collection::vec(any::<u8>(), 0..20).prop_map(StreamOp::Send),
-        6 => (0usize..20).prop_map(StreamOp::Receive),
-        1 => Just(StreamOp::Reset),
-        1 => (0usize..20).prop_map(StreamOp::SetTrigger),
-    ]
-}
-
-const SN: usize = 13;
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    /// Every non-blocking stream operation returns what a bounded byte queue
-    /// of capacity `SN` says, and the queries agree with it after each step.
-    #[test]
-    fn stream_buffer_matches_a_bounded_queue(ops in proptest::collection::vec(stream_op(), 1..120)) {
-        let buf = StreamBuffer::<SN>::new();
-        let mut model: VecDeque<u8> = VecDeque::new();
-        for op in ops {
-            match op {
-                StreamOp::Send(data) => {
-                    let fits = data.len().min(SN - model.len());
-                    prop_assert_eq!(buf.send_from_isr(&data), Ok(fits));
-                    model.extend(&data[..fits]);
-                }
-                StreamOp::Receive(k) => {
-                    let mut out = vec![0u8; k];
-                    let n = buf.receive_from_isr(&mut out).unwrap();
-                    let want: Vec<u8> = model.drain(..k.min(model.len())).collect();
-                    prop_assert_eq!(&out[..n], &want[..]);
-                }
-                StreamOp::Reset => {
-                    buf.reset().unwrap();
-                    model.clear();
-                }
-                StreamOp::SetTrigger(level) => {
-                    let r = buf.set_trigger_level(level);
-                    if level > SN {
-                        prop_assert_eq!(r, Err(TriggerLevelError { level, capacity: SN }));
-                    } else {
-                        prop_assert_eq!(r, Ok(()));
-                        prop_assert_eq!(buf.trigger_level(), level.max(1));
-                    }
-                }
-            }
-            prop_assert_eq!(buf.bytes_available(), model.len());
-            prop_assert_eq!(buf.spaces_available(), SN - model.len());
-            prop_assert_eq!(buf.is_empty(), model.is_empty());
-            prop_assert_eq!(buf.is_full(), model.len() == SN);
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum MsgOp {
-    Send(Vec<u8>),
-    Receive(usize),
-    Peek,
-    Reset,
-}
-
-fn msg_op() -> impl Strategy<Value = MsgOp> {
-    prop_oneof![
-        5 => proptest::collection::vec(any::<u8>(), 0..30).prop_map(MsgOp::Send),
-        5 => (0usize..30).prop_map(MsgOp::Receive),
-        1 => Just(MsgOp::Peek),
-        1 => Just(MsgOp::Reset),
-    ]
-}
-
-const MN: usize = 37;
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    /// Messages are kept whole against a queue of messages whose stored
-    /// size (length + header each) is bounded by `MN`: a send fits entirely
-    /// or is refused with `Full`/`TooLarge`, a receive into a short buffer is
-    /// refused with `BufferTooSmall` and loses nothing.
-    #[test]
-    fn message_buffer_matches_a_queue_of_messages(ops in proptest::collection::vec(msg_op(), 1..120)) {
-        let buf = MessageBuffer::<MN>::new();
-        let max = MN - MESSAGE_HEADER;
-        prop_assert_eq!(MessageBuffer::<MN>::MAX_MESSAGE, max);
-        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-        let used = |m: &VecDeque<Vec<u8>>| m.iter().map(|x| x.len() + MESSAGE_HEADER).sum::<usize>();
-        for op in ops {
-            match op {
-                MsgOp::Send(msg) => {
-                    let r = buf.send_from_isr(&msg);
-                    if msg.len() > max {
-                        prop_assert_eq!(r, Err(MessageError::TooLarge { len: msg.len(), max }));
-                    } else if used(&model) + MESSAGE_HEADER + msg.len() > MN {
-                        prop_assert_eq!(r, Err(MessageError::Full));
-                    } else {
-                        prop_assert_eq!(r, Ok(()));
-                        model.push_back(msg);
-                    }
-                }
-                MsgOp::Receive(k) => {
-                    let mut out = vec![0u8; k];
-                    let r = buf.receive_from_isr(&mut out);
-                    match model.front() {
-                        None => prop_assert_eq!(r, Err(MessageError::Empty)),
-                        Some(m) if m.len() > k => prop_assert_eq!(r, Err(MessageError::BufferTooSmall { needed: m.len() })),
-                        Some(_) => {
-                            let m = model.pop_front().unwrap();
-                            prop_assert_eq!(r, Ok(m.len()));
-                            prop_assert_eq!(&out[..m.len()], &m[..]);
-                        }
-                    }
-                }
-                MsgOp::Peek => prop_assert_eq!(buf.next_message_len(), Ok(model.front().map(Vec::len))),
-                MsgOp::Reset => {
-                    buf.reset().unwrap();
-                    model.clear();
-                }
-            }
-            prop_assert_eq!(buf.bytes_available(), used(&model));
-            prop_assert_eq!(buf.spaces_available(), (MN - used(&model)).saturating_sub(MESSAGE_HEADER));
-            prop_assert_eq!(buf.is_empty(), model.is_empty());
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
