@@ -80,9 +80,13 @@ use crate::time::Ticks;
 ///
 /// * Bytes come out in the order they went in, without boundaries (use
 ///   [`MessageBuffer`](super::MessageBuffer) to keep them).
-/// * A blocked [`receive`](Self::receive) returns once at least the *trigger
-///   level* bytes are there (or as many as its buffer holds, if fewer), or
-///   when its timeout passes, with whatever arrived by then.
+/// * A [`receive`](Self::receive) returns once at least the *trigger level*
+///   bytes are there (or as many as its buffer holds, if fewer), or when its
+///   timeout passes, with whatever arrived by then. (FreeRTOS returns at once
+///   when any byte is stored and applies the trigger level only to waking a
+///   reader that found the buffer empty; here a receive never returns fewer
+///   bytes than the trigger level unless its timeout passed, so a reader that
+///   wants "8 bytes or 5 ms" writes exactly that.)
 /// * A blocked [`send`](Self::send) writes what fits, then waits for room for
 ///   the rest; it returns once everything is written or the timeout passes.
 /// * `const fn new`: usable in a `static`; all `N` bytes are usable.
