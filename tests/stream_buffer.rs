@@ -463,3 +463,90 @@ fn explored_schedules_deliver_every_byte() {
     Explorer::new().policy(Policy::Random).schedules(300).run(program);
     Explorer::new().policy(Policy::Pct { depth: 3 }).schedules(300).run(program);
 }
+
+/// The peers may be fibers of two runtimes on two OS threads: a blocking
+/// writer in one and a blocking reader in the other stream 100 000 bytes
+/// through a 16-byte buffer, each woken by the other's publication.
+#[test]
+fn writer_and_reader_in_two_runtimes_on_two_threads() {
+    const TOTAL: usize = 100_000;
+    static CROSS: StreamBuffer<16> = StreamBuffer::new().with_trigger_level(5);
+    let wrong = watchdog("two runtimes", || {
+        let writer = thread::spawn(|| {
+            let rt = Box::new(Runtime::<'static, 1>::new());
+            rt.spawn_detached(stack(), |fib| {
+                let mut rng = Rng(3);
+                let mut chunk = [0u8; 40];
+                let mut sent = 0;
+                while sent < TOTAL {
+                    let len = (1 + rng.below(40)).min(TOTAL - sent);
+                    for (k, b) in chunk[..len].iter_mut().enumerate() {
+                        *b = byte_at(sent + k);
+                    }
+                    assert_eq!(CROSS.send(fib, &chunk[..len]), Ok(len));
+                    sent += len;
+                }
+            })
+            .unwrap();
+            rt.run_with_idle(&mut HostClock::new()).unwrap();
+        });
+        let rt = Box::new(Runtime::<'static, 1>::new());
+        let reader = rt
+            .spawn(stack(), |fib| {
+                let mut out = [0u8; 16];
+                let (mut got, mut wrong) = (0usize, 0usize);
+                while got < TOTAL {
+                    let want = 16.min(TOTAL - got);
+                    let n = CROSS.receive(fib, &mut out[..want]).unwrap();
+                    wrong += out[..n].iter().enumerate().filter(|&(k, &b)| b != byte_at(got + k)).count();
+                    got += n;
+                }
+                wrong
+            })
+            .unwrap();
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        writer.join().unwrap();
+        rt.take(reader).unwrap()
+    });
+    assert_eq!(wrong, 0);
+}
+
+/// A buffer's reader signal belongs to the runtime whose fiber waited on it
+/// until that runtime's run returns: a fiber of another runtime that would
+/// block meanwhile gets `WrongRuntime` (and the non-blocking forms still work).
+#[test]
+fn a_waiting_side_is_bound_to_its_runtime_for_the_run() {
+    static BOUND: StreamBuffer<8> = StreamBuffer::new();
+    static GO: filament::IrqSignal = filament::IrqSignal::new();
+    watchdog("bound reader signal", || {
+        let (tx, rx) = mpsc::channel();
+        let first = thread::spawn(move || {
+            let rt = Box::new(Runtime::<'static, 1>::new());
+            let h = rt
+                .spawn(stack(), move |fib| {
+                    let mut out = [0u8; 4];
+                    let timed_out = BOUND.receive_timeout(fib, &mut out, 1); // binds the reader signal
+                    tx.send(()).unwrap();
+                    GO.wait(fib).unwrap(); // keep the run going
+                    timed_out
+                })
+                .unwrap();
+            rt.run_with_idle(&mut HostClock::new()).unwrap();
+            rt.take(h).unwrap()
+        });
+        rx.recv().unwrap();
+        let rt = Box::new(Runtime::<'static, 1>::new());
+        let h = rt
+            .spawn(stack(), |fib| {
+                let mut out = [0u8; 4];
+                let blocking = BOUND.receive(fib, &mut out);
+                let polling = BOUND.try_receive(fib, &mut out);
+                (blocking, polling)
+            })
+            .unwrap();
+        rt.run().unwrap();
+        GO.notify_from_isr();
+        assert_eq!(first.join().unwrap(), Err(StreamError::TimedOut));
+        assert_eq!(rt.take(h).unwrap(), (Err(StreamError::WrongRuntime), Ok(0)));
+    });
+}
