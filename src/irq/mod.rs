@@ -35,6 +35,12 @@
 //! waiters is never reported as deadlocked (an interrupt may still come); its
 //! idle hook is called instead (`hlt` on bare metal).
 //!
+//! Inside the crate this is one mechanism, `irq::source` (`src/irq/source.rs`):
+//! every interrupt-capable object embeds an `IrqSource` (a raised flag, the
+//! registration, the list link) and implements its `Drain`; the runtime
+//! drains raised sources at its poll points and counts fibers blocked on them
+//! as interrupt waiters. Its module docs are the contract for new objects.
+//!
 //! On bare metal an idle hook that halts the CPU must not halt when a
 //! signal was raised after the runtime's latest poll (by an interrupt that
 //! arrived between that poll and the hook's `cli`): nothing would wake the

@@ -1,18 +1,14 @@
 //! [`IrqSignal`]: a counting signal raised from interrupt context, awaited by fibers.
 
-use core::cell::Cell;
 use core::fmt;
-use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::EPOCH;
 #[cfg(doc)]
 use super::IrqWatch;
-#[cfg(feature = "std")]
-use super::host_wake;
-use super::source::as_irq_waiter;
+use super::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
+use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 
@@ -64,17 +60,15 @@ pub struct IrqSignal {
     pub(super) banked: AtomicU64,
     /// Fiber side (owner runtime's thread only).
     pub(super) waiters: WaitQueue,
-    /// Serial of the runtime the signal is registered with (0: none). Only the
-    /// compare-exchange winner links the signal into its runtime's list.
-    pub(super) owner: AtomicU64,
-    /// Link in the owner's list (owner runtime's thread only).
-    pub(super) next: Cell<*const IrqSignal>,
+    /// Registration with a runtime, the raised flag and the list link.
+    src: IrqSource,
 }
 
-// SAFETY: `pending`, `banked` and `owner` are atomics; `pending` is the only
-// field written from interrupt context or other threads. `waiters` and `next`
-// are touched only by the one runtime whose serial won the `owner`
-// compare-exchange, on the thread running it.
+// SAFETY: `pending` and `banked` are atomics; `pending` and the source's
+// raised flag are the only state written from interrupt context or other
+// threads. `waiters` and the source's cells are touched only by the one
+// runtime whose serial won the source's registration, on the thread running
+// it (I1).
 unsafe impl Sync for IrqSignal {}
 // SAFETY: moving a signal needs ownership. While registered with a runtime it
 // is borrowed for `'s` (registration takes `&'s self` from a fiber of that
@@ -90,8 +84,7 @@ impl IrqSignal {
             pending: AtomicU64::new(0),
             banked: AtomicU64::new(0),
             waiters: WaitQueue::new(),
-            owner: AtomicU64::new(0),
-            next: Cell::new(ptr::null()),
+            src: IrqSource::new(),
         }
     }
 
@@ -118,14 +111,10 @@ impl IrqSignal {
     /// their runtimes).
     pub fn notify_from_isr(&self) {
         // Release: pairs with the Acquire swap of whoever takes the count.
-        // Program order puts it before the epoch bump below, so an idle hook
-        // that sees the new epoch sees this count too.
+        // Program order puts it before the raise (and its epoch bump), so a
+        // drain or idle hook that sees the raise sees this count too.
         self.pending.fetch_add(1, Ordering::Release);
-        // SeqCst (a `lock xadd`, as any RMW on x86): see `IrqWatch` and
-        // `host_wake` for the arguments that rely on it.
-        EPOCH.fetch_add(1, Ordering::SeqCst);
-        #[cfg(feature = "std")]
-        host_wake::wake_sleepers();
+        self.src.raise();
     }
 
     /// Notifications raised and not yet taken by a fiber (approximate while
@@ -180,21 +169,26 @@ impl IrqSignal {
     /// Registers the signal with the fiber's runtime on first use. `'s`: the
     /// signal outlives the runtime's stacks, hence every use of the list entry.
     fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), IrqError> {
-        let core = fib.core_ptr();
-        // SAFETY: the fiber's core is live while it runs.
-        let me = unsafe { (*core).serial };
-        match self.owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-            Err(owner) if owner == me => return Ok(()),
-            Err(_) => return Err(IrqError::WrongRuntime),
-            Ok(_) => {}
+        self.src.register(fib, self).map(|_| ()).map_err(|_| IrqError::WrongRuntime)
+    }
+}
+
+impl Drain for IrqSignal {
+    /// Banks the raised count for the waiter it wakes (the first one). With
+    /// no waiter the count stays raised: a fiber about to block takes it
+    /// itself, or the drain at a later poll wakes it.
+    unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.waiters.is_empty() {
+            return Drained::Keep;
         }
-        // SAFETY: we won the registration and run inside the runtime, the only
-        // code touching its list.
-        unsafe {
-            self.next.set((*core).irq.head);
-            (*core).irq.head = self;
+        let n = self.pending.swap(0, Ordering::Acquire);
+        if n > 0 {
+            self.banked.fetch_add(n, Ordering::Relaxed);
+            // SAFETY: per the contract we run in `core`, whose blocked fibers
+            // are the only ones in the queue (I1, I2).
+            unsafe { raw::wake_one(core, &self.waiters) };
         }
-        Ok(())
+        Drained::Done
     }
 }
 
