@@ -83,7 +83,8 @@ pub enum WaitReason {
     Event(usize),
     /// Waiting at a [`Barrier`](crate::sync::Barrier).
     Barrier(usize),
-    /// Waiting for an interrupt-side signal.
+    /// Waiting for an interrupt-side object: an [`IrqSignal`](crate::IrqSignal),
+    /// an [`IrqQueue`](crate::IrqQueue).
     Irq(usize),
     /// Sleeping until this tick.
     Sleep(u64),

@@ -65,8 +65,9 @@
 //! `u64`: even 2^32 untaken notifications (seconds of a tight notify loop)
 //! neither wrap nor overflow; 2^64 would take centuries.
 
+mod queue;
 mod signal;
-mod source;
+pub(crate) mod source;
 mod watch;
 
 #[cfg(feature = "std")]
@@ -74,6 +75,7 @@ pub(crate) mod host_wake;
 
 use core::sync::atomic::AtomicU64;
 
+pub use queue::{IrqQueue, QueueFull};
 pub use signal::{IrqError, IrqSignal};
 pub(crate) use source::{IrqList, armed, drain, unregister_all};
 pub use watch::IrqWatch;
