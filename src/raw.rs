@@ -37,7 +37,7 @@
 //! | I7 | Nothing is written outside a stack `spawn` accepted by the entry glue. | The `needed` check in `spawn_raw` (glue reserve measured in tests). |
 //! | I8 | A fiber whose canary broke never runs again, and nothing more is written on its stack. | `check_canary` at every switch-out, `canary_intact` at exit and free; the report runs on the host stack (`canary_broken_here`). |
 //! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy). | `refresh_slow` after every change of a cause. |
-//! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `IrqSignal`'s wait (with an unwind guard) adjust both together. |
+//! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `irq::source::as_irq_waiter` (the wait of every interrupt-capable object, with an unwind guard) adjust both together. |
 //!
 //! `Runtime::debug_check_invariants` / `Fiber::debug_check_invariants` check
 //! I2, I3, I9 and I10 structurally (tests call them after every step).
