@@ -44,7 +44,7 @@
 use core::fmt;
 
 use super::choice_point;
-use super::ring::{Busy, Reader, Ring, WaitFailed, Wake};
+use super::ring::{Busy, Reader, Ring, WaitFailed, WaitSide};
 use crate::handle::Fiber;
 use crate::time::Ticks;
 
@@ -64,9 +64,9 @@ pub const MESSAGE_HEADER: usize = 4;
 pub struct MessageBuffer<const N: usize> {
     ring: Ring<N>,
     /// The reader waits here for a message.
-    data: Wake,
+    data: WaitSide,
     /// The writer waits here for room for its message.
-    room: Wake,
+    room: WaitSide,
     name: &'static str,
 }
 
@@ -81,7 +81,7 @@ impl<const N: usize> MessageBuffer<N> {
     /// An empty buffer. `const`, for `static`s.
     pub const fn new() -> Self {
         let _ = Self::MAX_MESSAGE; // evaluates the capacity check
-        MessageBuffer { ring: Ring::new(), data: Wake::new(), room: Wake::new(), name: "" }
+        MessageBuffer { ring: Ring::new(), data: WaitSide::new(), room: WaitSide::new(), name: "" }
     }
 
     /// Names it: waiters show it in
@@ -146,13 +146,17 @@ impl<const N: usize> MessageBuffer<N> {
     /// now) or [`MessageError::Busy`] (another writer is in a call); nothing
     /// is written then.
     pub fn send_from_isr(&self, msg: &[u8]) -> Result<(), MessageError> {
+        self.write_now(None, msg)
+    }
+
+    fn write_now(&self, fib: Option<&Fiber<'_>>, msg: &[u8]) -> Result<(), MessageError> {
         let need = Self::need(msg)?;
         let w = self.ring.claim_writer()?;
         if w.space() < need {
             return Err(MessageError::Full);
         }
         Self::write(&w, msg);
-        self.data.publish(|| N - w.space());
+        self.data.publish(fib, || N - w.space());
         Ok(())
     }
 
@@ -161,15 +165,18 @@ impl<const N: usize> MessageBuffer<N> {
     /// [`MessageError::BufferTooSmall`] (the message stays) or
     /// [`MessageError::Busy`] (another reader is in a call).
     pub fn receive_from_isr(&self, out: &mut [u8]) -> Result<usize, MessageError> {
+        self.read_now(None, out)
+    }
+
+    fn read_now(&self, fib: Option<&Fiber<'_>>, out: &mut [u8]) -> Result<usize, MessageError> {
         let r = self.ring.claim_reader()?;
-        let n = self.take(&r, out)?;
-        Ok(n)
+        self.take(fib, &r, out)
     }
 
     /// [`send_from_isr`](Self::send_from_isr) from a fiber, plus a
     /// schedule-exploration point.
     pub fn try_send(&self, fib: &Fiber<'_>, msg: &[u8]) -> Result<(), MessageError> {
-        self.send_from_isr(msg)?;
+        self.write_now(Some(fib), msg)?;
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
         Ok(())
@@ -178,7 +185,7 @@ impl<const N: usize> MessageBuffer<N> {
     /// [`receive_from_isr`](Self::receive_from_isr) from a fiber, plus a
     /// schedule-exploration point.
     pub fn try_receive(&self, fib: &Fiber<'_>, out: &mut [u8]) -> Result<usize, MessageError> {
-        let n = self.receive_from_isr(out)?;
+        let n = self.read_now(Some(fib), out)?;
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
         Ok(n)
@@ -203,7 +210,7 @@ impl<const N: usize> MessageBuffer<N> {
         let w = self.ring.claim_writer()?;
         self.room.wait_for(fib, need, || w.space(), deadline)?;
         Self::write(&w, msg);
-        self.data.publish(|| N - w.space());
+        self.data.publish(Some(fib), || N - w.space());
         drop(w);
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
@@ -238,7 +245,7 @@ impl<const N: usize> MessageBuffer<N> {
         let r = self.ring.claim_reader()?;
         // Any stored byte means a whole message: they are published at once.
         self.data.wait_for(fib, 1, || r.available(), deadline)?;
-        let n = self.take(&r, out)?;
+        let n = self.take(Some(fib), &r, out)?;
         drop(r);
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
@@ -261,14 +268,14 @@ impl<const N: usize> MessageBuffer<N> {
     }
 
     /// Moves the next message into `out` and tells a waiting writer.
-    fn take(&self, r: &Reader<'_, N>, out: &mut [u8]) -> Result<usize, MessageError> {
+    fn take(&self, fib: Option<&Fiber<'_>>, r: &Reader<'_, N>, out: &mut [u8]) -> Result<usize, MessageError> {
         let len = Self::peek_len(r).ok_or(MessageError::Empty)?;
         if len > out.len() {
             return Err(MessageError::BufferTooSmall { needed: len });
         }
         r.peek(MESSAGE_HEADER, &mut out[..len]);
         r.consume(MESSAGE_HEADER + len);
-        self.room.publish(|| N - r.available());
+        self.room.publish(fib, || N - r.available());
         Ok(len)
     }
 }
@@ -314,7 +321,8 @@ pub enum MessageError {
     /// Another writer (for a send) or reader (for a receive) is in a call:
     /// the buffer is single-producer single-consumer.
     Busy,
-    /// The buffer's wait signals are bound to another runtime.
+    /// The side's interrupt source is registered with another runtime (a
+    /// fiber of it blocked on this side during its current run).
     WrongRuntime,
     /// The fiber is unwinding and the call would have blocked.
     Unwinding,

@@ -48,30 +48,37 @@
 //! `send_from_isr` (and likewise `receive_from_isr`) does exactly: one atomic
 //! swap (the claim), loads of the two positions, a copy of the bytes that fit
 //! into the inline ring, one release store (publish), one SeqCst fence and
-//! one load (is a fiber waiting for that much?), and if one is: one
-//! compare-exchange and [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr)
-//! (see there; under `std` possibly one `futex` wake system call), then one
-//! release store (the claim). No lock, no allocation, never blocks, no runtime
-//! memory touched.
+//! one load (is a fiber waiting for that much?), and only if one is: one
+//! compare-exchange and the raise of the buffer's interrupt source (one
+//! atomic swap of its flag, one atomic add on the program-wide epoch that idle
+//! hooks watch, under `std` one atomic load and, only if a host idle hook
+//! sleeps, one `futex` wake system call); then one release store (the
+//! claim). No lock, no allocation, never blocks, no runtime memory touched.
 //!
 //! # Waiting fibers and deadlock reports
 //!
-//! A blocked reader (writer) waits on an interrupt signal inside the buffer,
-//! raised by whichever side publishes, fiber or interrupt. Such a waiter
-//! shows as [`WaitReason::Irq`](crate::WaitReason::Irq) with the buffer's
-//! name in [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in), the
-//! runtime's `Debug` table and gdb's `info fibers`; and like every interrupt
-//! waiter it keeps the runtime idling (polling, or in its idle hook) rather
-//! than reporting a deadlock, since an interrupt may still write. The
-//! signals bind to the runtime of the first fiber that blocks, for its run
-//! (`WrongRuntime` for another runtime's fibers meanwhile); the byte ring
-//! itself belongs to nobody.
+//! Each side (reader, writer) has an interrupt source inside the buffer, the
+//! mechanism [`IrqSignal`](crate::IrqSignal) is built on. A blocked fiber
+//! waits as an interrupt waiter; the peer that publishes what it waits for
+//! raises the source, and the runtime wakes the fiber at its next poll point
+//! (any yield, block or idle turn). A peer that is a fiber of the same
+//! runtime wakes it directly instead. A waiter shows as
+//! [`WaitReason::Irq`](crate::WaitReason::Irq) with the buffer's name in
+//! [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in), the runtime's
+//! `Debug` table, trace events and gdb's `info fibers`; and like every
+//! interrupt waiter it keeps the runtime idling (polling, or in its idle hook)
+//! rather than reporting a deadlock, since an interrupt may still write. A
+//! side's source registers with the runtime of the first fiber that blocks on
+//! it, for that runtime's run (`WrongRuntime` for another runtime's blocking
+//! calls meanwhile; the non-blocking forms still work). The byte ring itself
+//! belongs to nobody, so the writer and the reader may be fibers of two
+//! runtimes on two threads.
 
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::choice_point;
-use super::ring::{Busy, Ring, WaitFailed, Wake};
+use super::ring::{Busy, Ring, WaitFailed, WaitSide};
 use crate::handle::Fiber;
 use crate::time::Ticks;
 
@@ -93,9 +100,9 @@ use crate::time::Ticks;
 pub struct StreamBuffer<const N: usize> {
     ring: Ring<N>,
     /// The reader waits here for bytes.
-    data: Wake,
+    data: WaitSide,
     /// The writer waits here for room.
-    room: Wake,
+    room: WaitSide,
     trigger: AtomicUsize,
     name: &'static str,
 }
@@ -103,7 +110,13 @@ pub struct StreamBuffer<const N: usize> {
 impl<const N: usize> StreamBuffer<N> {
     /// An empty buffer with trigger level 1. `const`, for `static`s.
     pub const fn new() -> Self {
-        StreamBuffer { ring: Ring::new(), data: Wake::new(), room: Wake::new(), trigger: AtomicUsize::new(1), name: "" }
+        StreamBuffer {
+            ring: Ring::new(),
+            data: WaitSide::new(),
+            room: WaitSide::new(),
+            trigger: AtomicUsize::new(1),
+            name: "",
+        }
     }
 
     /// Names it: waiters show it in
@@ -189,10 +202,14 @@ impl<const N: usize> StreamBuffer<N> {
     /// bytes were written (0 when full), or [`Busy`] if another writer is in
     /// a call.
     pub fn send_from_isr(&self, data: &[u8]) -> Result<usize, Busy> {
+        self.write_now(None, data)
+    }
+
+    fn write_now(&self, fib: Option<&Fiber<'_>>, data: &[u8]) -> Result<usize, Busy> {
         let w = self.ring.claim_writer()?;
         let n = w.write_some(data);
         if n > 0 {
-            self.data.publish(|| N - w.space());
+            self.data.publish(fib, || N - w.space());
         }
         Ok(n)
     }
@@ -202,10 +219,14 @@ impl<const N: usize> StreamBuffer<N> {
     /// apply). Returns how many (0 when empty), or [`Busy`] if another reader
     /// is in a call.
     pub fn receive_from_isr(&self, out: &mut [u8]) -> Result<usize, Busy> {
+        self.read_now(None, out)
+    }
+
+    fn read_now(&self, fib: Option<&Fiber<'_>>, out: &mut [u8]) -> Result<usize, Busy> {
         let r = self.ring.claim_reader()?;
         let n = r.read_some(out);
         if n > 0 {
-            self.room.publish(|| N - r.available());
+            self.room.publish(fib, || N - r.available());
         }
         Ok(n)
     }
@@ -213,7 +234,7 @@ impl<const N: usize> StreamBuffer<N> {
     /// [`send_from_isr`](Self::send_from_isr) from a fiber: the same, plus a
     /// schedule-exploration point.
     pub fn try_send(&self, fib: &Fiber<'_>, data: &[u8]) -> Result<usize, Busy> {
-        let n = self.send_from_isr(data)?;
+        let n = self.write_now(Some(fib), data)?;
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
         Ok(n)
@@ -222,7 +243,7 @@ impl<const N: usize> StreamBuffer<N> {
     /// [`receive_from_isr`](Self::receive_from_isr) from a fiber: the same,
     /// plus a schedule-exploration point.
     pub fn try_receive(&self, fib: &Fiber<'_>, out: &mut [u8]) -> Result<usize, Busy> {
-        let n = self.receive_from_isr(out)?;
+        let n = self.read_now(Some(fib), out)?;
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
         Ok(n)
@@ -253,7 +274,7 @@ impl<const N: usize> StreamBuffer<N> {
             let n = w.write_some(&data[done..]);
             if n > 0 {
                 done += n;
-                self.data.publish(|| N - w.space());
+                self.data.publish(Some(fib), || N - w.space());
             }
             if done == data.len() {
                 break;
@@ -314,7 +335,7 @@ impl<const N: usize> StreamBuffer<N> {
         if n == 0 {
             return Err(StreamError::TimedOut);
         }
-        self.room.publish(|| N - r.available());
+        self.room.publish(Some(fib), || N - r.available());
         drop(r);
         // SAFETY: `fib` is the running fiber of its core.
         unsafe { choice_point(fib.core_ptr()) };
@@ -348,7 +369,8 @@ pub enum StreamError {
     /// Another writer (for a send) or reader (for a receive) is in a call:
     /// the buffer is single-producer single-consumer.
     Busy,
-    /// The buffer's wait signals are bound to another runtime.
+    /// The side's interrupt source is registered with another runtime (a
+    /// fiber of it blocked on this side during its current run).
     WrongRuntime,
     /// The fiber is unwinding and the call would have blocked.
     Unwinding,
