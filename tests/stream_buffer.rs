@@ -550,3 +550,37 @@ fn a_waiting_side_is_bound_to_its_runtime_for_the_run() {
         assert_eq!(rt.take(h).unwrap(), (Err(StreamError::WrongRuntime), Ok(0)));
     });
 }
+
+/// A fiber that would block while it unwinds (a destructor running during a
+/// panic) gets `Unwinding` instead, and gives the side back: the next reader
+/// is not refused with `Busy`, and nothing was consumed.
+#[test]
+fn a_wait_during_an_unwind_fails_and_releases_the_side() {
+    static UNW: StreamBuffer<8> = StreamBuffer::new().with_trigger_level(2);
+    static SEEN: std::sync::Mutex<Option<Result<usize, StreamError>>> = std::sync::Mutex::new(None);
+    struct ReadOnDrop<'a>(&'a filament::Fiber<'static>);
+    impl Drop for ReadOnDrop<'_> {
+        fn drop(&mut self) {
+            let mut out = [0u8; 4];
+            *SEEN.lock().unwrap() = Some(UNW.receive(self.0, &mut out));
+        }
+    }
+    UNW.send_from_isr(b"x").unwrap(); // below the trigger level: receive would block
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let panicker = rt
+        .spawn(stack(), |fib| {
+            let _guard = ReadOnDrop(fib);
+            panic!("boom");
+        })
+        .unwrap();
+    let after = rt
+        .spawn(stack(), |fib| {
+            let mut out = [0u8; 4];
+            UNW.try_receive(fib, &mut out).map(|n| out[..n].to_vec())
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert!(rt.take(panicker).is_err());
+    assert_eq!(*SEEN.lock().unwrap(), Some(Err(StreamError::Unwinding)));
+    assert_eq!(rt.take(after).unwrap(), Ok(b"x".to_vec()));
+}
