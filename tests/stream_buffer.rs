@@ -393,6 +393,7 @@ fn blocked_fibers_show_the_buffer_name() {
     let watcher = rt
         .spawn(stack(), move |fib| {
             let seen = fib.fiber_info(id).unwrap().waiting_in;
+            fib.debug_check_invariants().expect("scheduler invariants hold with a buffer waiter blocked");
             NAMED.try_send(fib, b"!").unwrap();
             seen
         })
