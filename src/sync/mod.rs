@@ -15,8 +15,10 @@
 //!   trigger level; [`MessageBuffer`] — the same keeping message boundaries.
 //!   Both are lock-free rings writable (and readable) from interrupt handlers
 //!   and other OS threads, with blocking fiber forms; they follow their own
-//!   rules (see [`stream_buffer`]): they bind no runtime except for their
-//!   waiters' signals, and their waiters never count as deadlocked.
+//!   rules (see [`stream_buffer`]): the ring belongs to no runtime (a side's
+//!   interrupt source registers with the runtime of a fiber blocking on it,
+//!   for its run), one writer and one reader at a time is enforced with
+//!   [`Busy`], and their waiters never count as deadlocked.
 //!
 //! ```
 //! use filament::sync::{Channel, Mutex};
