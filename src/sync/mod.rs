@@ -75,7 +75,9 @@
 //!   fiber is therefore rejected at compile time: there is no handle to pass.
 //!   Interrupt handlers have no handle either; they use
 //!   [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr) and a
-//!   fiber forwards the event to these primitives.
+//!   fiber forwards the event to these primitives (bytes and messages go
+//!   straight into a [`StreamBuffer`] or [`MessageBuffer`] with their
+//!   `*_from_isr` forms, which need no handle).
 //! * **One runtime at a time**: a primitive belongs to one runtime while
 //!   that runtime uses it. A blocking call binds it to the fiber's runtime
 //!   until that runtime's `run` returns; a non-blocking call (`try_`, queries,
