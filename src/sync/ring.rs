@@ -86,7 +86,8 @@ unsafe impl<const N: usize> Sync for Ring<N> {}
 
 impl<const N: usize> Ring<N> {
     pub(crate) const fn new() -> Self {
-        const { assert!(N > 0 && N <= isize::MAX as usize, "a buffer needs 1..=isize::MAX bytes") };
+        // N <= usize::MAX / 4: positions (< 2N) plus a length (<= N) never overflow.
+        const { assert!(N > 0 && N <= usize::MAX / 4, "a buffer needs 1..=usize::MAX / 4 bytes") };
         Ring {
             buf: [const { UnsafeCell::new(MaybeUninit::uninit()) }; N],
             head: AtomicUsize::new(0),
@@ -99,7 +100,7 @@ impl<const N: usize> Ring<N> {
     /// `pos + n` in `[0, 2N)` (`pos < 2N`, `n <= N`).
     #[inline]
     fn advance(pos: usize, n: usize) -> usize {
-        let p = pos + n; // < 3N <= usize::MAX (N <= isize::MAX)
+        let p = pos + n; // < 3N: no overflow (N <= usize::MAX / 4)
         if p >= 2 * N { p - 2 * N } else { p }
     }
 

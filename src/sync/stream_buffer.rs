@@ -24,6 +24,12 @@
 //! assert_eq!(&line[..n], b"hello");
 //! ```
 //!
+//! A buffer needs at least one byte:
+//!
+//! ```compile_fail
+//! static NOTHING: filament::sync::StreamBuffer<0> = filament::sync::StreamBuffer::new();
+//! ```
+//!
 //! # Who may call what
 //!
 //! * **Writer side**: [`send`](StreamBuffer::send) /
