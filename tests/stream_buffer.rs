@@ -585,3 +585,77 @@ fn a_wait_during_an_unwind_fails_and_releases_the_side() {
     assert_eq!(*SEEN.lock().unwrap(), Some(Err(StreamError::Unwinding)));
     assert_eq!(rt.take(after).unwrap(), Ok(b"x".to_vec()));
 }
+
+/// `send_from_isr` from a real POSIX signal handler on the very thread that
+/// runs the reading fiber: the handler interrupts the fiber in the middle of
+/// its reads (or the runtime in its idle sleep, or in the middle of a poll)
+/// and writes the next bytes of the stream; the fiber reads 20 000 bytes,
+/// every one in order.
+#[test]
+fn bytes_from_a_signal_handler_on_the_reader_thread() {
+    const TOTAL: usize = 20_000;
+    static SIGPIPE: StreamBuffer<32> = StreamBuffer::new().with_trigger_level(4).named("sig");
+    static SENT: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn on_sigusr1(_: libc::c_int) {
+        // Only this handler writes, on one thread, never nested (SIGUSR1 is
+        // blocked while it runs): a plain load-then-store counter is enough.
+        let sent = SENT.load(Ordering::Relaxed);
+        let len = (1 + sent % 7).min(TOTAL - sent);
+        let mut chunk = [0u8; 7];
+        for (k, b) in chunk[..len].iter_mut().enumerate() {
+            *b = byte_at(sent + k);
+        }
+        if let Ok(n) = SIGPIPE.send_from_isr(&chunk[..len]) {
+            SENT.store(sent + n, Ordering::Relaxed);
+        }
+    }
+    // SAFETY: installs a handler that only touches atomics and the buffer's
+    // interrupt-safe `send_from_isr`; no other test here uses SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let wrong = watchdog("signal handler writer", || {
+        // SAFETY: plain query of the calling thread.
+        let me = unsafe { libc::pthread_self() };
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let stop = std::sync::Arc::clone(&done);
+        let sender = thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                // SAFETY: `me` is alive: it joins this thread before it exits.
+                unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+                thread::sleep(Duration::from_micros(20));
+            }
+        });
+        let rt = Box::new(Runtime::<'static, 1>::new());
+        let reader = rt
+            .spawn(stack(), |fib| {
+                let mut out = [0u8; 16];
+                let (mut got, mut wrong) = (0usize, 0usize);
+                while got < TOTAL {
+                    let want = 16.min(TOTAL - got);
+                    let n = SIGPIPE.receive(fib, &mut out[..want]).unwrap();
+                    wrong += out[..n].iter().enumerate().filter(|&(k, &b)| b != byte_at(got + k)).count();
+                    got += n;
+                }
+                wrong
+            })
+            .unwrap();
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        done.store(true, Ordering::SeqCst);
+        sender.join().unwrap();
+        // SAFETY: blocks SIGUSR1 for this (soon finished) thread only.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        rt.take(reader).unwrap()
+    });
+    assert_eq!(wrong, 0);
+    assert_eq!(SENT.load(Ordering::Relaxed), TOTAL);
+}
