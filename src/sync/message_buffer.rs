@@ -44,7 +44,8 @@
 use core::fmt;
 
 use super::choice_point;
-use super::ring::{Busy, Reader, Ring, WaitFailed, WaitSide};
+use super::ring::{Busy, Reader, Ring};
+use super::ring_wait::{WaitFailed, WaitSide};
 use crate::handle::Fiber;
 use crate::time::Ticks;
 

@@ -134,6 +134,7 @@ pub mod message_buffer;
 pub mod mutex;
 pub mod recursive;
 mod ring;
+mod ring_wait;
 pub mod semaphore;
 pub mod stream_buffer;
 mod waitlist;

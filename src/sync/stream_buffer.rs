@@ -84,7 +84,8 @@ use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::choice_point;
-use super::ring::{Busy, Ring, WaitFailed, WaitSide};
+use super::ring::{Busy, Ring};
+use super::ring_wait::{WaitFailed, WaitSide};
 use crate::handle::Fiber;
 use crate::time::Ticks;
 
