@@ -204,9 +204,10 @@ pub(crate) struct Slot {
     /// Spawned with `spawn_local`: its closure, frames and outcome belong to
     /// the runtime's local thread until the slot is freed.
     pub local: bool,
-    /// Counted as an interrupt waiter (`irq::source::as_irq_waiter`): blocked
-    /// on an interrupt-capable object, or woken from it and not yet returned.
-    pub irq_wait: bool,
+    /// Inside `irq::source::wait_for_source` (blocked on an object with an
+    /// interrupt source, or woken from it and not yet returned), and whether
+    /// counted as an interrupt waiter.
+    pub irq_wait: crate::irq::source::SourceWait,
     /// Position in the timer heap, `u32::MAX` when it has no deadline.
     pub timer_pos: u32,
 }
@@ -229,7 +230,7 @@ impl Slot {
         cancelled: false,
         fp: false,
         local: false,
-        irq_wait: false,
+        irq_wait: crate::irq::source::SourceWait::No,
         timer_pos: u32::MAX,
     };
 }

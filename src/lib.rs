@@ -158,7 +158,7 @@ pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError,
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use handle::Fiber;
 pub use irq::IrqWatch;
-pub use irq::{IrqError, IrqQueue, IrqSignal, QueueFull};
+pub use irq::{IrqError, IrqNotify, IrqQueue, IrqSignal, QueueFull};
 pub use join::JoinHandle;
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]

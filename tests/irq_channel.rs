@@ -292,3 +292,207 @@ fn signal_handler_on_the_runtime_thread_is_a_producer() {
     });
     assert_eq!(seen, [FROM_HANDLER, FROM_FIBER]);
 }
+
+/// `Semaphore::give_from_isr` from several threads: three fibers of an
+/// interrupt-capable semaphore acquire exactly the permits given; none is
+/// lost (a permit drained into the count while a fiber blocks anyway would
+/// hang the run: the watchdog fails it), none is invented (the count ends at 0).
+#[test]
+fn semaphore_given_from_threads() {
+    use filament::sync::Semaphore;
+    const GIVERS: usize = 2;
+    const PER_GIVER: usize = 30_000;
+    const TAKERS: usize = 3;
+    static SEM: Semaphore = Semaphore::new(0).isr_capable().named("isr-sem");
+    let left = watchdog("semaphore gives", || {
+        let rt = Runtime::<'static, 4>::new();
+        for _ in 0..TAKERS {
+            rt.spawn_detached(stack(), |fib| {
+                for _ in 0..GIVERS * PER_GIVER / TAKERS {
+                    SEM.acquire(fib).unwrap();
+                }
+            })
+            .unwrap();
+        }
+        let givers: Vec<_> = (0..GIVERS)
+            .map(|_| {
+                thread::spawn(|| {
+                    for i in 0..PER_GIVER {
+                        SEM.give_from_isr();
+                        if i % 64 == 0 {
+                            thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        for g in givers {
+            g.join().unwrap();
+        }
+        SEM.available_outside().unwrap()
+    });
+    assert_eq!(left, 0);
+}
+
+/// A bounded semaphore keeps at most its maximum of interrupt gives (the
+/// interrupt cannot learn it is full: extra gives are dropped, as `release`
+/// drops them); a semaphore nobody declared interrupt-capable still receives
+/// gives made before its waiters block.
+#[test]
+fn semaphore_gives_from_isr_are_capped_and_reach_late_waiters() {
+    use filament::sync::Semaphore;
+    static BINARY: Semaphore = Semaphore::bounded(0, 1);
+    for _ in 0..3 {
+        BINARY.give_from_isr();
+    }
+    assert_eq!(BINARY.available_outside(), Ok(1));
+    static PLAIN: Semaphore = Semaphore::new(0);
+    PLAIN.give_from_isr();
+    PLAIN.give_from_isr();
+    let rt = Runtime::<'static, 1>::new();
+    let h = rt
+        .spawn(stack(), |fib| {
+            PLAIN.acquire(fib).unwrap();
+            PLAIN.acquire(fib).unwrap();
+            PLAIN.try_acquire(fib)
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(h).unwrap(), Err(TryError::WouldBlock));
+}
+
+/// The rule for waiters of ordinary primitives: a fiber blocked on a
+/// semaphore that is not interrupt-capable is reported deadlocked (nothing in
+/// the runtime can wake it); one blocked on an interrupt-capable semaphore is
+/// not (an interrupt may give), and is woken by the give.
+#[test]
+fn only_interrupt_capable_waiters_escape_the_deadlock_report() {
+    use filament::sync::Semaphore;
+    use filament::{RunError, WaitReason};
+    static PLAIN: Semaphore = Semaphore::new(0).named("plain");
+    let rt = Runtime::<'static, 1>::new();
+    rt.spawn_detached(stack(), |fib| PLAIN.acquire(fib).map(drop)).unwrap();
+    match rt.run_with_idle(&mut HostClock::new()) {
+        Err(RunError::Deadlock(report)) => {
+            assert!(matches!(report.fibers()[0].reason, WaitReason::Semaphore(_)));
+        }
+        other => panic!("expected a deadlock report, got {other:?}"),
+    }
+
+    static CAPABLE: Semaphore = Semaphore::new(0).isr_capable();
+    static ASKED: AtomicUsize = AtomicUsize::new(0);
+    let got = watchdog("interrupt-capable semaphore", || {
+        let rt = Runtime::<'static, 1>::new();
+        let h = rt
+            .spawn(stack(), |fib| {
+                ASKED.store(1, Ordering::SeqCst);
+                CAPABLE.acquire(fib)
+            })
+            .unwrap();
+        let giver = thread::spawn(|| {
+            while ASKED.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+            thread::sleep(Duration::from_millis(20)); // let it block and idle
+            CAPABLE.give_from_isr();
+        });
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        giver.join().unwrap();
+        rt.take(h).unwrap()
+    });
+    assert_eq!(got, Ok(()));
+}
+
+/// `Event::set_from_isr` from another thread wakes every waiter of an
+/// interrupt-capable event, and leaves it set; a fiber's `reset` after it
+/// clears it.
+#[test]
+fn event_set_from_a_thread_wakes_every_waiter() {
+    use filament::sync::Event;
+    static EV: Event = Event::new().isr_capable().named("link-up");
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    let (woken, still_set, after_reset) = watchdog("event set", || {
+        let rt = Runtime::<'static, 4>::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                rt.spawn(stack(), |fib| {
+                    WAITING.fetch_add(1, Ordering::SeqCst);
+                    EV.wait(fib)
+                })
+                .unwrap()
+            })
+            .collect();
+        let setter = thread::spawn(|| {
+            while WAITING.load(Ordering::SeqCst) < 3 {
+                thread::yield_now();
+            }
+            thread::sleep(Duration::from_millis(20));
+            EV.set_from_isr();
+        });
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        setter.join().unwrap();
+        let woken = waiters.into_iter().map(|h| rt.take(h).unwrap()).filter(Result::is_ok).count();
+        let check = rt
+            .spawn(stack(), |fib| {
+                let set = EV.is_set(fib).unwrap();
+                EV.reset(fib).unwrap();
+                (set, EV.is_set(fib).unwrap())
+            })
+            .unwrap();
+        rt.run().unwrap();
+        let (set, after) = rt.take(check).unwrap();
+        (woken, set, after)
+    });
+    assert_eq!((woken, still_set, after_reset), (3, true, false));
+}
+
+/// `IrqNotify` from several threads: each thread sets its own bit many
+/// times; the waiting fiber sees every bit, and each wait returns a
+/// non-empty set of bits it had not taken yet (taken bits are cleared).
+#[test]
+fn notify_bits_from_threads() {
+    use filament::IrqNotify;
+    const THREADS: u32 = 8;
+    const ROUNDS: usize = 2_000;
+    static N: IrqNotify = IrqNotify::new().named("bits");
+    let (seen, waits) = watchdog("notify bits", || {
+        let rt = Runtime::<'static, 1>::new();
+        let h = rt
+            .spawn(stack(), |fib| {
+                let mut seen = 0u32;
+                let mut waits = 0usize;
+                // Every bit, then a final all-done bit.
+                while seen & (1 << THREADS) == 0 {
+                    let bits = N.wait(fib).unwrap();
+                    assert_ne!(bits, 0, "a wait returns some bit");
+                    seen |= bits;
+                    waits += 1;
+                }
+                (seen, waits)
+            })
+            .unwrap();
+        // The notifiers run while the runtime does; the final bit follows them.
+        let coordinator = thread::spawn(|| {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    thread::spawn(move || {
+                        for _ in 0..ROUNDS {
+                            N.notify_from_isr(1 << t);
+                            thread::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            N.notify_from_isr(1 << THREADS);
+        });
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        coordinator.join().unwrap();
+        rt.take(h).unwrap()
+    });
+    assert_eq!(seen, (1 << (THREADS + 1)) - 1);
+    assert!(waits >= 1);
+}
