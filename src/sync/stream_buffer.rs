@@ -73,7 +73,11 @@
 //! [`FiberInfo::waiting_in`](crate::FiberInfo::waiting_in), the runtime's
 //! `Debug` table, trace events and gdb's `info fibers`; and like every
 //! interrupt waiter it keeps the runtime idling (polling, or in its idle hook)
-//! rather than reporting a deadlock, since an interrupt may still write. A
+//! rather than reporting a deadlock, since an interrupt may still write
+//! (always: unlike a [`Semaphore`](super::Semaphore) or an
+//! [`Event`](super::Event), which count their waiters only once declared
+//! interrupt-capable, a buffer exists to be written from outside, and its
+//! reader usually blocks before the first interrupt). A
 //! side's source registers with the runtime of the first fiber that blocks on
 //! it, for that runtime's run (`WrongRuntime` for another runtime's blocking
 //! calls meanwhile; the non-blocking forms still work). The byte ring itself
