@@ -366,3 +366,29 @@ fn a_wait_during_an_unwind_fails_and_releases_the_side() {
     assert_eq!(*SEEN.lock().unwrap(), Some(Err(StreamError::Unwinding)));
     assert_eq!(rt.take(after).unwrap(), Ok(b"x".to_vec()));
 }
+
+/// The trace names the buffer: a blocked reader's and a blocked writer's
+/// block events carry it (feature `trace`).
+#[cfg(feature = "trace")]
+#[test]
+fn block_events_name_the_buffer() {
+    use filament::host::trace::{EventKind, TraceRecorder};
+    static REC: TraceRecorder = TraceRecorder::new();
+    static TRACED: StreamBuffer<2> = StreamBuffer::new().named("traced");
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    assert!(rt.set_tracer(&REC));
+    let reader = rt
+        .spawn(stack(), |fib| {
+            let mut out = [0u8; 2];
+            let first = TRACED.receive(fib, &mut out).unwrap(); // blocks: empty
+            fib.yield_now(); // the writer fills the buffer and blocks
+            first + TRACED.receive(fib, &mut out).unwrap() + TRACED.receive(fib, &mut out).unwrap()
+        })
+        .unwrap();
+    let writer = rt.spawn(stack(), |fib| TRACED.send(fib, b"abcde").unwrap()).unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(reader).unwrap(), 5);
+    assert_eq!(rt.take(writer).unwrap(), 5);
+    let named = REC.events().iter().filter(|e| matches!(e.kind, EventKind::Block(_, _, "traced"))).count();
+    assert!(named >= 2, "a reader's and a writer's block name the buffer ({named})");
+}
