@@ -56,9 +56,12 @@ proptest! {
                     model.clear();
                 }
                 StreamOp::SetTrigger(level) => {
+                    let before = buf.trigger_level();
                     let r = buf.set_trigger_level(level);
                     if level > SN {
-                        prop_assert_eq!(r, Err(TriggerLevelError { level, capacity: SN }));
+                        let e: TriggerLevelError = r.unwrap_err();
+                        prop_assert_eq!((e.level, e.capacity), (level, SN));
+                        prop_assert_eq!(buf.trigger_level(), before, "a refused level changes nothing");
                     } else {
                         prop_assert_eq!(r, Ok(()));
                         prop_assert_eq!(buf.trigger_level(), level.max(1));

@@ -418,6 +418,7 @@ impl From<WaitFailed> for StreamError {
 
 /// [`StreamBuffer::set_trigger_level`] was given a level above the capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TriggerLevelError {
     /// The refused level.
     pub level: usize,
