@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::irq::source::{Drain, Drained, IrqSource, wait_for_source};
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
@@ -162,18 +162,32 @@ impl Event {
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
-        self.src.register(fib, self)?;
+        // Read once, first: interrupt-capable (sticky) means registered with
+        // this runtime below, so the runtime drains interrupt sets to us.
+        // Not capable: no source registered, nothing drains behind our back,
+        // and we wait as an ordinary waiter (the documented rule).
+        let capable = self.isr_capable.load(Ordering::Relaxed);
+        if capable {
+            self.src.register(fib, self)?;
+        }
         self.absorb_isr(core);
         if self.set.get() {
             return Ok(());
         }
-        // Inside `wait_for_source`: an interrupt set must not be drained
-        // between our look at the flag and our enqueue; counted as an
-        // interrupt waiter if the event is interrupt-capable.
-        let counted = self.isr_capable.load(Ordering::Relaxed);
-        // SAFETY: the queue lives in `self`, which outlives this call ('s) and
-        // belongs to this runtime (checked above); we are its running fiber.
-        match unsafe { wait_for_source(core, counted, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) } {
+        let wait = || {
+            // SAFETY: the queue lives in `self`, which outlives this call ('s)
+            // and belongs to this runtime (checked above).
+            unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) }
+        };
+        let wake = if capable {
+            // Counted as an interrupt waiter, and marked: a set drained
+            // between our look at the flag and our enqueue would be lost.
+            // SAFETY: we are the running fiber of `core`; `wait` blocks once.
+            unsafe { as_irq_waiter(core, wait) }
+        } else {
+            wait()
+        };
+        match wake {
             Wake::Signaled => Ok(()),
             _ if self.set.get() => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
@@ -284,7 +298,7 @@ mod isr_tests {
     /// too. Had that poll drained the set, it would have woken only the
     /// waiters queued so far, and the late fiber would sleep on a set event
     /// (here: until its deadline, `Wake::TimedOut`). The raise is injected at
-    /// exactly that place, inside the `wait_for_source` closure.
+    /// exactly that place, inside the `as_irq_waiter` closure.
     #[test]
     fn a_set_raised_between_the_check_and_the_enqueue_wakes_the_late_waiter() {
         static EV: Event = Event::new().isr_capable();
@@ -298,7 +312,7 @@ mod isr_tests {
                 let deadline = Some(fib.now() + 1_000);
                 // SAFETY: the running fiber of `core`; EV is 'static.
                 unsafe {
-                    wait_for_source(core, true, || {
+                    crate::irq::source::as_irq_waiter(core, || {
                         EV.set_from_isr(); // the interrupt, right here
                         fib.wait_on(&EV.waiters, WaitKind::Event, deadline)
                     })

@@ -36,7 +36,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::irq::source::{Drain, Drained, IrqSource, wait_for_source};
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
@@ -167,7 +167,14 @@ impl Semaphore {
 
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
-        self.src.register(fib, self)?;
+        // Read once, first: interrupt-capable (sticky) means registered with
+        // this runtime below, so the runtime drains interrupt gives to us.
+        // Not capable: no source registered, nothing drains behind our back,
+        // and we wait as an ordinary waiter (the documented rule).
+        let capable = self.isr_capable.load(Ordering::Relaxed);
+        if capable {
+            self.src.register(fib, self)?;
+        }
         self.absorb_isr(core);
         let n = self.permits.get();
         if n > 0 {
@@ -176,13 +183,20 @@ impl Semaphore {
             unsafe { choice_point(core) };
             return Ok(());
         }
-        // Inside `wait_for_source`: an interrupt give must not be drained
-        // into the permits between our look at them and our enqueue; counted
-        // as an interrupt waiter if the semaphore is interrupt-capable.
-        let counted = self.isr_capable.load(Ordering::Relaxed);
-        // SAFETY: the queue lives in `self`, which outlives this call ('s) and
-        // belongs to this runtime (checked above); we are its running fiber.
-        match unsafe { wait_for_source(core, counted, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) } {
+        let wait = || {
+            // SAFETY: the queue lives in `self`, which outlives this call ('s)
+            // and belongs to this runtime (checked above).
+            unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) }
+        };
+        let wake = if capable {
+            // Counted as an interrupt waiter, and marked: a give drained
+            // between our look at the permits and our enqueue would be lost.
+            // SAFETY: we are the running fiber of `core`; `wait` blocks once.
+            unsafe { as_irq_waiter(core, wait) }
+        } else {
+            wait()
+        };
+        match wake {
             // Woken only by `release`, which handed us a permit.
             Wake::Signaled => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
