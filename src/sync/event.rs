@@ -162,31 +162,24 @@ impl Event {
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
-        // Read once, first: interrupt-capable (sticky) means registered with
-        // this runtime below, so the runtime drains interrupt sets to us.
-        // Not capable: no source registered, nothing drains behind our back,
-        // and we wait as an ordinary waiter (the documented rule).
-        let capable = self.isr_capable.load(Ordering::Relaxed);
-        if capable {
-            self.src.register(fib, self)?;
+        // Interrupt-capable (sticky): the interrupt-aware wait, out of line.
+        // Not capable: no source is registered, nothing drains behind our
+        // back, and we wait as an ordinary waiter (the documented rule).
+        if self.isr_capable.load(Ordering::Relaxed) {
+            return self.wait_until_isr(fib, core, deadline);
         }
         self.absorb_isr(core);
         if self.set.get() {
             return Ok(());
         }
-        let wait = || {
-            // SAFETY: the queue lives in `self`, which outlives this call ('s)
-            // and belongs to this runtime (checked above).
-            unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) }
-        };
-        let wake = if capable {
-            // Counted as an interrupt waiter, and marked: a set drained
-            // between our look at the flag and our enqueue would be lost.
-            // SAFETY: we are the running fiber of `core`; `wait` blocks once.
-            unsafe { as_irq_waiter(core, wait) }
-        } else {
-            wait()
-        };
+        // SAFETY: the queue lives in `self`, which outlives this call ('s) and
+        // belongs to this runtime (checked above).
+        self.woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) })
+    }
+
+    /// What a wait's wake-up means for `wait`.
+    #[inline]
+    fn woken(&self, wake: Wake) -> Result<(), WaitError> {
         match wake {
             Wake::Signaled => Ok(()),
             _ if self.set.get() => Ok(()),
@@ -236,6 +229,30 @@ impl Event {
         // Release, before the raise: whoever sees the raise sees the flag.
         self.isr_set.swap(true, Ordering::Release);
         self.src.raise();
+    }
+
+    /// [`wait`](Self::wait) on an interrupt-capable event: the source is
+    /// registered with this runtime (so its drain applies interrupt sets for
+    /// waiters) and the fiber blocks as a counted, marked interrupt waiter (a
+    /// set drained between our look at the flag and our enqueue would be
+    /// lost: `irq::source::as_irq_waiter`).
+    #[cold]
+    #[inline(never)]
+    fn wait_until_isr<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        core: *mut Core,
+        deadline: Option<Ticks>,
+    ) -> Result<(), WaitError> {
+        self.src.register(fib, self)?;
+        self.absorb_isr(core);
+        if self.set.get() {
+            return Ok(());
+        }
+        // SAFETY: we are the running fiber of `core`; the closure blocks once.
+        // The queue lives in `self`, which outlives this call ('s) and belongs
+        // to this runtime (bound by the caller).
+        self.woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) })
     }
 
     /// Applies an interrupt set, if any: sets the event, wakes every waiter.
