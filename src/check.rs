@@ -31,7 +31,7 @@
 //! * **counters**: `unfinished` = `Ready` + `Blocked` slots (spawn counts a
 //!   fiber, its exit uncounts it; parked fibers stay counted); slots in use
 //!   (`spawns - frees`) = non-`Free` slots; `pollers = ntimers + irq.waiters`;
-//!   `irq.waiters` = slots marked `irq_wait == Counted` (blocked on an interrupt-capable
+//!   `irq.waiters` = slots marked `irq_wait` (blocked on an interrupt-capable
 //!   object, or woken and not yet returned: only `Blocked` or `Ready` ones),
 //!   and every fiber blocked on an `IrqSignal` is marked; `fp_fibers` =
 //!   slots with their own FP state; `slow` is what `raw::refresh_slow`
@@ -295,11 +295,11 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
         } else if s.header.is_null() {
             return fail("live slot has no header", Some(i));
         }
-        let counted = s.irq_wait == crate::irq::source::SourceWait::Counted;
+        let counted = s.irq_wait;
         if s.wait_kind == WaitKind::Irq && s.state == State::Blocked && !counted {
             return fail("fiber blocked on an interrupt signal is not counted as an interrupt waiter", Some(i));
         }
-        if s.irq_wait != crate::irq::source::SourceWait::No && !matches!(s.state, State::Blocked | State::Ready) {
+        if s.irq_wait && !matches!(s.state, State::Blocked | State::Ready) {
             return fail("interrupt waiter mark on a fiber that is neither blocked nor ready", Some(i));
         }
         irq_waiting += usize::from(counted);

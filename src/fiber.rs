@@ -204,10 +204,9 @@ pub(crate) struct Slot {
     /// Spawned with `spawn_local`: its closure, frames and outcome belong to
     /// the runtime's local thread until the slot is freed.
     pub local: bool,
-    /// Inside `irq::source::wait_for_source` (blocked on an object with an
-    /// interrupt source, or woken from it and not yet returned), and whether
-    /// counted as an interrupt waiter.
-    pub irq_wait: crate::irq::source::SourceWait,
+    /// Counted as an interrupt waiter (`irq::source::as_irq_waiter`): blocked
+    /// on an interrupt-capable object, or woken from it and not yet returned.
+    pub irq_wait: bool,
     /// Position in the timer heap, `u32::MAX` when it has no deadline.
     pub timer_pos: u32,
 }
@@ -230,7 +229,7 @@ impl Slot {
         cancelled: false,
         fp: false,
         local: false,
-        irq_wait: crate::irq::source::SourceWait::No,
+        irq_wait: false,
         timer_pos: u32::MAX,
     };
 }

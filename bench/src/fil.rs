@@ -350,3 +350,67 @@ pub fn message_pingpong(ops: u64) -> Measured {
     );
     Measured { time, ops: rounds * 2 }
 }
+
+/// Interrupt-to-fiber message: a fiber waits in `IrqQueue::recv`; with no
+/// fiber ready the runtime calls its idle hook, which stands in for an
+/// interrupt taken while the CPU halts: it pushes one value with
+/// `try_send_from_isr` and returns; the runtime's poll drains the raised
+/// queue, wakes the fiber, which receives the value and waits again.
+/// One op = one message: push, raise, poll + drain, wake, switch in, pop,
+/// block, switch out, idle call.
+pub fn irq_message_idle(ops: u64) -> Measured {
+    use filament::{Idle, IrqQueue, Ticks};
+    /// The "interrupt": one push per idle call.
+    struct PushOnIdle<'q> {
+        q: &'q IrqQueue<u64, 8>,
+        next: u64,
+    }
+    impl Idle for PushOnIdle<'_> {
+        fn idle(&mut self, now: Ticks, _next_deadline: Option<Ticks>) -> Ticks {
+            self.q.try_send_from_isr(self.next).expect("queue has room: the fiber took the last one");
+            self.next += 1;
+            now
+        }
+    }
+    let q: IrqQueue<u64, 8> = IrqQueue::new();
+    let q = &q;
+    let time = Runtime::<'_, 1>::scope(|rt| {
+        if let Err(e) = rt.spawn_detached(claim(0, false), move |fib| {
+            for i in 0..ops {
+                assert_eq!(q.recv(fib).expect("recv"), i);
+            }
+        }) {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        let mut hook = PushOnIdle { q, next: 0 };
+        let t = Instant::now();
+        rt.run_with_idle(&mut hook).expect("run");
+        t.elapsed()
+    });
+    Measured { time, ops }
+}
+
+/// Interrupt-to-fiber message while another fiber runs: fiber A pushes one
+/// value with `try_send_from_isr` (as an interrupt handler that interrupted
+/// it would) and yields; the yield's poll drains the queue and wakes fiber B,
+/// blocked in `recv`, which receives and waits again. One op = one message
+/// plus A's yield (A and B alternate: two switches per message).
+pub fn irq_message_yield(ops: u64) -> Measured {
+    use filament::IrqQueue;
+    let q: IrqQueue<u64, 8> = IrqQueue::new();
+    let q = &q;
+    let time = run_pair(
+        move |fib| {
+            for i in 0..ops {
+                q.try_send_from_isr(i).expect("queue has room");
+                fib.yield_now();
+            }
+        },
+        move |fib| {
+            for i in 0..ops {
+                assert_eq!(q.recv(fib).expect("recv"), i);
+            }
+        },
+    );
+    Measured { time, ops }
+}

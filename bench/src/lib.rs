@@ -126,6 +126,16 @@ pub const CASES: &[Case] = &[
         run: fil::message_pingpong,
     },
     Case {
+        name: "fil-irq-message",
+        what: "filament IrqQueue: idle hook (an interrupt during hlt) pushes, fiber blocked in recv wakes, per message",
+        run: fil::irq_message_idle,
+    },
+    Case {
+        name: "fil-irq-message-yield",
+        what: "filament IrqQueue: fiber A pushes (as an ISR would) and yields, fiber B wakes in recv, per message",
+        run: fil::irq_message_yield,
+    },
+    Case {
         name: "coro-switch",
         what: "corosensei one switch (resume+suspend round trip / 2)",
         run: peers::coro_switch,

@@ -46,11 +46,13 @@ use crate::wait::WaitQueue;
 /// `wait` counts as waiting for an interrupt: the runtime idles instead of
 /// reporting a deadlock. In reports it shows as
 /// [`WaitReason::Irq`](crate::WaitReason::Irq) with the object's name.
+#[repr(C)]
 pub struct IrqNotify {
+    /// Fiber side (owner runtime's thread only). First field: its address is
+    /// the object's address (reports, gdb's `info fibers`).
+    waiters: WaitQueue,
     /// Bits set by interrupt handlers, not yet taken: the interrupt side.
     bits: AtomicU32,
-    /// Fiber side (owner runtime's thread only).
-    waiters: WaitQueue,
     /// Registration with a runtime, the raised flag and the list link.
     src: IrqSource,
 }

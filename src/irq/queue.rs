@@ -83,9 +83,10 @@ use crate::wait::WaitQueue;
 /// may take a value before a woken receiver runs, which then waits again.
 /// In reports the receiver shows as
 /// [`WaitReason::Irq`](crate::WaitReason::Irq) with the queue's name.
+#[repr(C)]
 pub struct IrqQueue<T, const N: usize> {
-    /// Receivers (owner runtime's thread only). Its address names the queue
-    /// in reports.
+    /// Receivers (owner runtime's thread only). First field: its address is
+    /// the queue's address (reports, gdb's `info fibers`).
     waiters: WaitQueue,
     /// The fiber side's owner (receive side).
     owner: Binding,

@@ -50,9 +50,12 @@
 //!   object blocks inside [`as_irq_waiter`]: it is counted in
 //!   `IrqList::waiters` and `Core::pollers` (invariants I9, I10) and marked
 //!   (`Slot::irq_wait`) for the invariant checker, undone by a drop guard on
-//!   return and unwind. A wait on an object with a source that should *not*
-//!   be counted still runs inside [`wait_for_source`] (uncounted): the mark
-//!   keeps the drain away from the blocking fiber's own pre-enqueue poll. While the count is non-zero the runtime polls at
+//!   return and unwind. The mark also keeps the drain away from the blocking
+//!   fiber's own poll in `raw::block_current`, which comes before the fiber
+//!   is in its queue (see [`as_irq_waiter`]). An object that may be used
+//!   either way (a semaphore: interrupt-capable or not) registers and counts
+//!   only when it is interrupt-capable; an unregistered source is never
+//!   drained, so its plain waiters need no mark. While the count is non-zero the runtime polls at
 //!   every switch and, with nothing ready, calls its idle hook instead of
 //!   reporting a deadlock. A wait that can only be ended by another fiber
 //!   should *not* be counted (the deadlock report is worth keeping).
@@ -248,38 +251,14 @@ impl IrqList {
     }
 }
 
-/// How a fiber takes part in waits on interrupt-capable objects
-/// (`Slot::irq_wait`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum SourceWait {
-    /// Not inside [`wait_for_source`].
-    No,
-    /// Blocking on (or just woken from) an object with a source, not counted
-    /// as an interrupt waiter (e.g. a semaphore nobody declared
-    /// interrupt-capable): the runtime may report it deadlocked.
-    Uncounted,
-    /// Counted in `IrqList::waiters` and `Core::pollers` (I10).
-    Counted,
-}
-
 /// Runs `block` (the running fiber's wait on an interrupt-capable object) with
-/// that fiber counted as an interrupt waiter: meanwhile the runtime polls its
-/// sources at every yield, block and idle, and idles instead of reporting a
-/// deadlock. Shorthand for [`wait_for_source`] with `counted`.
+/// that fiber counted as an interrupt waiter and marked in its slot
+/// (`Slot::irq_wait`). Every blocking wait on an interrupt-capable object
+/// must run inside it:
 ///
-/// # Safety
-/// As for [`wait_for_source`].
-pub(crate) unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R) -> R {
-    // SAFETY: forwarded.
-    unsafe { wait_for_source(core, true, block) }
-}
-
-/// Runs `block` (the running fiber's wait on an object with a source) with the
-/// fiber marked in its slot, and, if `counted`, counted as an interrupt waiter
-/// (see [`as_irq_waiter`]). Every blocking wait on an object with a source
-/// must run inside it, counted or not:
-///
+/// * the count (`IrqList::waiters` and `Core::pollers`, I9, I10): meanwhile
+///   the runtime polls its sources at every yield, block and idle, and idles
+///   instead of reporting a deadlock;
 /// * the mark makes the drain skip the poll that `raw::block_current` makes
 ///   *before* it links the fiber into its wait queue. A drain there would
 ///   act on a state the blocking fiber has already looked at (a permit or a
@@ -287,50 +266,43 @@ pub(crate) unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R
 ///   fiber would block anyway: a lost wake-up. Skipped, the raise stays and
 ///   the next poll (the next fiber's switch, or the runtime's poll before it
 ///   idles) drains with the fiber in the queue;
-/// * the count is undone by a drop guard, so also when `block` unwinds (a
-///   wait cancelled by the runtime, which unwinds with the `Cancelled`
-///   payload under std, or a panic): a leaked count would make the runtime
-///   poll at every switch and idle forever instead of reporting the next
-///   deadlock.
+/// * both are undone by a drop guard, so also when `block` unwinds (a wait
+///   cancelled by the runtime, which unwinds with the `Cancelled` payload
+///   under std, or a panic): a leaked count would make the runtime poll at
+///   every switch and idle forever instead of reporting the next deadlock.
 ///
 /// # Safety
 /// Called by the running fiber of `core`, on its own stack; `block` blocks
-/// the fiber at most once (one `Fiber::wait_on`) and does nothing else that
-/// reaches a poll point.
-pub(crate) unsafe fn wait_for_source<R>(core: *mut Core, counted: bool, block: impl FnOnce() -> R) -> R {
-    /// Undoes the mark and the count when dropped: on return or during an
+/// the fiber at most once (one `Fiber::wait_on`) and reaches no other poll
+/// point.
+pub(crate) unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R) -> R {
+    /// Undoes the count and the mark when dropped: on return or during an
     /// unwind.
-    struct Marked(*mut Core, *mut crate::fiber::Slot);
-    impl Drop for Marked {
+    struct Counted(*mut Core, *mut crate::fiber::Slot);
+    impl Drop for Counted {
         fn drop(&mut self) {
-            // SAFETY: dropped by the fiber that made the mark, while it runs
+            // SAFETY: dropped by the fiber that made the count, while it runs
             // (after its wait returned, or while it unwinds on its own stack),
             // so the core and its slot are exclusively ours, as when it was
-            // marked (I1). I9, I10: both counts move together, `slow` refreshed.
+            // counted (I1). I9, I10: both counts move together, `slow` refreshed.
             unsafe {
-                if (*self.1).irq_wait == SourceWait::Counted {
-                    (*self.0).irq.waiters -= 1;
-                    (*self.0).pollers -= 1;
-                    raw::refresh_slow(self.0);
-                }
-                (*self.1).irq_wait = SourceWait::No;
+                (*self.1).irq_wait = false;
+                (*self.0).irq.waiters -= 1;
+                (*self.0).pollers -= 1;
+                raw::refresh_slow(self.0);
             }
         }
     }
     // SAFETY: per the contract the core is ours while we run, and `current`
     // is our own slot (I2). I10 and I9 kept: both counts move together and
     // `slow` is refreshed.
-    let _marked = unsafe {
+    let _counted = unsafe {
         let me = (*core).current;
-        if counted {
-            (*me).irq_wait = SourceWait::Counted;
-            (*core).irq.waiters += 1;
-            (*core).pollers += 1;
-            raw::refresh_slow(core);
-        } else {
-            (*me).irq_wait = SourceWait::Uncounted;
-        }
-        Marked(core, me)
+        (*me).irq_wait = true;
+        (*core).irq.waiters += 1;
+        (*core).pollers += 1;
+        raw::refresh_slow(core);
+        Counted(core, me)
     };
     block()
 }
@@ -359,9 +331,12 @@ unsafe fn drain_slow(core: *mut Core) {
     // `register`); their Cell fields are ours (owner == core, I1).
     unsafe {
         // The running fiber is in `raw::block_current`'s poll, not yet in its
-        // wait queue: leave the raises for the next poll (`wait_for_source`).
+        // wait queue: leave the raises for the next poll (`as_irq_waiter`).
+        // (From the host context `current` may be a woken waiter that has
+        // not run yet: the skip then lasts until it runs, and the host never
+        // idles with a fiber ready.)
         let cur = (*core).current;
-        if !cur.is_null() && (*cur).irq_wait != SourceWait::No {
+        if !cur.is_null() && (*cur).irq_wait {
             return;
         }
         let mut src = (*core).irq.head;

@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::irq::source::{Drain, Drained, IrqSource, wait_for_source};
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
@@ -162,18 +162,25 @@ impl Event {
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
-        self.src.register(fib, self)?;
+        // Interrupt-capable (sticky): the interrupt-aware wait, out of line.
+        // Not capable: no source is registered, nothing drains behind our
+        // back, and we wait as an ordinary waiter (the documented rule).
+        if self.isr_capable.load(Ordering::Relaxed) {
+            return self.wait_until_isr(fib, core, deadline);
+        }
         self.absorb_isr(core);
         if self.set.get() {
             return Ok(());
         }
-        // Inside `wait_for_source`: an interrupt set must not be drained
-        // between our look at the flag and our enqueue; counted as an
-        // interrupt waiter if the event is interrupt-capable.
-        let counted = self.isr_capable.load(Ordering::Relaxed);
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
-        // belongs to this runtime (checked above); we are its running fiber.
-        match unsafe { wait_for_source(core, counted, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) } {
+        // belongs to this runtime (checked above).
+        self.woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) })
+    }
+
+    /// What a wait's wake-up means for `wait`.
+    #[inline]
+    fn woken(&self, wake: Wake) -> Result<(), WaitError> {
+        match wake {
             Wake::Signaled => Ok(()),
             _ if self.set.get() => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
@@ -222,6 +229,30 @@ impl Event {
         // Release, before the raise: whoever sees the raise sees the flag.
         self.isr_set.swap(true, Ordering::Release);
         self.src.raise();
+    }
+
+    /// [`wait`](Self::wait) on an interrupt-capable event: the source is
+    /// registered with this runtime (so its drain applies interrupt sets for
+    /// waiters) and the fiber blocks as a counted, marked interrupt waiter (a
+    /// set drained between our look at the flag and our enqueue would be
+    /// lost: `irq::source::as_irq_waiter`).
+    #[cold]
+    #[inline(never)]
+    fn wait_until_isr<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        core: *mut Core,
+        deadline: Option<Ticks>,
+    ) -> Result<(), WaitError> {
+        self.src.register(fib, self)?;
+        self.absorb_isr(core);
+        if self.set.get() {
+            return Ok(());
+        }
+        // SAFETY: we are the running fiber of `core`; the closure blocks once.
+        // The queue lives in `self`, which outlives this call ('s) and belongs
+        // to this runtime (bound by the caller).
+        self.woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) })
     }
 
     /// Applies an interrupt set, if any: sets the event, wakes every waiter.
@@ -284,7 +315,7 @@ mod isr_tests {
     /// too. Had that poll drained the set, it would have woken only the
     /// waiters queued so far, and the late fiber would sleep on a set event
     /// (here: until its deadline, `Wake::TimedOut`). The raise is injected at
-    /// exactly that place, inside the `wait_for_source` closure.
+    /// exactly that place, inside the `as_irq_waiter` closure.
     #[test]
     fn a_set_raised_between_the_check_and_the_enqueue_wakes_the_late_waiter() {
         static EV: Event = Event::new().isr_capable();
@@ -298,7 +329,7 @@ mod isr_tests {
                 let deadline = Some(fib.now() + 1_000);
                 // SAFETY: the running fiber of `core`; EV is 'static.
                 unsafe {
-                    wait_for_source(core, true, || {
+                    crate::irq::source::as_irq_waiter(core, || {
                         EV.set_from_isr(); // the interrupt, right here
                         fib.wait_on(&EV.waiters, WaitKind::Event, deadline)
                     })

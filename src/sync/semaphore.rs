@@ -36,7 +36,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::irq::source::{Drain, Drained, IrqSource, wait_for_source};
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
@@ -141,6 +141,7 @@ impl Semaphore {
 
     /// Takes one permit, blocking the fiber until one is available. Fails only
     /// with [`WaitError::WrongRuntime`].
+    #[inline]
     pub fn acquire<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WaitError> {
         self.acquire_until(fib, None)
     }
@@ -165,9 +166,16 @@ impl Semaphore {
         Ok(())
     }
 
+    #[inline]
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
-        self.src.register(fib, self)?;
+        // Interrupt-capable (sticky): the interrupt-aware wait, out of line so
+        // the ordinary hand-off keeps its cost. Not capable: no source is
+        // registered, nothing drains behind our back, and we wait as an
+        // ordinary waiter (the documented rule).
+        if self.isr_capable.load(Ordering::Relaxed) {
+            return self.acquire_until_isr(fib, core, deadline);
+        }
         self.absorb_isr(core);
         let n = self.permits.get();
         if n > 0 {
@@ -176,14 +184,16 @@ impl Semaphore {
             unsafe { choice_point(core) };
             return Ok(());
         }
-        // Inside `wait_for_source`: an interrupt give must not be drained
-        // into the permits between our look at them and our enqueue; counted
-        // as an interrupt waiter if the semaphore is interrupt-capable.
-        let counted = self.isr_capable.load(Ordering::Relaxed);
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
-        // belongs to this runtime (checked above); we are its running fiber.
-        match unsafe { wait_for_source(core, counted, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) } {
-            // Woken only by `release`, which handed us a permit.
+        // belongs to this runtime (checked above).
+        Self::woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) })
+    }
+
+    /// What a wait's wake-up means for `acquire`.
+    #[inline]
+    fn woken(wake: Wake) -> Result<(), WaitError> {
+        match wake {
+            // Woken only by `release` (or an interrupt give), which handed us a permit.
             Wake::Signaled => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
             // Taken off the queue by the runtime: no permit was handed to us.
@@ -198,7 +208,8 @@ impl Semaphore {
     /// If the count of available permits would overflow `usize`.
     pub fn release(&self, fib: &Fiber<'_>, n: usize) -> Result<(), WrongRuntime> {
         let (core, _lease) = self.owner.lease(fib)?;
-        self.absorb_isr(core);
+        // No absorb of interrupt gives here (the hand-off's cost): they are
+        // permits like these, taken by the next acquire or the drain.
         let mut left = n;
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         unsafe {
@@ -291,13 +302,46 @@ impl Semaphore {
         self.src.raise();
     }
 
+    /// [`acquire`](Self::acquire) on an interrupt-capable semaphore: the
+    /// source is registered with this runtime (so its drain hands interrupt
+    /// gives to waiters) and the fiber blocks as a counted, marked interrupt
+    /// waiter (a give drained between our look at the permits and our
+    /// enqueue would be lost: `irq::source::as_irq_waiter`).
+    #[cold]
+    #[inline(never)]
+    fn acquire_until_isr<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        core: *mut Core,
+        deadline: Option<Ticks>,
+    ) -> Result<(), WaitError> {
+        self.src.register(fib, self)?;
+        self.absorb_isr(core);
+        let n = self.permits.get();
+        if n > 0 {
+            self.permits.set(n - 1);
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { choice_point(core) };
+            return Ok(());
+        }
+        // SAFETY: we are the running fiber of `core`; the closure blocks once.
+        // The queue lives in `self`, which outlives this call ('s) and belongs
+        // to this runtime (bound by the caller).
+        Self::woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) })
+    }
+
     /// Moves the interrupt gives into the fiber side: to waiters first, the
     /// rest to the count (capped at `max`). A plain load when there are none.
     #[inline]
     fn absorb_isr(&self, core: *mut Core) {
-        if self.isr_gives.load(Ordering::Relaxed) == 0 {
-            return;
+        if self.isr_gives.load(Ordering::Relaxed) != 0 {
+            self.absorb_isr_slow(core);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn absorb_isr_slow(&self, core: *mut Core) {
         let mut n = self.isr_gives.swap(0, Ordering::Acquire);
         // SAFETY: callers run in `core`, which owns the semaphore (bound or
         // leased): the queue holds only its blocked fibers (I1, I2).
