@@ -36,9 +36,9 @@
 //! * **counters**: `unfinished` = `Ready` + `Blocked` slots (spawn counts a
 //!   fiber, its exit uncounts it; parked fibers stay counted); slots in use
 //!   (`spawns - frees`) = non-`Free` slots; `pollers = ntimers + irq.waiters`;
-//!   `irq.waiters` lies between the fibers blocked on signals and those plus
-//!   the `Ready` ones (a woken waiter leaves the count only when it resumes,
-//!   and its `wait_kind` may no longer say `Irq` by then); `fp_fibers` =
+//!   `irq.waiters` = slots marked `irq_wait` (blocked on an interrupt-capable
+//!   object, or woken and not yet returned: only `Blocked` or `Ready` ones),
+//!   and every fiber blocked on an `IrqSignal` is marked; `fp_fibers` =
 //!   slots with their own FP state; `slow` is what `raw::refresh_slow`
 //!   computes.
 //!
@@ -327,7 +327,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
 
     // --- per slot: headers, deadlines, queue membership
     let mut fp = 0usize;
-    let mut irq_blocked = 0usize;
+    let mut irq_waiting = 0usize;
     for i in 0..cap {
         let s = t.slot(i);
         fp += usize::from(s.fp);
@@ -338,7 +338,14 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
         } else if s.header.is_null() {
             return fail("live slot has no header", Some(i));
         }
-        irq_blocked += usize::from(s.state == State::Blocked && s.wait_kind == WaitKind::Irq);
+        let counted = s.irq_wait;
+        if s.wait_kind == WaitKind::Irq && s.state == State::Blocked && !counted {
+            return fail("fiber blocked on an interrupt signal is not counted as an interrupt waiter", Some(i));
+        }
+        if s.irq_wait && !matches!(s.state, State::Blocked | State::Ready) {
+            return fail("interrupt waiter mark on a fiber that is neither blocked nor ready", Some(i));
+        }
+        irq_waiting += usize::from(counted);
         if s.timer_pos != u32::MAX {
             let pos = s.timer_pos as usize;
             // SAFETY: pos < ntimers <= cap entries of the timer array.
@@ -450,8 +457,8 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
     if c.pollers != c.ntimers + c.irq.waiters {
         return fail("pollers differs from ntimers + irq.waiters", None);
     }
-    if c.irq.waiters < irq_blocked || c.irq.waiters > irq_blocked + ready {
-        return fail("irq.waiters disagrees with the fibers waiting on signals", None);
+    if c.irq.waiters != irq_waiting {
+        return fail("irq.waiters differs from the fibers marked as interrupt waiters", None);
     }
     #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
     if c.fp_fibers != fp {

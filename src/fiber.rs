@@ -83,7 +83,8 @@ pub enum WaitReason {
     Event(usize),
     /// Waiting at a [`Barrier`](crate::sync::Barrier).
     Barrier(usize),
-    /// Waiting for an interrupt-side signal.
+    /// Waiting for an interrupt-side object: an [`IrqSignal`](crate::IrqSignal),
+    /// an [`IrqQueue`](crate::IrqQueue).
     Irq(usize),
     /// Waiting for bits of an [`EventGroup`](crate::sync::EventGroup).
     EventGroup(usize),
@@ -223,6 +224,9 @@ pub(crate) struct Slot {
     /// Spawned with `spawn_local`: its closure, frames and outcome belong to
     /// the runtime's local thread until the slot is freed.
     pub local: bool,
+    /// Counted as an interrupt waiter (`irq::source::as_irq_waiter`): blocked
+    /// on an interrupt-capable object, or woken from it and not yet returned.
+    pub irq_wait: bool,
     /// Position in the timer heap, `u32::MAX` when it has no deadline.
     pub timer_pos: u32,
 }
@@ -246,6 +250,7 @@ impl Slot {
         priority: 0,
         fp: false,
         local: false,
+        irq_wait: false,
         timer_pos: u32::MAX,
     };
 }

@@ -46,7 +46,9 @@
 //! * [`Fiber`] — the handle a fiber's closure receives: yield, spawn, join,
 //!   sleep, and the argument every blocking primitive takes.
 //! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
-//!   wait-queue mechanism, and `EventGroup`; [`IrqSignal`] for interrupt handlers.
+//!   wait-queue mechanism, and `EventGroup`; `StreamBuffer` and
+//!   `MessageBuffer`, lock-free byte rings an interrupt handler writes and a
+//!   fiber reads; [`IrqSignal`] for interrupt handlers.
 //! * [`timer`] — software timers whose callbacks run in a timer service fiber.
 //! * [`host`] (`std`) — mmap stacks, [`host::HostClock`], child-process runner.
 //!
@@ -163,7 +165,7 @@ pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError,
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use handle::Fiber;
 pub use irq::IrqWatch;
-pub use irq::{IrqError, IrqSignal};
+pub use irq::{IrqError, IrqNotify, IrqQueue, IrqSignal, QueueFull};
 pub use join::JoinHandle;
 pub use notify::{Notify, NotifyError, NotifyWaitError, Take};
 #[cfg(feature = "explore")]

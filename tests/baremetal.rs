@@ -248,6 +248,11 @@ const KERNEL_TRANSCRIPT: &[&str] = &[
     "-- phase 5: an interrupt raises a signal between the runtime's poll and the idle hook's check",
     "[race] hook without IrqWatch: halted 1 time(s) with the signal pending (until the next tick)",
     "[race] hook with IrqWatch: halted 0 time(s)",
+    "-- phase 6: COM1 receive interrupt -> IrqQueue -> echo fiber (the line 'bye' ends it)",
+    "echo: hello from the host",
+    "echo: filament, fibers & interrupts",
+    "echo: bye",
+    "phase 6: 3 line(s) echoed; {} byte(s) in {} receive interrupt(s), {} dropped",
     "timer: {} interrupts, {} of them on the IST stack",
     "filament-kernel: all checks passed",
 ];
@@ -261,8 +266,19 @@ fn qemu_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// What phase 6 is typed on QEMU's serial input (`\r\n` line ends, as a terminal sends;
+/// the echo fiber drops the `\r`).
+const SERIAL_INPUT: &str = "hello from the host\r\nfilament, fibers & interrupts\r\nbye\r\n";
+/// The line the kernel prints once its COM1 receive interrupt is on: the cue to type.
+/// Bytes written earlier could reach the UART before the kernel programs it (its FIFO
+/// reset would drop them).
+const SERIAL_CUE: &str = "-- phase 6:";
+
+/// Boots the kernel with its serial port on pipes; types [`SERIAL_INPUT`] once the
+/// kernel printed [`SERIAL_CUE`].
 fn boot_kernel(image: &Path) -> Output {
-    Command::new("timeout")
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("timeout")
         .arg("60")
         .arg("qemu-system-x86_64")
         .args(["-accel", "tcg", "-machine", "pc", "-m", "128M", "-nodefaults", "-no-reboot"])
@@ -270,9 +286,34 @@ fn boot_kernel(image: &Path) -> Output {
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-kernel")
         .arg(image)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run timeout/qemu-system-x86_64")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run timeout/qemu-system-x86_64");
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take().expect("piped stdout");
+    // stderr on its own thread, so a chatty QEMU cannot block on a full pipe.
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errors = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+        bytes
+    });
+    let mut transcript = Vec::new();
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        if line.starts_with(SERIAL_CUE.as_bytes())
+            && let Some(mut input) = stdin.take()
+        {
+            // Closing stdin afterwards is fine: QEMU keeps running on end of input.
+            let _ = input.write_all(SERIAL_INPUT.as_bytes());
+        }
+        transcript.append(&mut line);
+    }
+    let status = child.wait().expect("wait for qemu");
+    Output { status, stdout: transcript, stderr: errors.join().unwrap_or_default() }
 }
 
 #[test]
@@ -349,6 +390,13 @@ fn kernel_boots_in_qemu_and_passes_its_checks() {
 
     // Every timer interrupt ran on the IST stack; the run lasted at least the sleeps plus
     // the signal phase, and less than the 60 s timeout.
+    // Phase 6: every typed byte went through the interrupt handler into the queue.
+    let phase6 = &n[at("phase 6:")];
+    let (bytes, irqs, dropped) = (phase6[0], phase6[1], phase6[2]);
+    assert_eq!(bytes, SERIAL_INPUT.len() as u64, "bytes the COM1 interrupt handler received");
+    assert!(irqs >= 1 && irqs <= bytes, "receive interrupts {irqs} for {bytes} bytes");
+    assert_eq!(dropped, 0, "bytes dropped by a full queue");
+
     let (ticks, on_ist) = (n[at("timer:")][0], n[at("timer:")][1]);
     assert_eq!(ticks, on_ist, "timer interrupts off the IST stack");
     assert!(ticks >= total + 40 && ticks >= last_tick && ticks < 60 * TICK_HZ, "timer interrupt count {ticks}");

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use filament::sync::{Channel, Mutex, Semaphore};
+use filament::sync::{Channel, MessageBuffer, Mutex, Semaphore, StreamBuffer};
 use filament::{Fiber, FiberId, Notify, Priority, Runtime, SpawnOptions, Stack, StaticStack, Take};
 
 use crate::Measured;
@@ -368,5 +368,138 @@ pub fn prio_wake(ops: u64) -> Measured {
         rt.run().expect("run");
         t.elapsed()
     });
+    Measured { time, ops }
+}
+
+/// Stream buffer, no runtime: `send_from_isr` of 16 bytes then
+/// `receive_from_isr` of them, on one thread (what an interrupt handler and
+/// a polling reader pay, with no fiber waiting). One op = one write + one read.
+pub fn stream_isr(ops: u64) -> Measured {
+    let buf: StreamBuffer<64> = StreamBuffer::new();
+    let data = [7u8; 16];
+    let mut out = [0u8; 16];
+    let t = Instant::now();
+    for _ in 0..ops {
+        black_box(buf.send_from_isr(black_box(&data)).expect("send"));
+        black_box(buf.receive_from_isr(&mut out).expect("receive"));
+    }
+    Measured { time: t.elapsed(), ops }
+}
+
+/// Stream buffer ping-pong: two `StreamBuffer<16>`s; fiber A sends 8 bytes
+/// on one and blocks receiving 8 on the other, fiber B echoes. One op = one
+/// one-way message (a round trip is two): the send, the blocked reader's
+/// wake-up through the buffer's interrupt signal, and the switches.
+pub fn stream_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping: StreamBuffer<16> = StreamBuffer::new().with_trigger_level(8);
+    let pong: StreamBuffer<16> = StreamBuffer::new().with_trigger_level(8);
+    let (ping, pong) = (&ping, &pong);
+    let time = run_pair(
+        move |fib| {
+            let mut out = [0u8; 8];
+            for i in 0..rounds {
+                ping.send(fib, &i.to_le_bytes()).expect("send");
+                black_box(pong.receive(fib, &mut out).expect("receive"));
+            }
+        },
+        move |fib| {
+            let mut out = [0u8; 8];
+            for _ in 0..rounds {
+                let n = ping.receive(fib, &mut out).expect("receive");
+                pong.send(fib, &out[..n]).expect("send");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// Message buffer ping-pong: as [`stream_pingpong`] with two
+/// `MessageBuffer<32>`s and 8-byte messages.
+pub fn message_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping: MessageBuffer<32> = MessageBuffer::new();
+    let pong: MessageBuffer<32> = MessageBuffer::new();
+    let (ping, pong) = (&ping, &pong);
+    let time = run_pair(
+        move |fib| {
+            let mut out = [0u8; 8];
+            for i in 0..rounds {
+                ping.send(fib, &i.to_le_bytes()).expect("send");
+                black_box(pong.receive(fib, &mut out).expect("receive"));
+            }
+        },
+        move |fib| {
+            let mut out = [0u8; 8];
+            for _ in 0..rounds {
+                let n = ping.receive(fib, &mut out).expect("receive");
+                pong.send(fib, &out[..n]).expect("send");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// Interrupt-to-fiber message: a fiber waits in `IrqQueue::recv`; with no
+/// fiber ready the runtime calls its idle hook, which stands in for an
+/// interrupt taken while the CPU halts: it pushes one value with
+/// `try_send_from_isr` and returns; the runtime's poll drains the raised
+/// queue, wakes the fiber, which receives the value and waits again.
+/// One op = one message: push, raise, poll + drain, wake, switch in, pop,
+/// block, switch out, idle call.
+pub fn irq_message_idle(ops: u64) -> Measured {
+    use filament::{Idle, IrqQueue, Ticks};
+    /// The "interrupt": one push per idle call.
+    struct PushOnIdle<'q> {
+        q: &'q IrqQueue<u64, 8>,
+        next: u64,
+    }
+    impl Idle for PushOnIdle<'_> {
+        fn idle(&mut self, now: Ticks, _next_deadline: Option<Ticks>) -> Ticks {
+            self.q.try_send_from_isr(self.next).expect("queue has room: the fiber took the last one");
+            self.next += 1;
+            now
+        }
+    }
+    let q: IrqQueue<u64, 8> = IrqQueue::new();
+    let q = &q;
+    let time = Runtime::<'_, 1>::scope(|rt| {
+        if let Err(e) = rt.spawn_detached(claim(0, false), move |fib| {
+            for i in 0..ops {
+                assert_eq!(q.recv(fib).expect("recv"), i);
+            }
+        }) {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        let mut hook = PushOnIdle { q, next: 0 };
+        let t = Instant::now();
+        rt.run_with_idle(&mut hook).expect("run");
+        t.elapsed()
+    });
+    Measured { time, ops }
+}
+
+/// Interrupt-to-fiber message while another fiber runs: fiber A pushes one
+/// value with `try_send_from_isr` (as an interrupt handler that interrupted
+/// it would) and yields; the yield's poll drains the queue and wakes fiber B,
+/// blocked in `recv`, which receives and waits again. One op = one message
+/// plus A's yield (A and B alternate: two switches per message).
+pub fn irq_message_yield(ops: u64) -> Measured {
+    use filament::IrqQueue;
+    let q: IrqQueue<u64, 8> = IrqQueue::new();
+    let q = &q;
+    let time = run_pair(
+        move |fib| {
+            for i in 0..ops {
+                q.try_send_from_isr(i).expect("queue has room");
+                fib.yield_now();
+            }
+        },
+        move |fib| {
+            for i in 0..ops {
+                assert_eq!(q.recv(fib).expect("recv"), i);
+            }
+        },
+    );
     Measured { time, ops }
 }

@@ -137,6 +137,31 @@ pub const CASES: &[Case] = &[
         run: fil::prio_wake,
     },
     Case {
+        name: "fil-stream-isr",
+        what: "filament StreamBuffer<64> send_from_isr + receive_from_isr of 16 bytes, no runtime",
+        run: fil::stream_isr,
+    },
+    Case {
+        name: "fil-stream-pingpong",
+        what: "filament StreamBuffer<16> ping-pong of 8 bytes between 2 fibers, per one-way message",
+        run: fil::stream_pingpong,
+    },
+    Case {
+        name: "fil-message-pingpong",
+        what: "filament MessageBuffer<32> ping-pong of 8-byte messages between 2 fibers, per one-way message",
+        run: fil::message_pingpong,
+    },
+    Case {
+        name: "fil-irq-message",
+        what: "filament IrqQueue: idle hook (an interrupt during hlt) pushes, fiber blocked in recv wakes, per message",
+        run: fil::irq_message_idle,
+    },
+    Case {
+        name: "fil-irq-message-yield",
+        what: "filament IrqQueue: fiber A pushes (as an ISR would) and yields, fiber B wakes in recv, per message",
+        run: fil::irq_message_yield,
+    },
+    Case {
         name: "coro-switch",
         what: "corosensei one switch (resume+suspend round trip / 2)",
         run: peers::coro_switch,

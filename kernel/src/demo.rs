@@ -10,14 +10,19 @@
 //! 3. a fiber sleeps on timer ticks (the idle hook `hlt`s until IRQ 0 advances the clock);
 //! 4. a fiber waits on an [`IrqSignal`] the timer interrupt handler raises;
 //! 5. an interrupt raises a signal between the runtime's poll and the idle hook's check:
-//!    a hook without [`IrqWatch`] halts with the signal pending, the recipe hook does not.
+//!    a hook without [`IrqWatch`] halts with the signal pending, the recipe hook does not;
+//! 6. the COM1 receive interrupt pushes every byte typed into QEMU's serial input into an
+//!    [`IrqQueue`]; a fiber receives them and echoes each complete line (`echo: <line>`)
+//!    until the line `bye`.
 
 use crate::arch;
-use crate::idt::{SOFT_INTERRUPTS, SOFT_ON_IST, TICK_OFF_IST, TICKS, TICKS_ON_IST};
-use crate::kprintln;
+use crate::idt::{
+    COM1_IRQ, SERIAL_INTERRUPTS, SERIAL_ON_IST, SOFT_INTERRUPTS, SOFT_ON_IST, TICK_OFF_IST, TICKS, TICKS_ON_IST,
+};
+use crate::{TICK_HZ, kprintln, pic, serial};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use filament::sync::Channel;
-use filament::{Fiber, Idle, IrqSignal, IrqWatch, JoinHandle, Runtime, StaticStack, Ticks};
+use filament::{Fiber, Idle, IrqQueue, IrqSignal, IrqWatch, JoinHandle, Runtime, StaticStack, Ticks};
 
 /// Bytes per fiber stack. Formatting (`kprintln!`) is the deepest thing the fibers do.
 const STACK_SIZE: usize = 16 * 1024;
@@ -41,7 +46,7 @@ pub(crate) fn on_timer_tick() {
     let now = TICKS.load(Ordering::Relaxed);
     if SIGNAL_ARMED.load(Ordering::Relaxed) && now.is_multiple_of(SIGNAL_PERIOD) {
         SIGNALS_RAISED.fetch_add(1, Ordering::Relaxed);
-        // The one filament call that is interrupt-safe: a single atomic add.
+        // Interrupt-safe: atomics only (the count, the raise, the program-wide epoch).
         TIMER_SIGNAL.notify_from_isr();
     }
 }
@@ -52,6 +57,22 @@ static RACE_SIGNAL: IrqSignal = IrqSignal::new();
 /// Called from the software interrupt handler (interrupts off, on the IRQ IST stack).
 pub(crate) fn on_soft_interrupt() {
     RACE_SIGNAL.notify_from_isr();
+}
+
+/// Bytes from the COM1 receive interrupt to the echo fiber (phase 6).
+static SERIAL_RX: IrqQueue<u8, 64> = IrqQueue::new().named("com1-rx");
+/// Bytes the interrupt handler read from the UART, and those it found no room for.
+static RX_BYTES: AtomicU64 = AtomicU64::new(0);
+static RX_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Called from the COM1 interrupt handler for each received byte (interrupts off, on the
+/// IRQ IST stack): the queue's push is interrupt-safe (a compare-exchange, a store, the
+/// raise); a full queue hands the byte back, which an interrupt handler can only count.
+pub(crate) fn on_serial_byte(byte: u8) {
+    RX_BYTES.fetch_add(1, Ordering::Relaxed);
+    if SERIAL_RX.try_send_from_isr(byte).is_err() {
+        RX_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The idle hook: called by `run` when no fiber is ready but some sleep or wait on an
@@ -288,6 +309,64 @@ fn phase_idle_race() -> bool {
         )
 }
 
+/// How long the echo fiber waits for the next byte before it gives up (10 s of ticks).
+const ECHO_TIMEOUT: Ticks = 10 * TICK_HZ as Ticks;
+/// Longest line the echo fiber keeps (the rest of a longer line is cut off).
+const LINE_MAX: usize = 80;
+
+fn phase_serial_echo() -> bool {
+    kprintln!("-- phase 6: COM1 receive interrupt -> IrqQueue -> echo fiber (the line 'bye' ends it)");
+    arch::disable_interrupts();
+    serial::enable_rx_interrupt();
+    pic::set_masked(COM1_IRQ, false);
+    arch::enable_interrupts();
+    let echo = spawn(0, "echo", |fib| {
+        let mut line = [0u8; LINE_MAX];
+        let mut len = 0;
+        let mut lines = 0u32;
+        loop {
+            // Blocks (the idle hook halts the CPU) until the interrupt handler pushes a byte.
+            match SERIAL_RX.recv_timeout(fib, ECHO_TIMEOUT) {
+                Ok(b'\r') => {}
+                Ok(b'\n') => {
+                    let text = core::str::from_utf8(&line[..len]).unwrap_or("<not UTF-8>");
+                    kprintln!("echo: {text}");
+                    lines += 1;
+                    if text == "bye" {
+                        return Some(lines);
+                    }
+                    len = 0;
+                }
+                Ok(byte) => {
+                    if len < LINE_MAX {
+                        line[len] = byte;
+                        len += 1;
+                    }
+                }
+                Err(_) => {
+                    kprintln!("[echo] no input for {ECHO_TIMEOUT} ticks");
+                    return None;
+                }
+            }
+        }
+    });
+    let ran = run();
+    arch::disable_interrupts();
+    pic::set_masked(COM1_IRQ, true);
+    serial::disable_rx_interrupt();
+    arch::enable_interrupts();
+    let lines = take(echo).flatten();
+    let (bytes, dropped) = (RX_BYTES.load(Ordering::Relaxed), RX_DROPPED.load(Ordering::Relaxed));
+    let (irqs, on_ist) = (SERIAL_INTERRUPTS.load(Ordering::Relaxed), SERIAL_ON_IST.load(Ordering::Relaxed));
+    kprintln!(
+        "phase 6: {} line(s) echoed; {bytes} byte(s) in {irqs} receive interrupt(s), {dropped} dropped",
+        lines.unwrap_or(0)
+    );
+    ran && check(lines.is_some(), "phase 6: input ended with the line 'bye'")
+        && check(dropped == 0, "phase 6: no byte dropped")
+        && check(irqs > 0 && on_ist == irqs, "phase 6: receive interrupts taken, on the IST stack")
+}
+
 fn timer_report() -> bool {
     arch::disable_interrupts();
     let ticks = TICKS.load(Ordering::Acquire);
@@ -308,6 +387,7 @@ pub fn run_all() -> bool {
     ok &= phase_sleep();
     ok &= phase_irq_signal();
     ok &= phase_idle_race();
+    ok &= phase_serial_echo();
     ok &= timer_report();
     ok
 }

@@ -6,6 +6,8 @@
 //! * vectors 0..31 (CPU exceptions): fatal; print the frame and exit QEMU with
 //!   [`ExitCode::Exception`]. #DF has its own IST stack.
 //! * vector 0x20 (IRQ 0, PIT): counts a tick in [`TICKS`] and acknowledges the PIC.
+//! * vector 0x24 (IRQ 4, COM1): moves every received byte into the demo's `IrqQueue`
+//!   ([`crate::on_serial_byte`]) and acknowledges the PIC.
 //! * vector 0x27 (IRQ 7): the 8259's spurious interrupt; ignored.
 //! * vector 0x30 ([`SOFT_VECTOR`]): a software interrupt (`int 0x30`, see
 //!   [`crate::arch::raise_soft_interrupt`]) whose handler raises a signal; the demo uses it
@@ -25,6 +27,14 @@ pub static TICKS: AtomicU64 = AtomicU64::new(0);
 pub static TICKS_ON_IST: AtomicU64 = AtomicU64::new(0);
 /// Set when a timer interrupt ran on any other stack.
 pub static TICK_OFF_IST: AtomicBool = AtomicBool::new(false);
+
+/// COM1 receive interrupts taken since boot.
+pub static SERIAL_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+/// COM1 receive interrupts whose handler found itself on the IRQ IST stack.
+pub static SERIAL_ON_IST: AtomicU64 = AtomicU64::new(0);
+
+/// COM1's IRQ line on the master PIC.
+pub const COM1_IRQ: u8 = 4;
 
 /// Vector of the software interrupt (above the remapped PIC range 0x20..0x2f).
 pub const SOFT_VECTOR: u8 = 0x30;
@@ -137,6 +147,7 @@ fk_exc_common:
 
     fk_irq_stub fk_irq_timer, fk_timer_interrupt  # IRQ 0: count the tick, EOI
     fk_irq_stub fk_irq_soft, fk_soft_interrupt    # int 0x30: raise the demo's signal
+    fk_irq_stub fk_irq_com1, fk_com1_interrupt    # IRQ 4: received bytes into the queue, EOI
 
     # IRQ 7: the 8259 raises it spuriously when an IRQ vanishes before it is acknowledged.
     # A real IRQ 7 cannot happen (masked), so the handler touches nothing and returns.
@@ -161,6 +172,7 @@ unsafe extern "C" {
     static fk_exc_table: [u64; 32];
     fn fk_irq_timer();
     fn fk_irq_soft();
+    fn fk_irq_com1();
     fn fk_irq_spurious();
 }
 
@@ -244,6 +256,21 @@ extern "C" fn fk_soft_interrupt(stack_pointer: u64) {
     crate::on_soft_interrupt();
 }
 
+#[unsafe(no_mangle)]
+extern "C" fn fk_com1_interrupt(stack_pointer: u64) {
+    let (low, high) = gdt::ist_stack_range(IST_IRQ);
+    if (low..high).contains(&stack_pointer) {
+        SERIAL_ON_IST.fetch_add(1, Ordering::Relaxed);
+    }
+    SERIAL_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    // Until the receive buffer is empty: that also clears the UART's interrupt condition.
+    // A byte arriving after the last look raises the line again (a new edge for the PIC).
+    while let Some(byte) = crate::serial::try_read_byte() {
+        crate::on_serial_byte(byte);
+    }
+    pic::end_of_interrupt_master();
+}
+
 /// One 16-byte IDT gate.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -293,6 +320,8 @@ pub fn init() {
         (*idt).0[usize::from(pic::MASTER_OFFSET)] = Gate::interrupt(fk_irq_timer as *const () as u64, IST_IRQ);
         (*idt).0[usize::from(pic::MASTER_OFFSET) + 7] = Gate::interrupt(fk_irq_spurious as *const () as u64, IST_IRQ);
         (*idt).0[usize::from(SOFT_VECTOR)] = Gate::interrupt(fk_irq_soft as *const () as u64, IST_IRQ);
+        (*idt).0[usize::from(pic::MASTER_OFFSET) + usize::from(COM1_IRQ)] =
+            Gate::interrupt(fk_irq_com1 as *const () as u64, IST_IRQ);
     }
     let pointer = DescriptorTablePointer { limit: (size_of::<Idt>() - 1) as u16, base: idt as u64 };
     // SAFETY: the IDT is 'static and every present gate points to a stub above with a valid

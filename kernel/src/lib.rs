@@ -59,6 +59,11 @@ pub(crate) fn on_soft_interrupt() {
     demo::on_soft_interrupt();
 }
 
+/// Called by the COM1 interrupt handler for each received byte (interrupts off).
+pub(crate) fn on_serial_byte(byte: u8) {
+    demo::on_serial_byte(byte);
+}
+
 /// Rust entry point, called by `boot.s` in 64-bit mode on the boot stack with interrupts
 /// off; `start_info` is the physical address of the PVH start-info structure.
 pub fn kernel_main(start_info: u64) -> ! {

@@ -1,5 +1,6 @@
 //! The legacy 8259A PIC pair, remapped so IRQ 0..15 arrive at vectors 0x20..0x2f instead of
-//! colliding with CPU exceptions 0x08..0x0f. Only IRQ 0 (the PIT) is unmasked.
+//! colliding with CPU exceptions 0x08..0x0f. IRQ 0 (the PIT) is unmasked at boot; IRQ 4
+//! (COM1) while phase 6 of the demo runs ([`set_masked`]).
 
 use crate::arch::outb;
 
@@ -42,6 +43,19 @@ pub fn init() {
         wait();
         outb(MASTER_DATA, 0xfe); // OCW1: mask all but IRQ 0
         outb(SLAVE_DATA, 0xff); // OCW1: mask all slave IRQs
+    }
+}
+
+/// Masks (`true`) or unmasks IRQ `irq` (0..7, master PIC). Call with interrupts disabled
+/// (read-modify-write of the mask register).
+pub fn set_masked(irq: u8, masked: bool) {
+    debug_assert!(irq < 8);
+    // SAFETY: reading and writing OCW1 (the master's mask register) changes only which
+    // IRQs the PIC forwards; interrupts are off, so no handler runs in between.
+    unsafe {
+        let mask = crate::arch::inb(MASTER_DATA);
+        let mask = if masked { mask | 1 << irq } else { mask & !(1 << irq) };
+        outb(MASTER_DATA, mask);
     }
 }
 

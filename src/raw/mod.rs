@@ -58,7 +58,7 @@
 //! | I7 | Nothing is written outside a stack `spawn` accepted by the entry glue. | The `needed` check in `spawn_raw` (glue reserve measured in tests). |
 //! | I8 | A fiber whose canary broke never runs again, and nothing more is written on its stack. | `check_canary` at every switch-out, `canary_intact` at exit and free; the report runs on the host stack (`canary_broken_here`). |
 //! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy, a pending preemption). | `refresh_slow` after every change of a cause. |
-//! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `IrqSignal`'s wait (with an unwind guard) adjust both together. |
+//! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `irq::source::as_irq_waiter` (the wait of every interrupt-capable object, with an unwind guard) adjust both together. |
 //! | I11 | A Ready slot is in the ring of its `priority` level: the running ring (`current`/`prev`, level `run_level`) or the ring whose tail is `levels[l]`, with bit `l` of `ready_levels` set exactly for non-empty `levels[l]` (never for `run_level`). The running ring is empty only when no fiber is ready at all. `preempt` is set exactly when `ready_levels` has a bit above `run_level`. | Only `make_ready`, `unlink_current`, `unlink_ready`, `switch_level` and `move_current` (ring.rs, prio.rs) touch the levels, each keeping all of it. |
 //!
 //! `Runtime::debug_check_invariants` / `Fiber::debug_check_invariants` check

@@ -24,11 +24,13 @@
 
 use core::cell::Cell;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::raw;
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
+use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 
@@ -48,11 +50,18 @@ pub struct Event {
     waiters: WaitQueue,
     owner: Binding,
     set: Cell<bool>,
+    /// Set from interrupt context, not yet moved into `set`.
+    isr_set: AtomicBool,
+    /// Waiters count as interrupt waiters ([`Event::isr_capable`], or a
+    /// [`set_from_isr`](Event::set_from_isr) happened).
+    isr_capable: AtomicBool,
+    /// Registration with the runtime's interrupt sources, the raised flag.
+    src: IrqSource,
 }
 
-// SAFETY: everything but `owner` (atomic) is touched only by fibers of the
-// bound runtime, on the one thread running it (`Binding::check` gates every
-// access).
+// SAFETY: everything but `owner`, `isr_set`, `isr_capable` and the source's
+// raised flag (atomics: the interrupt side) is touched only by fibers of the
+// bound runtime, on the one thread running it (`Binding` gates every access).
 unsafe impl Sync for Event {}
 // SAFETY: a movable event is borrowed by nobody, so nobody waits in it.
 unsafe impl Send for Event {}
@@ -73,7 +82,14 @@ impl Event {
 
     /// An unset event. `const`, for `static`s.
     pub const fn new() -> Self {
-        Event { waiters: WaitQueue::new(), owner: Binding::new(), set: Cell::new(false) }
+        Event {
+            waiters: WaitQueue::new(),
+            owner: Binding::new(),
+            set: Cell::new(false),
+            isr_set: AtomicBool::new(false),
+            isr_capable: AtomicBool::new(false),
+            src: IrqSource::new(),
+        }
     }
 
     /// Sets or resets the event from outside any fiber (before `run`, or
@@ -81,6 +97,7 @@ impl Event {
     /// the event.
     pub fn store_outside(&self, set: bool) -> Result<(), WrongRuntime> {
         let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        self.absorb_isr_outside();
         self.set.set(set);
         Ok(())
     }
@@ -89,12 +106,14 @@ impl Event {
     /// while a runtime uses the event.
     pub fn is_set_outside(&self) -> Result<bool, WrongRuntime> {
         let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        self.absorb_isr_outside();
         Ok(self.set.get())
     }
 
     /// Sets the event and wakes every waiter. Setting a set event does nothing.
     pub fn set(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
         let (core, _lease) = self.owner.lease(fib)?;
+        self.absorb_isr(core);
         if self.set.replace(true) {
             return Ok(());
         }
@@ -109,6 +128,7 @@ impl Event {
     /// Clears the event; later waits block until the next [`set`](Self::set).
     pub fn reset(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
         let (core, _lease) = self.owner.lease(fib)?;
+        self.absorb_isr(core);
         if self.set.replace(false) {
             // SAFETY: we are the running fiber of `core`.
             unsafe { choice_point(core) };
@@ -118,7 +138,8 @@ impl Event {
 
     /// Whether the event is set; never blocks.
     pub fn is_set(&self, fib: &Fiber<'_>) -> Result<bool, WrongRuntime> {
-        let _lease = self.owner.lease(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
+        self.absorb_isr(core);
         Ok(self.set.get())
     }
 
@@ -140,18 +161,129 @@ impl Event {
     }
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
-        self.owner.bind(fib)?;
+        let core = self.owner.bind(fib)?;
+        // Interrupt-capable (sticky): the interrupt-aware wait, out of line.
+        // Not capable: no source is registered, nothing drains behind our
+        // back, and we wait as an ordinary waiter (the documented rule).
+        if self.isr_capable.load(Ordering::Relaxed) {
+            return self.wait_until_isr(fib, core, deadline);
+        }
+        self.absorb_isr(core);
         if self.set.get() {
             return Ok(());
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
         // belongs to this runtime (checked above).
-        match unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) } {
+        self.woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) })
+    }
+
+    /// What a wait's wake-up means for `wait`.
+    #[inline]
+    fn woken(&self, wake: Wake) -> Result<(), WaitError> {
+        match wake {
             Wake::Signaled => Ok(()),
             _ if self.set.get() => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
             _ => Err(WaitError::TimedOut),
         }
+    }
+}
+
+/// Interrupt side ([`set_from_isr`](Event::set_from_isr)).
+impl Event {
+    /// Marks the event interrupt-capable: a fiber blocked in
+    /// [`wait`](Self::wait) counts as waiting for an interrupt, so the runtime
+    /// polls and idles (its idle hook; `hlt` on bare metal) instead of
+    /// reporting a deadlock while only an interrupt can set it. `const`:
+    ///
+    /// ```
+    /// static LINK_UP: filament::sync::Event = filament::sync::Event::new().isr_capable();
+    /// ```
+    ///
+    /// The first [`set_from_isr`](Self::set_from_isr) marks it too, but only
+    /// fibers that block after it count: mark it here when a fiber may block
+    /// before the first interrupt set.
+    pub const fn isr_capable(mut self) -> Self {
+        self.isr_capable = AtomicBool::new(true);
+        self
+    }
+
+    /// Sets the event from interrupt context. **Interrupt-safe** and
+    /// async-signal-safe, callable from any thread or core; no lock, never
+    /// blocks, touches no runtime memory.
+    ///
+    /// Exactly: one atomic store marking the event interrupt-capable (skipped
+    /// when it is), one atomic swap of its "set from interrupt" flag, then
+    /// the raise of its interrupt source (one atomic swap, one atomic add on
+    /// the program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
+    /// `std` at most one `futex` wake). The runtime applies it as
+    /// [`set`](Self::set) does — every waiter woken, the event stays set — at
+    /// its next poll (every switch and idle turn while a fiber waits on an
+    /// interrupt-capable object) or the event's next use by a fiber,
+    /// whichever comes first. A [`reset`](Self::reset) by a fiber clears an
+    /// interrupt set that came before it.
+    pub fn set_from_isr(&self) {
+        if !self.isr_capable.load(Ordering::Relaxed) {
+            self.isr_capable.store(true, Ordering::Relaxed);
+        }
+        // Release, before the raise: whoever sees the raise sees the flag.
+        self.isr_set.swap(true, Ordering::Release);
+        self.src.raise();
+    }
+
+    /// [`wait`](Self::wait) on an interrupt-capable event: the source is
+    /// registered with this runtime (so its drain applies interrupt sets for
+    /// waiters) and the fiber blocks as a counted, marked interrupt waiter (a
+    /// set drained between our look at the flag and our enqueue would be
+    /// lost: `irq::source::as_irq_waiter`).
+    #[cold]
+    #[inline(never)]
+    fn wait_until_isr<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        core: *mut Core,
+        deadline: Option<Ticks>,
+    ) -> Result<(), WaitError> {
+        self.src.register(fib, self)?;
+        self.absorb_isr(core);
+        if self.set.get() {
+            return Ok(());
+        }
+        // SAFETY: we are the running fiber of `core`; the closure blocks once.
+        // The queue lives in `self`, which outlives this call ('s) and belongs
+        // to this runtime (bound by the caller).
+        self.woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) })
+    }
+
+    /// Applies an interrupt set, if any: sets the event, wakes every waiter.
+    /// A plain load when there is none.
+    #[inline]
+    fn absorb_isr(&self, core: *mut Core) {
+        if self.isr_set.load(Ordering::Relaxed) && self.isr_set.swap(false, Ordering::Acquire) {
+            self.set.set(true);
+            // SAFETY: callers run in `core`, which owns the event (bound or
+            // leased): the queue holds only its blocked fibers (I1, I2).
+            unsafe { raw::wake_all(core, &self.waiters) };
+        }
+    }
+
+    /// [`absorb_isr`](Self::absorb_isr) outside any run: nobody waits.
+    fn absorb_isr_outside(&self) {
+        if self.isr_set.load(Ordering::Relaxed) && self.isr_set.swap(false, Ordering::Acquire) {
+            self.set.set(true);
+        }
+    }
+}
+
+impl Drain for Event {
+    /// Applies an interrupt set for the waiters. With none waiting it stays
+    /// pending (the next fiber to use the event applies it).
+    unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.waiters.is_empty() {
+            return Drained::Keep;
+        }
+        self.absorb_isr(core);
+        Drained::Done
     }
 }
 
@@ -165,5 +297,47 @@ impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The flag is readable only from the bound runtime's fibers.
         f.debug_struct("Event").finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod isr_tests {
+    use super::*;
+    use crate::{Runtime, Stack};
+
+    fn stack() -> Stack<'static> {
+        Stack::host(64 * 1024).expect("mmap stack").without_painting()
+    }
+
+    /// An interrupt that sets the event after a fiber looked at the flag and
+    /// before it is linked into the queue (the raise lands before the poll
+    /// `raw::block_current` makes ahead of the enqueue) must wake that fiber
+    /// too. Had that poll drained the set, it would have woken only the
+    /// waiters queued so far, and the late fiber would sleep on a set event
+    /// (here: until its deadline, `Wake::TimedOut`). The raise is injected at
+    /// exactly that place, inside the `as_irq_waiter` closure.
+    #[test]
+    fn a_set_raised_between_the_check_and_the_enqueue_wakes_the_late_waiter() {
+        static EV: Event = Event::new().isr_capable();
+        let rt = Runtime::<'static, 2>::new();
+        let early = rt.spawn(stack(), |fib| EV.wait(fib)).unwrap();
+        let late = rt
+            .spawn(stack(), |fib| {
+                let core = EV.owner.bind(fib).unwrap();
+                EV.src.register(fib, &EV).unwrap();
+                assert!(!EV.set.get(), "looked: not set, so it blocks");
+                let deadline = Some(fib.now() + 1_000);
+                // SAFETY: the running fiber of `core`; EV is 'static.
+                unsafe {
+                    crate::irq::source::as_irq_waiter(core, || {
+                        EV.set_from_isr(); // the interrupt, right here
+                        fib.wait_on(&EV.waiters, WaitKind::Event, deadline)
+                    })
+                }
+            })
+            .unwrap();
+        rt.run_with_idle(&mut crate::host::HostClock::new()).unwrap();
+        assert_eq!(rt.take(early).unwrap(), Ok(()));
+        assert_eq!(rt.take(late).unwrap(), Wake::Signaled);
     }
 }

@@ -13,6 +13,14 @@
 //! * [`Barrier`] — `n` parties meet; exactly one is the leader; reusable.
 //! * [`EventGroup`] — a word of event bits: wait for any or all of a mask,
 //!   optionally clearing them; `sync` for rendezvous.
+//! * [`StreamBuffer`] — single-producer single-consumer byte stream with a
+//!   trigger level; [`MessageBuffer`] — the same keeping message boundaries.
+//!   Both are lock-free rings writable (and readable) from interrupt handlers
+//!   and other OS threads, with blocking fiber forms; they follow their own
+//!   rules (see [`stream_buffer`]): the ring belongs to no runtime (a side's
+//!   interrupt source registers with the runtime of a fiber blocking on it,
+//!   for its run), one writer and one reader at a time is enforced with
+//!   [`Busy`], and their waiters never count as deadlocked.
 //!
 //! ```
 //! use filament::sync::{Channel, Mutex};
@@ -69,7 +77,9 @@
 //!   fiber is therefore rejected at compile time: there is no handle to pass.
 //!   Interrupt handlers have no handle either; they use
 //!   [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr) and a
-//!   fiber forwards the event to these primitives.
+//!   fiber forwards the event to these primitives (bytes and messages go
+//!   straight into a [`StreamBuffer`] or [`MessageBuffer`] with their
+//!   `*_from_isr` forms, which need no handle).
 //! * **One runtime at a time**: a primitive belongs to one runtime while
 //!   that runtime uses it. A blocking call binds it to the fiber's runtime
 //!   until that runtime's `run` returns; a non-blocking call (`try_`, queries,
@@ -124,18 +134,25 @@ pub mod channel;
 pub mod event;
 pub mod event_group;
 pub(crate) mod inherit;
+pub mod message_buffer;
 pub mod mutex;
 pub mod recursive;
+mod ring;
+mod ring_wait;
 pub mod semaphore;
+pub mod stream_buffer;
 mod waitlist;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::Event;
 pub use event_group::{EventGroup, Want};
+pub use message_buffer::{MESSAGE_HEADER, MessageBuffer, MessageError};
 pub use mutex::{Mutex, MutexGuard};
 pub use recursive::{RecursiveMutex, RecursiveMutexGuard};
+pub use ring::Busy;
 pub use semaphore::{GiveError, Semaphore};
+pub use stream_buffer::{StreamBuffer, StreamError, TriggerLevelError};
 
 /// The primitive is bound to another runtime (see [the module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

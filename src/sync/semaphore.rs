@@ -31,11 +31,13 @@
 
 use core::cell::Cell;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
-use crate::raw;
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
+use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 
@@ -62,11 +64,18 @@ pub struct Semaphore {
     permits: Cell<usize>,
     /// The most permits it holds ([`Semaphore::bounded`]; `usize::MAX`: no bound).
     max: usize,
+    /// Gives from interrupt context not yet moved into `permits`.
+    isr_gives: AtomicUsize,
+    /// Waiters count as interrupt waiters ([`Semaphore::isr_capable`], or a
+    /// [`give_from_isr`](Semaphore::give_from_isr) happened).
+    isr_capable: AtomicBool,
+    /// Registration with the runtime's interrupt sources, the raised flag.
+    src: IrqSource,
 }
 
-// SAFETY: everything but `owner` (atomic) is touched only by fibers of the
-// bound runtime, on the one thread running it (`Binding::check` gates every
-// access).
+// SAFETY: everything but `owner`, `isr_gives`, `isr_capable` and the source's
+// raised flag (atomics: the interrupt side) is touched only by fibers of the
+// bound runtime, on the one thread running it (`Binding` gates every access).
 unsafe impl Sync for Semaphore {}
 // SAFETY: a movable semaphore is borrowed by nobody, so nobody waits in it.
 unsafe impl Send for Semaphore {}
@@ -74,7 +83,7 @@ unsafe impl Send for Semaphore {}
 impl Semaphore {
     /// A semaphore with `permits` permits available. `const`, for `static`s.
     pub const fn new(permits: usize) -> Self {
-        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits), max: usize::MAX }
+        Semaphore::with_max(permits, usize::MAX)
     }
 
     /// A semaphore that never holds more than `max` permits, starting with
@@ -83,7 +92,19 @@ impl Semaphore {
     /// holds its permit fails with [`GiveError::Full`].
     pub const fn bounded(permits: usize, max: usize) -> Self {
         let permits = if permits > max { max } else { permits };
-        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits), max }
+        Semaphore::with_max(permits, max)
+    }
+
+    const fn with_max(permits: usize, max: usize) -> Self {
+        Semaphore {
+            waiters: WaitQueue::new(),
+            owner: Binding::new(),
+            permits: Cell::new(permits),
+            max,
+            isr_gives: AtomicUsize::new(0),
+            isr_capable: AtomicBool::new(false),
+            src: IrqSource::new(),
+        }
     }
 
     /// Returns one permit (to the longest waiter, else to the count). Fails
@@ -91,6 +112,7 @@ impl Semaphore {
     /// ([`bounded`](Self::bounded)), changing nothing.
     pub fn give(&self, fib: &Fiber<'_>) -> Result<(), GiveError> {
         let (core, _lease) = self.owner.lease(fib).map_err(|_| GiveError::WrongRuntime)?;
+        self.absorb_isr(core);
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         if !unsafe { raw::wake_one(core, &self.waiters) } {
             let n = self.permits.get();
@@ -119,6 +141,7 @@ impl Semaphore {
 
     /// Takes one permit, blocking the fiber until one is available. Fails only
     /// with [`WaitError::WrongRuntime`].
+    #[inline]
     pub fn acquire<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WaitError> {
         self.acquire_until(fib, None)
     }
@@ -132,6 +155,7 @@ impl Semaphore {
     /// Takes one permit if one is available; never blocks.
     pub fn try_acquire(&self, fib: &Fiber<'_>) -> Result<(), TryError> {
         let (core, _lease) = self.owner.lease(fib)?;
+        self.absorb_isr(core);
         let n = self.permits.get();
         if n == 0 {
             return Err(TryError::WouldBlock);
@@ -142,8 +166,17 @@ impl Semaphore {
         Ok(())
     }
 
+    #[inline]
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
+        // Interrupt-capable (sticky): the interrupt-aware wait, out of line so
+        // the ordinary hand-off keeps its cost. Not capable: no source is
+        // registered, nothing drains behind our back, and we wait as an
+        // ordinary waiter (the documented rule).
+        if self.isr_capable.load(Ordering::Relaxed) {
+            return self.acquire_until_isr(fib, core, deadline);
+        }
+        self.absorb_isr(core);
         let n = self.permits.get();
         if n > 0 {
             self.permits.set(n - 1);
@@ -153,8 +186,14 @@ impl Semaphore {
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
         // belongs to this runtime (checked above).
-        match unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) } {
-            // Woken only by `release`, which handed us a permit.
+        Self::woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) })
+    }
+
+    /// What a wait's wake-up means for `acquire`.
+    #[inline]
+    fn woken(wake: Wake) -> Result<(), WaitError> {
+        match wake {
+            // Woken only by `release` (or an interrupt give), which handed us a permit.
             Wake::Signaled => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
             // Taken off the queue by the runtime: no permit was handed to us.
@@ -169,6 +208,8 @@ impl Semaphore {
     /// If the count of available permits would overflow `usize`.
     pub fn release(&self, fib: &Fiber<'_>, n: usize) -> Result<(), WrongRuntime> {
         let (core, _lease) = self.owner.lease(fib)?;
+        // No absorb of interrupt gives here (the hand-off's cost): they are
+        // permits like these, taken by the next acquire or the drain.
         let mut left = n;
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         unsafe {
@@ -195,6 +236,7 @@ impl Semaphore {
     /// If the permit count would overflow `usize`.
     pub fn release_outside(&self, n: usize) -> Result<(), WrongRuntime> {
         let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        self.absorb_isr_outside();
         let total = self.permits.get().checked_add(n).expect("semaphore permit count overflow");
         self.permits.set(total.min(self.max));
         Ok(())
@@ -204,13 +246,131 @@ impl Semaphore {
     /// runtime uses the semaphore.
     pub fn available_outside(&self) -> Result<usize, WrongRuntime> {
         let _lease = self.owner.lease_outside().ok_or(WrongRuntime)?;
+        self.absorb_isr_outside();
         Ok(self.permits.get())
     }
 
     /// Permits available now (0 while fibers wait).
     pub fn available(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
-        let _lease = self.owner.lease(fib)?;
+        let (core, _lease) = self.owner.lease(fib)?;
+        self.absorb_isr(core);
         Ok(self.permits.get())
+    }
+}
+
+/// Interrupt side ([`give_from_isr`](Semaphore::give_from_isr)).
+impl Semaphore {
+    /// Marks the semaphore interrupt-capable: a fiber blocked in
+    /// [`acquire`](Self::acquire) counts as waiting for an interrupt, so the
+    /// runtime polls and idles (its idle hook; `hlt` on bare metal) instead
+    /// of reporting a deadlock while only an interrupt can wake it. `const`:
+    ///
+    /// ```
+    /// static RX_READY: filament::sync::Semaphore = filament::sync::Semaphore::new(0).isr_capable();
+    /// ```
+    ///
+    /// The first [`give_from_isr`](Self::give_from_isr) marks it too, but
+    /// only fibers that block after it count: mark it here when a fiber may
+    /// block before the first interrupt give.
+    pub const fn isr_capable(mut self) -> Self {
+        self.isr_capable = AtomicBool::new(true);
+        self
+    }
+
+    /// Returns one permit from interrupt context. **Interrupt-safe** and
+    /// async-signal-safe, callable from any thread or core; no lock, never
+    /// blocks, touches no runtime memory.
+    ///
+    /// Exactly: one atomic store marking the semaphore interrupt-capable, one
+    /// atomic `fetch_add` on its count of interrupt gives, then the raise of
+    /// its interrupt source (one atomic swap, one atomic add on the
+    /// program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
+    /// `std` at most one `futex` wake). The permit reaches the fiber side
+    /// at the runtime's next poll (every switch and idle turn while a fiber
+    /// waits on an interrupt-capable object) or the semaphore's next use by
+    /// a fiber, whichever comes first: it goes to the longest waiter, else to
+    /// the count — capped at the maximum of a [`bounded`](Self::bounded)
+    /// semaphore (the interrupt cannot learn that: an extra give is dropped,
+    /// as [`release`](Self::release) drops it).
+    pub fn give_from_isr(&self) {
+        if !self.isr_capable.load(Ordering::Relaxed) {
+            self.isr_capable.store(true, Ordering::Relaxed);
+        }
+        // Release: the drain's (or absorbing fiber's) acquire swap sees it;
+        // before the raise, so a drain that sees the raise sees the give.
+        self.isr_gives.fetch_add(1, Ordering::Release);
+        self.src.raise();
+    }
+
+    /// [`acquire`](Self::acquire) on an interrupt-capable semaphore: the
+    /// source is registered with this runtime (so its drain hands interrupt
+    /// gives to waiters) and the fiber blocks as a counted, marked interrupt
+    /// waiter (a give drained between our look at the permits and our
+    /// enqueue would be lost: `irq::source::as_irq_waiter`).
+    #[cold]
+    #[inline(never)]
+    fn acquire_until_isr<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        core: *mut Core,
+        deadline: Option<Ticks>,
+    ) -> Result<(), WaitError> {
+        self.src.register(fib, self)?;
+        self.absorb_isr(core);
+        let n = self.permits.get();
+        if n > 0 {
+            self.permits.set(n - 1);
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { choice_point(core) };
+            return Ok(());
+        }
+        // SAFETY: we are the running fiber of `core`; the closure blocks once.
+        // The queue lives in `self`, which outlives this call ('s) and belongs
+        // to this runtime (bound by the caller).
+        Self::woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) })
+    }
+
+    /// Moves the interrupt gives into the fiber side: to waiters first, the
+    /// rest to the count (capped at `max`). A plain load when there are none.
+    #[inline]
+    fn absorb_isr(&self, core: *mut Core) {
+        if self.isr_gives.load(Ordering::Relaxed) != 0 {
+            self.absorb_isr_slow(core);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn absorb_isr_slow(&self, core: *mut Core) {
+        let mut n = self.isr_gives.swap(0, Ordering::Acquire);
+        // SAFETY: callers run in `core`, which owns the semaphore (bound or
+        // leased): the queue holds only its blocked fibers (I1, I2).
+        unsafe {
+            while n > 0 && raw::wake_one(core, &self.waiters) {
+                n -= 1;
+            }
+        }
+        self.permits.set(self.permits.get().saturating_add(n).min(self.max));
+    }
+
+    /// [`absorb_isr`](Self::absorb_isr) outside any run: nobody waits.
+    fn absorb_isr_outside(&self) {
+        if self.isr_gives.load(Ordering::Relaxed) != 0 {
+            let n = self.isr_gives.swap(0, Ordering::Acquire);
+            self.permits.set(self.permits.get().saturating_add(n).min(self.max));
+        }
+    }
+}
+
+impl Drain for Semaphore {
+    /// Hands interrupt gives to the waiters. With none waiting the gives stay
+    /// where they are (the next fiber to use the semaphore takes them).
+    unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.waiters.is_empty() {
+            return Drained::Keep;
+        }
+        self.absorb_isr(core);
+        Drained::Done
     }
 }
 
