@@ -285,6 +285,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
     // --- per slot: headers, deadlines, queue membership
     let mut fp = 0usize;
     let mut irq_blocked = 0usize;
+    let mut select_blocked = 0usize;
     for i in 0..cap {
         let s = t.slot(i);
         fp += usize::from(s.fp);
@@ -296,6 +297,8 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
             return fail("live slot has no header", Some(i));
         }
         irq_blocked += usize::from(s.state == State::Blocked && s.wait_kind == WaitKind::Irq);
+        // A select with an interrupt case counts as a signal waiter too.
+        select_blocked += usize::from(s.state == State::Blocked && s.wait_kind == WaitKind::Select);
         if s.timer_pos != u32::MAX {
             let pos = s.timer_pos as usize;
             // SAFETY: pos < ntimers <= cap entries of the timer array.
@@ -399,7 +402,7 @@ pub(crate) unsafe fn check(core: *const Core, running: Option<*mut Slot>) -> Che
     if c.pollers != c.ntimers + c.irq.waiters {
         return fail("pollers differs from ntimers + irq.waiters", None);
     }
-    if c.irq.waiters < irq_blocked || c.irq.waiters > irq_blocked + ready {
+    if c.irq.waiters < irq_blocked || c.irq.waiters > irq_blocked + select_blocked + ready {
         return fail("irq.waiters disagrees with the fibers waiting on signals", None);
     }
     #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]

@@ -87,6 +87,8 @@ pub enum WaitReason {
     Irq(usize),
     /// Sleeping until this tick.
     Sleep(u64),
+    /// Waiting in a [`select`](crate::sync::select) on every listed source.
+    Select(crate::sync::select::SelectSources),
 }
 
 impl fmt::Display for WaitReason {
@@ -102,6 +104,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Irq(a) => write!(f, "interrupt signal {a:#x}"),
             WaitReason::Sleep(u64::MAX) => f.write_str("nothing (parked for good)"),
             WaitReason::Sleep(t) => write!(f, "sleep until tick {t}"),
+            WaitReason::Select(ref s) => fmt::Display::fmt(s, f),
         }
     }
 }
@@ -148,6 +151,10 @@ pub(crate) enum WaitKind {
     /// Parked for good by a deadlock it was already cancelled for once: in no
     /// queue, never woken (reported as sleeping until `u64::MAX`).
     Parked,
+    /// In a select: in no wait queue (its cases' nodes are linked in the
+    /// sources' selector lists); `wait_obj` is the address of the
+    /// `SelectSources` record in its frame.
+    Select,
 }
 
 impl WaitKind {
@@ -155,7 +162,7 @@ impl WaitKind {
     /// whose address is its `wait_obj`.
     #[inline]
     pub(crate) fn has_queue(self) -> bool {
-        !matches!(self, WaitKind::Sleep | WaitKind::None | WaitKind::Parked)
+        !matches!(self, WaitKind::Sleep | WaitKind::None | WaitKind::Parked | WaitKind::Select)
     }
 }
 

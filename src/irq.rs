@@ -136,6 +136,9 @@ pub struct IrqSignal {
     owner: AtomicU64,
     /// Link in the owner's list (owner runtime's thread only).
     next: Cell<*const IrqSignal>,
+    /// Selects watching the signal (owner runtime's thread only; see
+    /// [`select`](crate::sync::select)).
+    selectors: crate::sync::select::SelList,
 }
 
 // SAFETY: `pending`, `banked` and `owner` are atomics; `pending` is the only
@@ -159,6 +162,7 @@ impl IrqSignal {
             waiters: WaitQueue::new(),
             owner: AtomicU64::new(0),
             next: Cell::new(ptr::null()),
+            selectors: crate::sync::select::SelList::new(),
         }
     }
 
@@ -265,6 +269,27 @@ impl IrqSignal {
     }
 }
 
+/// The hooks [`select`](crate::sync::select) uses.
+impl IrqSignal {
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        self.bind(fib).is_ok()
+    }
+
+    /// Takes every notification (0 if none).
+    pub(crate) fn select_take(&self) -> u64 {
+        self.take_all()
+    }
+
+    pub(crate) fn select_list(&self) -> &crate::sync::select::SelList {
+        &self.selectors
+    }
+
+    /// The address a plain waiter is reported with.
+    pub(crate) fn select_addr(&self) -> usize {
+        &raw const self.waiters as usize
+    }
+}
+
 impl Default for IrqSignal {
     fn default() -> Self {
         Self::new()
@@ -288,7 +313,7 @@ impl fmt::Debug for IrqSignal {
 ///
 /// # Safety
 /// Called by the running fiber of `core`, on its own stack.
-unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R) -> R {
+pub(crate) unsafe fn as_irq_waiter<R>(core: *mut Core, block: impl FnOnce() -> R) -> R {
     /// Undoes the count when dropped: on return or during an unwind.
     struct Counted(*mut Core);
     impl Drop for Counted {
@@ -344,6 +369,14 @@ unsafe fn drain_slow(core: *mut Core) {
                 if n > 0 {
                     s.banked.fetch_add(n, Ordering::Relaxed);
                     raw::wake_one(core, &s.waiters);
+                }
+            } else if !s.selectors.is_empty() && s.selectors.first_sleeping().is_some() {
+                // No plain waiter: the first select sleeping on it (it takes
+                // the count; one raised before it slept stays pending here).
+                let n = s.pending.swap(0, Ordering::Acquire);
+                if n > 0 {
+                    s.banked.fetch_add(n, Ordering::Relaxed);
+                    s.selectors.notify_one(core);
                 }
             }
             sig = s.next.get();

@@ -38,6 +38,7 @@
 //! | I8 | A fiber whose canary broke never runs again, and nothing more is written on its stack. | `check_canary` at every switch-out, `canary_intact` at exit and free; the report runs on the host stack (`canary_broken_here`). |
 //! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy). | `refresh_slow` after every change of a cause. |
 //! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `IrqSignal`'s wait (with an unwind guard) adjust both together. |
+//! | I11 | A select's nodes stay at their addresses while linked in sources' selector lists, and a fiber blocked with `WaitKind::Select` keeps its `SelectSources` record at `wait_obj`. | The nodes live in case objects the select borrows `&mut` for its whole call; its drop guard unlinks them on return and unwind; the record is a local of the call that blocks. |
 //!
 //! `Runtime::debug_check_invariants` / `Fiber::debug_check_invariants` check
 //! I2, I3, I9 and I10 structurally (tests call them after every step).
@@ -978,6 +979,9 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Barrier => WaitReason::Barrier(obj),
         WaitKind::Irq => WaitReason::Irq(obj),
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
+        // SAFETY: a fiber blocked in a select keeps its sources record at
+        // `wait_obj` in its frame until it resumes (I11).
+        WaitKind::Select => WaitReason::Select(unsafe { *(obj as *const crate::sync::select::SelectSources) }),
         // Only Blocked slots are described; a Blocked slot always has a kind.
         WaitKind::None | WaitKind::Parked => WaitReason::Sleep(u64::MAX),
     }

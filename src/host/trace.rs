@@ -654,6 +654,7 @@ pub fn reason_text(r: WaitReason) -> String {
         WaitReason::Barrier(a) => std::format!("barrier {a:#x}"),
         WaitReason::Irq(a) => std::format!("irq {a:#x}"),
         WaitReason::Sleep(t) => std::format!("sleep until tick {t}"),
+        WaitReason::Select(s) => std::format!("{s}"),
     }
 }
 

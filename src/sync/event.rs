@@ -48,6 +48,8 @@ pub struct Event {
     waiters: WaitQueue,
     owner: Binding,
     set: Cell<bool>,
+    /// Selects watching the event (see [`select`](super::select)).
+    selectors: super::select::SelList,
 }
 
 // SAFETY: everything but `owner` (atomic) is touched only by fibers of the
@@ -73,7 +75,12 @@ impl Event {
 
     /// An unset event. `const`, for `static`s.
     pub const fn new() -> Self {
-        Event { waiters: WaitQueue::new(), owner: Binding::new(), set: Cell::new(false) }
+        Event {
+            waiters: WaitQueue::new(),
+            owner: Binding::new(),
+            set: Cell::new(false),
+            selectors: super::select::SelList::new(),
+        }
     }
 
     /// Sets or resets the event from outside any fiber (before `run`, or
@@ -101,6 +108,7 @@ impl Event {
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         unsafe {
             raw::wake_all(core, &self.waiters);
+            self.selectors.notify_all(core);
             choice_point(core);
         }
         Ok(())
@@ -152,6 +160,28 @@ impl Event {
             Wake::Unwinding => Err(WaitError::Unwinding),
             _ => Err(WaitError::TimedOut),
         }
+    }
+}
+
+/// The hooks [`select`](super::select) uses.
+impl Event {
+    /// Binds the event to `fib`'s runtime for the run.
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        self.owner.bind(fib).is_ok()
+    }
+
+    /// Whether it is set (call only from a fiber of the bound runtime).
+    pub(crate) fn select_is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    pub(crate) fn select_list(&self) -> &super::select::SelList {
+        &self.selectors
+    }
+
+    /// The address a plain waiter is reported with.
+    pub(crate) fn select_addr(&self) -> usize {
+        &raw const self.waiters as usize
     }
 }
 

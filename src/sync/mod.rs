@@ -11,6 +11,8 @@
 //! * [`Event`] — manual-reset event: `set` wakes every waiter and stays set
 //!   until `reset`.
 //! * [`Barrier`] — `n` parties meet; exactly one is the leader; reusable.
+//! * [`select`] — wait on several channels, semaphores, events and interrupt
+//!   signals at once; the first ready case fires.
 //!
 //! ```
 //! use filament::sync::{Channel, Mutex};
@@ -122,6 +124,7 @@ pub mod channel;
 pub mod event;
 pub mod mutex;
 pub mod recursive;
+pub mod select;
 pub mod semaphore;
 mod waitlist;
 

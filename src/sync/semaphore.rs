@@ -62,6 +62,8 @@ pub struct Semaphore {
     permits: Cell<usize>,
     /// The most permits it holds ([`Semaphore::bounded`]; `usize::MAX`: no bound).
     max: usize,
+    /// Selects watching for a permit (see [`select`](super::select)).
+    selectors: super::select::SelList,
 }
 
 // SAFETY: everything but `owner` (atomic) is touched only by fibers of the
@@ -74,7 +76,13 @@ unsafe impl Send for Semaphore {}
 impl Semaphore {
     /// A semaphore with `permits` permits available. `const`, for `static`s.
     pub const fn new(permits: usize) -> Self {
-        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits), max: usize::MAX }
+        Semaphore {
+            waiters: WaitQueue::new(),
+            owner: Binding::new(),
+            permits: Cell::new(permits),
+            max: usize::MAX,
+            selectors: super::select::SelList::new(),
+        }
     }
 
     /// A semaphore that never holds more than `max` permits, starting with
@@ -83,7 +91,13 @@ impl Semaphore {
     /// holds its permit fails with [`GiveError::Full`].
     pub const fn bounded(permits: usize, max: usize) -> Self {
         let permits = if permits > max { max } else { permits };
-        Semaphore { waiters: WaitQueue::new(), owner: Binding::new(), permits: Cell::new(permits), max }
+        Semaphore {
+            waiters: WaitQueue::new(),
+            owner: Binding::new(),
+            permits: Cell::new(permits),
+            max,
+            selectors: super::select::SelList::new(),
+        }
     }
 
     /// Returns one permit (to the longest waiter, else to the count). Fails
@@ -98,6 +112,8 @@ impl Semaphore {
                 return Err(GiveError::Full);
             }
             self.permits.set(n + 1);
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { self.selectors.notify_one(core) };
         }
         // SAFETY: we are the running fiber of `core`.
         unsafe { choice_point(core) };
@@ -180,6 +196,12 @@ impl Semaphore {
         // A bounded semaphore keeps at most `max` (use `give` to learn whether
         // a permit was kept).
         self.permits.set(total.min(self.max));
+        // Permits counted, nobody queued: one select per permit (each passes
+        // any left over on when it returns).
+        // SAFETY: we are the running fiber of `core`.
+        while left > 0 && unsafe { self.selectors.notify_one(core) } {
+            left -= 1;
+        }
         if n > 0 {
             // SAFETY: we are the running fiber of `core`.
             unsafe { choice_point(core) };
@@ -211,6 +233,37 @@ impl Semaphore {
     pub fn available(&self, fib: &Fiber<'_>) -> Result<usize, WrongRuntime> {
         let _lease = self.owner.lease(fib)?;
         Ok(self.permits.get())
+    }
+}
+
+/// The hooks [`select`](super::select) uses.
+impl Semaphore {
+    /// Binds the semaphore to `fib`'s runtime for the run.
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        self.owner.bind(fib).is_ok()
+    }
+
+    /// Takes a permit if one is counted (call only from a fiber of the bound runtime).
+    pub(crate) fn select_take(&self) -> bool {
+        let n = self.permits.get();
+        if n > 0 {
+            self.permits.set(n - 1);
+        }
+        n > 0
+    }
+
+    /// Whether a permit is counted (call only from a fiber of the bound runtime).
+    pub(crate) fn select_ready(&self) -> bool {
+        self.permits.get() > 0
+    }
+
+    pub(crate) fn select_list(&self) -> &super::select::SelList {
+        &self.selectors
+    }
+
+    /// The address a plain waiter is reported with.
+    pub(crate) fn select_addr(&self) -> usize {
+        &raw const self.waiters as usize
     }
 }
 
