@@ -244,7 +244,9 @@ impl<'s> sealed::CaseImpl<'s> for AcquireCase<'s> {
 }
 
 /// Wait for an [`Event`] to be set. Fires while it is set (it stays set:
-/// an event is not consumed).
+/// an event is not consumed), and — like a plain waiter — when a `set` woke
+/// the select, even if the event was reset before the fiber ran (unless a
+/// lower case is ready then: exactly one case fires).
 #[derive(Debug)]
 pub struct EventCase<'s> {
     ev: &'s Event,
@@ -274,7 +276,9 @@ impl<'s> sealed::CaseImpl<'s> for EventCase<'s> {
         self.fired = false;
     }
     unsafe fn fire(&mut self, _fib: &Fiber<'_>) -> bool {
-        self.fired = self.ev.select_is_set();
+        // Set now, or set (and maybe reset) since it woke us: as for a plain
+        // waiter, a pulse that woke the select counts.
+        self.fired = self.node.take_signaled() | self.ev.select_is_set();
         self.fired
     }
     unsafe fn ready(&self) -> bool {

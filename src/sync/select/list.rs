@@ -20,6 +20,9 @@ pub struct SelNode {
     next: Cell<*const SelNode>,
     /// The list it is linked in; null while unlinked.
     list: Cell<*const SelList>,
+    /// Its source woke the fiber through this node (an event's pulse: set and
+    /// reset before the fiber ran still fires the case).
+    signaled: Cell<bool>,
 }
 
 impl SelNode {
@@ -29,7 +32,14 @@ impl SelNode {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             list: Cell::new(ptr::null()),
+            signaled: Cell::new(false),
         }
+    }
+
+    /// Whether its source woke the fiber through this node since it was
+    /// linked (cleared by reading).
+    pub(crate) fn take_signaled(&self) -> bool {
+        self.signaled.replace(false)
     }
 
     /// Whether the node is linked in a list.
@@ -69,6 +79,7 @@ impl SelList {
     pub(crate) unsafe fn link(&self, node: &SelNode, slot: *mut Slot) {
         let p: *const SelNode = node;
         node.slot.set(slot);
+        node.signaled.set(false);
         node.prev.set(self.tail.get());
         node.next.set(ptr::null());
         let t = self.tail.get();
@@ -116,14 +127,14 @@ impl SelList {
     ///
     /// # Safety
     /// Only the owner runtime's code touches the list; linked nodes are alive.
-    pub(crate) unsafe fn first_sleeping(&self) -> Option<*mut Slot> {
+    pub(crate) unsafe fn first_sleeping(&self) -> Option<&SelNode> {
         let mut n = self.head.get();
         // SAFETY: linked nodes and their fibers' slots are alive (I11).
         unsafe {
             while !n.is_null() {
                 let s = (*n).slot.get();
                 if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Select {
-                    return Some(s);
+                    return Some(&*n);
                 }
                 n = (*n).next.get();
             }
@@ -153,8 +164,9 @@ impl SelList {
         // queue (`WaitKind::Select` has none, I2): `wake` may make it ready.
         unsafe {
             match self.first_sleeping() {
-                Some(s) => {
-                    raw::wake(core, s, Wake::Signaled);
+                Some(n) => {
+                    n.signaled.set(true);
+                    raw::wake(core, n.slot.get(), Wake::Signaled);
                     true
                 }
                 None => false,
