@@ -396,6 +396,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     ///
     /// # Safety
     /// Called by the running fiber of the bound runtime `core`.
+    #[inline(always)]
     unsafe fn offer(&self, core: *mut Core, value: T) -> Result<(), TrySendError<T>> {
         if self.closed.get() {
             return Err(TrySendError::Closed(value));
@@ -423,6 +424,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     ///
     /// # Safety
     /// Called by the running fiber of the bound runtime `core`.
+    #[inline(always)]
     unsafe fn take(&self, core: *mut Core) -> Result<T, TryRecvError> {
         // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
         let buf = unsafe { &mut *self.buf.get() };
