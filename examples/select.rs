@@ -6,14 +6,17 @@
 //!  shutdown (Event) ─────────────┘
 //! ```
 //!
-//! The driver loops over one select of five cases, in priority order:
-//! shutdown first, then interrupts, then a pending reply (a send case that
-//! waits while the log channel is full and keeps its value until it goes in),
-//! then new requests; a timeout doubles as a heartbeat. Nothing is allocated;
-//! each fired case says what happened and carries its value.
+//! The driver loops over one select of three cases, in priority order:
+//! interrupts first, then either its pending reply (a send
+//! case that waits while the log channel is full and keeps its value until it
+//! goes in) or, with no reply pending, the next request, and last the
+//! shutdown event (so work that is ready is done first); a timeout doubles
+//! as a heartbeat. The select itself allocates nothing; each fired case says
+//! what happened and carries its value.
 //!
 //! Run with `cargo run --example select --features std`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use filament::host::HostClock;
@@ -22,6 +25,8 @@ use filament::sync::{Channel, Event};
 use filament::{IrqSignal, Runtime, Stack};
 
 static DEVICE: IrqSignal = IrqSignal::new().named("device");
+/// Set by the interrupt thread after its last notification.
+static HW_DONE: AtomicBool = AtomicBool::new(false);
 
 const REQUESTS: u32 = 20;
 
@@ -37,6 +42,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(2));
             DEVICE.notify_from_isr();
         }
+        HW_DONE.store(true, Ordering::Release);
     });
 
     let (irqs, served, heartbeats) = Runtime::<4>::scope(|rt| {
@@ -47,24 +53,31 @@ fn main() {
                 loop {
                     let mut stop = EventCase::new(&shutdown);
                     let mut irq = IrqCase::new(&DEVICE);
-                    // With no reply pending the send case has no value and never fires.
-                    let mut out = SendCase::new(&log, String::new());
-                    match reply.take() {
-                        Some(r) => drop(out.set_value(r)),
-                        None => drop(out.take_value()),
-                    }
-                    let mut req = RecvCase::new(&requests);
-                    let fired = select::select_timeout(fib, [&mut stop, &mut irq, &mut out, &mut req], 50);
-                    // An unsent reply stays ours for the next round.
-                    reply = out.take_value();
+                    // A pending reply is sent before the next request is taken.
+                    let fired = match reply.take() {
+                        Some(r) => {
+                            let mut out = SendCase::new(&log, r);
+                            let fired = select::select_timeout(fib, [&mut irq, &mut out, &mut stop], 50);
+                            // Not sent (log full until the timeout, or another
+                            // case fired): the reply stays ours.
+                            reply = out.take_value();
+                            fired
+                        }
+                        None => {
+                            let mut req = RecvCase::new(&requests);
+                            let fired = select::select_timeout(fib, [&mut irq, &mut req, &mut stop], 50);
+                            if let Some(r) = req.take() {
+                                let n = r.expect("requests is never closed");
+                                reply = Some(format!("{n}² = {}", n * n));
+                            }
+                            fired
+                        }
+                    };
                     match fired {
-                        Ok(0) => break,
-                        Ok(1) => irqs += irq.count(),
-                        Ok(2) => served += 1,
-                        Ok(_) => match req.take() {
-                            Some(Ok(n)) => reply = Some(format!("{n}² = {}", n * n)),
-                            _ => unreachable!("requests is never closed"),
-                        },
+                        Ok(0) => irqs += irq.count(),
+                        Ok(1) if reply.is_none() => served += 1,
+                        Ok(1) => {} // a request taken; its reply goes out next round
+                        Ok(_) => break,
                         Err(SelectError::TimedOut) => heartbeats += 1,
                         Err(e) => panic!("{e}"),
                     }
@@ -87,8 +100,11 @@ fn main() {
                 }
                 fib.sleep(1); // a slow sink: the driver's replies back up
             }
-            // Let the interrupts arrive, then stop the driver.
-            fib.sleep(20);
+            // Once every interrupt has arrived, stop the driver (which takes
+            // what is pending first: the shutdown case comes last).
+            while !HW_DONE.load(Ordering::Acquire) {
+                fib.sleep(1);
+            }
             shutdown.set(fib).unwrap();
         })
         .unwrap();
