@@ -86,29 +86,33 @@ fn main() {
             })
             .ok()
             .unwrap();
-        rt.spawn_named("client", stack(), |fib| {
-            for n in 1..=REQUESTS {
-                requests.send(fib, n).unwrap();
-            }
-        })
-        .unwrap();
-        rt.spawn_named("logger", stack(), |fib| {
-            for _ in 0..REQUESTS {
-                let line = log.recv(fib).unwrap();
-                if line.starts_with("20²") {
-                    println!("last reply: {line}");
+        let client = rt
+            .spawn_named("client", stack(), |fib| {
+                for n in 1..=REQUESTS {
+                    requests.send(fib, n).unwrap();
                 }
-                fib.sleep(1); // a slow sink: the driver's replies back up
-            }
-            // Once every interrupt has arrived, stop the driver (which takes
-            // what is pending first: the shutdown case comes last).
-            while !HW_DONE.load(Ordering::Acquire) {
-                fib.sleep(1);
-            }
-            shutdown.set(fib).unwrap();
-        })
-        .unwrap();
+            })
+            .unwrap();
+        let logger = rt
+            .spawn_named("logger", stack(), |fib| {
+                for _ in 0..REQUESTS {
+                    let line = log.recv(fib).unwrap();
+                    if line.starts_with("20²") {
+                        println!("last reply: {line}");
+                    }
+                    fib.sleep(1); // a slow sink: the driver's replies back up
+                }
+                // Once every interrupt has arrived, stop the driver (which takes
+                // what is pending first: the shutdown case comes last).
+                while !HW_DONE.load(Ordering::Acquire) {
+                    fib.sleep(1);
+                }
+                shutdown.set(fib).unwrap();
+            })
+            .unwrap();
         rt.run_with_idle(&mut HostClock::new()).unwrap();
+        rt.take(client).unwrap();
+        rt.take(logger).unwrap();
         rt.take(driver).unwrap()
     });
     hw.join().unwrap();

@@ -5,9 +5,7 @@
 use std::sync::Mutex as StdMutex;
 
 use filament::host::HostClock;
-use filament::sync::select::{
-    self, AcquireCase, EventCase, IrqCase, RecvCase, SelectError, SendCase,
-};
+use filament::sync::select::{self, AcquireCase, EventCase, IrqCase, RecvCase, SelectError, SendCase};
 use filament::sync::{Channel, Event, RecvError, Semaphore};
 use filament::{FiberState, IrqSignal, JoinError, RunError, Runtime, Stack, WaitReason};
 
@@ -54,10 +52,13 @@ fn the_lowest_ready_case_fires_and_the_others_are_untouched() {
                         _ => format!("event:{}", ev.is_fired()),
                     };
                     // Only the fired case has an outcome.
-                    assert_eq!([rb.take().is_some(), acq.is_acquired(), ra.take().is_some(), ev.is_fired()]
-                        .iter()
-                        .filter(|&&x| x)
-                        .count(), usize::from(i == 1 || i == 3));
+                    assert_eq!(
+                        [rb.take().is_some(), acq.is_acquired(), ra.take().is_some(), ev.is_fired()]
+                            .iter()
+                            .filter(|&&x| x)
+                            .count(),
+                        usize::from(i == 1 || i == 3)
+                    );
                     out.push(what);
                 }
                 (out, a.len(fib).unwrap(), b.len(fib).unwrap(), s.available(fib).unwrap(), e.is_set(fib).unwrap())
@@ -126,10 +127,7 @@ fn a_blocked_select_is_woken_by_each_kind_of_source() {
         .unwrap();
         rt.run_with_idle(&mut HostClock::new()).unwrap();
     });
-    assert_eq!(
-        joined(&l),
-        "send recv:7 make-room sent:true give acquired:true set event:true notify irq:2"
-    );
+    assert_eq!(joined(&l), "send recv:7 make-room sent:true give acquired:true set event:true notify irq:2");
 }
 
 #[test]

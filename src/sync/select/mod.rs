@@ -192,7 +192,11 @@ unsafe fn fire_first(fib: &Fiber<'_>, cases: &mut [&mut dyn Case<'_>]) -> Option
 }
 
 /// `block`: `None` never blocks; `Some(deadline)` blocks until it (`None`: forever).
-fn run<'s>(fib: &Fiber<'s>, cases: &mut [&mut dyn Case<'s>], block: Option<Option<Ticks>>) -> Result<usize, SelectError> {
+fn run<'s>(
+    fib: &Fiber<'s>,
+    cases: &mut [&mut dyn Case<'s>],
+    block: Option<Option<Ticks>>,
+) -> Result<usize, SelectError> {
     let core = fib.core_ptr();
     for (index, c) in cases.iter_mut().enumerate() {
         if !c.bind(fib) {
