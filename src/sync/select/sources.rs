@@ -16,6 +16,7 @@ use crate::fiber::WaitReason;
 /// the listed ones; `select on nothing` for a select with no case, which
 /// only waits for its deadline).
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C)] // gdb/filament.py reads it: the listed words, then the count
 pub struct SelectSources {
     /// Source addresses (8-aligned) with the kind in the low 3 bits.
     listed: [usize; SelectSources::LISTED],
