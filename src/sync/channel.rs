@@ -497,12 +497,9 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         (&self.receivers.selectors, &self.senders.selectors)
     }
 
-    /// How a plain receiver and a plain sender are reported.
-    pub(crate) fn select_reasons(&self) -> (crate::WaitReason, crate::WaitReason) {
-        (
-            crate::WaitReason::Recv(&raw const self.receivers.queue as usize),
-            crate::WaitReason::Send(&raw const self.senders.queue as usize),
-        )
+    /// The addresses a plain receiver and a plain sender are reported with.
+    pub(crate) fn select_addrs(&self) -> (usize, usize) {
+        (&raw const self.receivers.queue as usize, &raw const self.senders.queue as usize)
     }
 }
 

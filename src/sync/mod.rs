@@ -91,7 +91,8 @@
 //! * **Deadlock**: if every fiber is blocked and nothing can wake them,
 //!   [`Runtime::run`](crate::Runtime::run) returns
 //!   [`RunError::Deadlock`](crate::RunError::Deadlock) naming each blocked
-//!   fiber and the primitive's address ([`WaitReason`](crate::WaitReason)).
+//!   fiber and the primitive's address ([`WaitReason`](crate::WaitReason));
+//!   a fiber in a [`select`] is listed with every source it waits on.
 //!   A waiter cancelled that way (under `std`) leaves the primitive consistent.
 //!
 //! # Lifetimes

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use super::list::{SelList, SelNode};
-use crate::fiber::WaitReason;
+use super::sources;
 use crate::handle::Fiber;
 use crate::irq::IrqSignal;
 use crate::sync::{Channel, Event, RecvError, Semaphore, TryRecvError, TrySendError};
@@ -38,12 +38,10 @@ pub(crate) mod sealed {
         unsafe fn ready(&self) -> bool;
         /// The case's node and its source's selector list.
         fn parts(&self) -> (&SelNode, &SelList);
-        /// The source as its plain waiter's reason (reports).
-        fn reason(&self) -> WaitReason;
-        /// Whether the source is an interrupt signal (polled by the runtime).
-        fn polled(&self) -> bool {
-            false
-        }
+        /// The source for reports: its wait queue's address (the one its
+        /// plain waiters are reported with) tagged with its kind
+        /// ([`sources`](super::super::sources) `RECV` ... `IRQ`).
+        fn source(&self) -> usize;
     }
 }
 
@@ -78,7 +76,8 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for RecvCase<'s, T, CAP> {
     fn begin(&mut self) {}
     unsafe fn fire(&mut self, fib: &Fiber<'_>) -> bool {
         let core = fib.core_ptr();
-        if self.got.is_some() {
+        // SAFETY: forwarded contract (a cheap look before the full take).
+        if self.got.is_some() || !unsafe { self.ch.select_recv_ready() } {
             return false;
         }
         // SAFETY: forwarded contract.
@@ -96,8 +95,8 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for RecvCase<'s, T, CAP> {
     fn parts(&self) -> (&SelNode, &SelList) {
         (&self.node, self.ch.select_lists().0)
     }
-    fn reason(&self) -> WaitReason {
-        self.ch.select_reasons().0
+    fn source(&self) -> usize {
+        self.ch.select_addrs().0 | sources::RECV
     }
 }
 
@@ -160,6 +159,10 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for SendCase<'s, T, CAP> {
     }
     unsafe fn fire(&mut self, fib: &Fiber<'_>) -> bool {
         let core = fib.core_ptr();
+        // SAFETY: forwarded contract (a cheap look before the full offer).
+        if self.value.is_none() || !unsafe { self.ch.select_send_ready() } {
+            return false;
+        }
         let Some(v) = self.value.take() else { return false };
         // SAFETY: forwarded contract.
         match unsafe { self.ch.select_offer(core, v) } {
@@ -182,8 +185,8 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for SendCase<'s, T, CAP> {
     fn parts(&self) -> (&SelNode, &SelList) {
         (&self.node, self.ch.select_lists().1)
     }
-    fn reason(&self) -> WaitReason {
-        self.ch.select_reasons().1
+    fn source(&self) -> usize {
+        self.ch.select_addrs().1 | sources::SEND
     }
 }
 
@@ -238,8 +241,8 @@ impl<'s> sealed::CaseImpl<'s> for AcquireCase<'s> {
     fn parts(&self) -> (&SelNode, &SelList) {
         (&self.node, self.sem.select_list())
     }
-    fn reason(&self) -> WaitReason {
-        WaitReason::Semaphore(self.sem.select_addr())
+    fn source(&self) -> usize {
+        self.sem.select_addr() | sources::SEMAPHORE
     }
 }
 
@@ -287,8 +290,8 @@ impl<'s> sealed::CaseImpl<'s> for EventCase<'s> {
     fn parts(&self) -> (&SelNode, &SelList) {
         (&self.node, self.ev.select_list())
     }
-    fn reason(&self) -> WaitReason {
-        WaitReason::Event(self.ev.select_addr())
+    fn source(&self) -> usize {
+        self.ev.select_addr() | sources::EVENT
     }
 }
 
@@ -335,10 +338,7 @@ impl<'s> sealed::CaseImpl<'s> for IrqCase<'s> {
     fn parts(&self) -> (&SelNode, &SelList) {
         (&self.node, self.sig.select_list())
     }
-    fn reason(&self) -> WaitReason {
-        WaitReason::Irq(self.sig.select_addr())
-    }
-    fn polled(&self) -> bool {
-        true
+    fn source(&self) -> usize {
+        self.sig.select_addr() | sources::IRQ
     }
 }

@@ -214,8 +214,9 @@ fn run<'s>(
     let mut sources = SelectSources::new();
     let mut polled = false;
     for c in cases.iter() {
-        sources.push(c.reason());
-        polled |= c.polled();
+        let w = c.source();
+        sources.push(w);
+        polled |= w & 7 == sources::IRQ;
     }
     let slot = fib.slot_ptr();
     for c in cases.iter() {

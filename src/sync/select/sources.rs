@@ -24,11 +24,12 @@ pub struct SelectSources {
     len: usize,
 }
 
-const RECV: usize = 0;
-const SEND: usize = 1;
-const SEMAPHORE: usize = 2;
-const EVENT: usize = 3;
-const IRQ: usize = 4;
+// Kinds, in the low 3 bits of a source's (8-aligned) wait-queue address.
+pub(crate) const RECV: usize = 0;
+pub(crate) const SEND: usize = 1;
+pub(crate) const SEMAPHORE: usize = 2;
+pub(crate) const EVENT: usize = 3;
+pub(crate) const IRQ: usize = 4;
 
 impl SelectSources {
     /// How many sources are listed; a select with more is reported with the
@@ -39,20 +40,11 @@ impl SelectSources {
         SelectSources { listed: [0; Self::LISTED], len: 0 }
     }
 
-    /// Adds a source (its plain waiter's reason).
-    pub(crate) fn push(&mut self, r: WaitReason) {
-        let (kind, addr) = match r {
-            WaitReason::Recv(a) => (RECV, a),
-            WaitReason::Send(a) => (SEND, a),
-            WaitReason::Semaphore(a) => (SEMAPHORE, a),
-            WaitReason::Event(a) => (EVENT, a),
-            WaitReason::Irq(a) => (IRQ, a),
-            _ => unreachable!("not a select source"),
-        };
-        // Every source is a struct holding pointers or 64-bit atomics.
-        debug_assert_eq!(addr & 7, 0, "source address not 8-aligned");
+    /// Adds a source: its wait queue's address tagged with its kind.
+    #[inline]
+    pub(crate) fn push(&mut self, word: usize) {
         if self.len < Self::LISTED {
-            self.listed[self.len] = addr | kind;
+            self.listed[self.len] = word;
         }
         self.len += 1;
     }
