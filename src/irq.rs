@@ -412,6 +412,9 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
             let s = &*sig;
             sig = s.next.get();
             s.next.set(ptr::null());
+            // Only selects parked for good can still be linked (a poisoned
+            // runtime being dropped): their nodes must not outlive it here.
+            s.selectors.forget_all();
             s.owner.store(0, Ordering::Release);
         }
         (*core).irq.head = ptr::null();

@@ -556,3 +556,38 @@ fn a_blocking_select_is_traced_with_its_sources() {
         [format!("select on recv on channel {:#x}, semaphore {:#x}", addr(&ch), addr(&s))]
     );
 }
+
+/// A select parked for good (cancelled once, caught, blocked again) by a
+/// runtime that is then dropped: the signal it watched is released with that
+/// runtime, and must not keep the parked select's node, which points into
+/// the dropped runtime's fiber table (a use after free the next user of the
+/// signal would walk into; caught by the AddressSanitizer run).
+#[test]
+fn a_signal_released_by_a_dropped_runtime_keeps_no_parked_selector() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    static SIG: IrqSignal = IrqSignal::new();
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let _parked = rt
+        .spawn(stack(), |fib| {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                let mut c = IrqCase::new(&SIG);
+                let _ = select::select(fib, [&mut c]);
+            }));
+            let mut c = IrqCase::new(&SIG);
+            let _ = select::select(fib, [&mut c]);
+        })
+        .unwrap();
+    assert!(matches!(rt.run_for(&mut HostClock::new(), 2), Err(RunError::TimedOut(_))));
+    assert!(matches!(rt.run(), Err(RunError::Poisoned)), "the select is parked");
+    drop(rt); // poisoned: the stack leaks, the signal is released
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let h = rt
+        .spawn(stack(), |fib| {
+            let mut c = IrqCase::new(&SIG);
+            select::select(fib, [&mut c]).map(|_| c.count())
+        })
+        .unwrap();
+    rt.spawn_detached(stack(), |_| SIG.notify_from_isr()).unwrap();
+    rt.run_with_idle(&mut HostClock::new()).unwrap();
+    assert_eq!(rt.take(h).unwrap(), Ok(1));
+}

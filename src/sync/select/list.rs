@@ -174,6 +174,14 @@ impl SelList {
         }
     }
 
+    /// Empties the list without touching its nodes: for a source released by
+    /// a runtime that is gone, whose selectors (parked for good) never run
+    /// again. Their nodes must not be reachable by the source's next user.
+    pub(crate) fn forget_all(&self) {
+        self.head.set(ptr::null());
+        self.tail.set(ptr::null());
+    }
+
     /// Wakes every sleeping selector (a channel closed, an event set).
     ///
     /// # Safety
