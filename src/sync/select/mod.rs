@@ -49,6 +49,22 @@
 //! assert_eq!(RT.take(rx).unwrap(), [7, 4]);
 //! ```
 //!
+//! A case borrows its source for the runtime's lifetime, like a blocking
+//! call: a primitive on a fiber's own stack cannot be selected on.
+//!
+//! ```compile_fail
+//! use filament::sync::select::{self, RecvCase};
+//! use filament::sync::Channel;
+//! use filament::{Runtime, StaticStack};
+//! static STACK: StaticStack<16384> = StaticStack::new();
+//! static RT: Runtime<'static, 2> = Runtime::new();
+//! RT.spawn_detached(STACK.claim().unwrap(), |fib| {
+//!     let local: Channel<u8, 1> = Channel::new();
+//!     let mut r = RecvCase::new(&local);
+//!     let _ = select::select(fib, [&mut r]); // error: `local` does not live long enough
+//! });
+//! ```
+//!
 //! # Semantics
 //!
 //! * **Exactly one case fires** per successful select; the others are left
