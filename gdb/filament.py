@@ -296,6 +296,8 @@ class FiberView:
             return "Blocked notification"
         if kind == "Sleep":
             return "Blocked sleep until %d" % obj
+        if kind == "Select":
+            return "Blocked " + _select_text(obj)
         if kind == "Join":
             for j in range(int(self.core["cap"])):
                 other = FiberView(self.core, j)
@@ -313,6 +315,34 @@ class FiberView:
             ' "%s"' % name if name else "",
             " (%s)" % where if where else "",
         )
+
+
+# A select's sources record (`sync::select::SelectSources`): LISTED words,
+# each a source's wait-queue address with the kind in the low 3 bits, then the
+# number of sources.
+_SELECT_LISTED = 8
+_SELECT_KINDS = ["recv", "send", "semaphore", "event", "irq"]
+
+
+def _select_text(addr):
+    """'select on recv 0x.. "name", semaphore 0x..' for the record at addr."""
+    try:
+        words = struct.unpack("<%dQ" % (_SELECT_LISTED + 1), _read_memory(addr, 8 * (_SELECT_LISTED + 1)))
+    except (gdb.error, gdb.MemoryError, RuntimeError):
+        return "select 0x%x" % addr
+    n = words[_SELECT_LISTED]
+    parts = []
+    for w in words[: min(n, _SELECT_LISTED)]:
+        kind = w & 7
+        src = w & ~7
+        name = _queue_name(src)
+        parts.append(
+            "%s 0x%x%s"
+            % (_SELECT_KINDS[kind] if kind < len(_SELECT_KINDS) else "?", src, ' "%s"' % name if name else "")
+        )
+    if n > _SELECT_LISTED:
+        parts.append("+%d more" % (n - _SELECT_LISTED))
+    return "select on " + (", ".join(parts) if parts else "nothing")
 
 
 def _queue_name(addr):

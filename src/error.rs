@@ -290,8 +290,9 @@ impl DeadlockReport {
 
 /// Why `run` returned early.
 ///
-/// The deadlock report is stored inline (no heap), so this error is a few
-/// hundred bytes; the other variants are small.
+/// The deadlock report is stored inline (no heap), so this error is about
+/// 2 KiB (16 fibers of 120 bytes: a [`WaitReason`] lists up to 8 sources of a
+/// select); the other variants are small.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

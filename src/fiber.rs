@@ -96,6 +96,8 @@ pub enum WaitReason {
     /// Waiting for a notification ([`Fiber::notify_wait`](crate::Fiber::notify_wait),
     /// [`notify_take`](crate::Fiber::notify_take)).
     Notify,
+    /// Waiting in a [`select`](crate::sync::select) on every listed source.
+    Select(crate::sync::select::SelectSources),
 }
 
 impl fmt::Display for WaitReason {
@@ -114,6 +116,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Sleep(t) => write!(f, "sleep until tick {t}"),
             WaitReason::Notify => f.write_str("notification"),
             WaitReason::Suspended => f.write_str("resume (suspended)"),
+            WaitReason::Select(ref s) => fmt::Display::fmt(s, f),
         }
     }
 }
@@ -167,6 +170,10 @@ pub(crate) enum WaitKind {
     /// Parked for good by a deadlock it was already cancelled for once: in no
     /// queue, never woken (reported as sleeping until `u64::MAX`).
     Parked,
+    /// In a select: in no wait queue (its cases' nodes are linked in the
+    /// sources' selector lists); `wait_obj` is the address of the
+    /// `SelectSources` record in its frame.
+    Select,
 }
 
 impl WaitKind {
@@ -174,7 +181,15 @@ impl WaitKind {
     /// whose address is its `wait_obj`.
     #[inline]
     pub(crate) fn has_queue(self) -> bool {
-        !matches!(self, WaitKind::Sleep | WaitKind::Notify | WaitKind::Suspended | WaitKind::None | WaitKind::Parked)
+        !matches!(
+            self,
+            WaitKind::Sleep
+                | WaitKind::Notify
+                | WaitKind::Suspended
+                | WaitKind::None
+                | WaitKind::Parked
+                | WaitKind::Select
+        )
     }
 }
 

@@ -429,6 +429,20 @@ impl<'s> Fiber<'s> {
         }
     }
 
+    /// Blocks the running fiber in no wait queue with `kind` and `obj` (a
+    /// select) until woken or `deadline` (if any).
+    ///
+    /// # Safety
+    /// Whatever `obj` names must stay valid while the fiber waits (I11).
+    pub(crate) unsafe fn wait_off_queue(&self, kind: WaitKind, obj: usize, deadline: Option<Ticks>) -> Wake {
+        // SAFETY: we are the running fiber; forwarded contract.
+        unsafe {
+            let wake = raw::block_current(self.core, ptr::null(), kind, obj, deadline);
+            self.check_cancel(wake);
+            wake
+        }
+    }
+
     /// Unwinds the fiber if the runtime cancelled it (std only).
     #[inline]
     fn check_cancel(&self, wake: Wake) {

@@ -77,7 +77,8 @@ pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) ->
     }
 }
 
-fn state_text(state: FiberState, waiting_in: &str) -> heapless::String<64> {
+/// Room for a select's list of sources.
+fn state_text(state: FiberState, waiting_in: &str) -> heapless::String<400> {
     let mut text = heapless::String::new();
     let _ = match state {
         FiberState::Blocked(r) if !waiting_in.is_empty() => {

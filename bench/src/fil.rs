@@ -11,7 +11,8 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use filament::sync::{Channel, MessageBuffer, Mutex, Semaphore, StreamBuffer};
+use filament::sync::select::{self, AcquireCase, EventCase, RecvCase};
+use filament::sync::{Channel, Event, MessageBuffer, Mutex, Semaphore, StreamBuffer};
 use filament::{Fiber, FiberId, Notify, Priority, Runtime, SpawnOptions, Stack, StaticStack, Take};
 
 use crate::Measured;
@@ -500,6 +501,76 @@ pub fn irq_message_yield(ops: u64) -> Measured {
                 assert_eq!(q.recv(fib).expect("recv"), i);
             }
         },
+    );
+    Measured { time, ops }
+}
+
+/// Select ping-pong: like [`channel_pingpong`], but every receive is a
+/// blocking select over 4 sources (the channel, an idle channel, an idle
+/// semaphore, an unset event). One op = one one-way message; the difference
+/// to `fil-channel-pingpong` is the select's cost over a plain `recv`.
+pub fn select4_pingpong(ops: u64) -> Measured {
+    let rounds = ops.div_ceil(2);
+    let ping: Channel<u64, 1> = Channel::new();
+    let pong: Channel<u64, 1> = Channel::new();
+    let idle: Channel<u64, 1> = Channel::new();
+    let sem = Semaphore::new(0);
+    let ev = Event::new();
+    let (ping, pong, idle, sem, ev) = (&ping, &pong, &idle, &sem, &ev);
+    fn recv4<'s>(
+        fib: &Fiber<'s>,
+        ch: &'s Channel<u64, 1>,
+        idle: &'s Channel<u64, 1>,
+        sem: &'s Semaphore,
+        ev: &'s Event,
+    ) -> u64 {
+        let mut r = RecvCase::new(ch);
+        let mut i = RecvCase::new(idle);
+        let mut s = AcquireCase::new(sem);
+        let mut e = EventCase::new(ev);
+        let fired = select::select(fib, [&mut r, &mut i, &mut s, &mut e]).expect("select");
+        assert_eq!(fired, 0);
+        r.take().expect("fired").expect("value")
+    }
+    let time = run_pair(
+        move |fib| {
+            for i in 0..rounds {
+                ping.send(fib, i).expect("send");
+                black_box(recv4(fib, pong, idle, sem, ev));
+            }
+        },
+        move |fib| {
+            for _ in 0..rounds {
+                let v = recv4(fib, ping, idle, sem, ev);
+                pong.send(fib, v).expect("send");
+            }
+        },
+    );
+    Measured { time, ops: rounds * 2 }
+}
+
+/// A select over 4 sources whose last case is ready (a permit), so it scans
+/// three idle ones first; no switch. One op = one select (plus the `give`
+/// that refills the permit).
+pub fn select4_ready(ops: u64) -> Measured {
+    let idle: Channel<u64, 1> = Channel::new();
+    let idle2: Channel<u64, 1> = Channel::new();
+    let ev = Event::new();
+    let sem = Semaphore::new(0);
+    let (idle, idle2, ev, sem) = (&idle, &idle2, &ev, &sem);
+    let time = run_pair(
+        move |fib| {
+            for _ in 0..ops {
+                sem.give(fib).expect("give");
+                let mut a = RecvCase::new(idle);
+                let mut b = RecvCase::new(idle2);
+                let mut e = EventCase::new(ev);
+                let mut s = AcquireCase::new(sem);
+                let fired = select::select(fib, [&mut a, &mut b, &mut e, &mut s]).expect("select");
+                black_box(fired);
+            }
+        },
+        |_| {},
     );
     Measured { time, ops }
 }

@@ -112,6 +112,16 @@ pub const CASES: &[Case] = &[
         run: fil::notify_pingpong,
     },
     Case {
+        name: "fil-select4-pingpong",
+        what: "filament ping-pong where each receive is a select over 4 sources, per one-way message",
+        run: fil::select4_pingpong,
+    },
+    Case {
+        name: "fil-select4-ready",
+        what: "filament select over 4 sources, the 4th ready (give + select, no switch)",
+        run: fil::select4_ready,
+    },
+    Case {
         name: "fil-mutex-handoff",
         what: "filament Mutex hand-off between 2 fibers (lock, yield, unlock), per acquisition",
         run: fil::mutex_handoff,

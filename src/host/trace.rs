@@ -665,6 +665,7 @@ pub fn reason_text(r: WaitReason) -> String {
         WaitReason::Sleep(t) => std::format!("sleep until tick {t}"),
         WaitReason::Notify => std::string::String::from("notification"),
         WaitReason::Suspended => std::string::String::from("resume (suspended)"),
+        WaitReason::Select(s) => std::format!("{s}"),
     }
 }
 

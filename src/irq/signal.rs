@@ -62,6 +62,9 @@ pub struct IrqSignal {
     pub(super) waiters: WaitQueue,
     /// Registration with a runtime, the raised flag and the list link.
     src: IrqSource,
+    /// Selects watching the signal (owner runtime's thread only; see
+    /// [`select`](crate::sync::select)).
+    selectors: crate::sync::select::SelList,
 }
 
 // SAFETY: `pending` and `banked` are atomics; `pending` and the source's
@@ -85,6 +88,7 @@ impl IrqSignal {
             banked: AtomicU64::new(0),
             waiters: WaitQueue::new(),
             src: IrqSource::new(),
+            selectors: crate::sync::select::SelList::new(),
         }
     }
 
@@ -179,7 +183,19 @@ impl Drain for IrqSignal {
     /// itself, or the drain at a later poll wakes it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         if self.waiters.is_empty() {
-            return Drained::Keep;
+            // No plain waiter: the first select sleeping on it (it takes the
+            // count when it runs). With none, the count stays raised.
+            // SAFETY: per the contract we run in `core`, which owns the list.
+            if self.selectors.is_empty() || unsafe { self.selectors.first_sleeping() }.is_none() {
+                return Drained::Keep;
+            }
+            let n = self.pending.swap(0, Ordering::Acquire);
+            if n > 0 {
+                self.banked.fetch_add(n, Ordering::Relaxed);
+                // SAFETY: as above.
+                unsafe { self.selectors.notify_one(core) };
+            }
+            return Drained::Done;
         }
         let n = self.pending.swap(0, Ordering::Acquire);
         if n > 0 {
@@ -189,6 +205,33 @@ impl Drain for IrqSignal {
             unsafe { raw::wake_one(core, &self.waiters) };
         }
         Drained::Done
+    }
+
+    /// Only selects parked for good (a poisoned runtime being dropped) can
+    /// still be linked: their nodes must not outlive the registration.
+    unsafe fn unregistered(&self) {
+        self.selectors.forget_all();
+    }
+}
+
+/// The hooks [`select`](crate::sync::select) uses.
+impl IrqSignal {
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        self.bind(fib).is_ok()
+    }
+
+    /// Takes every notification (0 if none).
+    pub(crate) fn select_take(&self) -> u64 {
+        self.take_all()
+    }
+
+    pub(crate) fn select_list(&self) -> &crate::sync::select::SelList {
+        &self.selectors
+    }
+
+    /// The address a plain waiter is reported with.
+    pub(crate) fn select_addr(&self) -> usize {
+        &raw const self.waiters as usize
     }
 }
 

@@ -122,6 +122,15 @@ pub(crate) trait Drain {
     /// Called only by the runtime `core` the source is registered with, with
     /// exclusive access to it (on its thread, inside `run`).
     unsafe fn drain(&self, core: *mut Core) -> Drained;
+
+    /// Called when the runtime unregisters the source (its run ended, or it
+    /// is dropped), before another runtime may register it: drop any
+    /// runtime-side record that must not outlive the registration (a select
+    /// parked for good in a poisoned runtime leaves its nodes linked).
+    ///
+    /// # Safety
+    /// As for [`drain`](Self::drain); no fiber of `core` waits on the object.
+    unsafe fn unregistered(&self) {}
 }
 
 /// What a [`Drain::drain`] did.
@@ -137,6 +146,15 @@ pub(crate) enum Drained {
 
 /// The drain callback, type-erased: `ctx` is the registering object.
 type DrainFn = unsafe fn(ctx: *const (), core: *mut Core) -> Drained;
+
+/// Calls `T`'s `unregistered` on `ctx`.
+///
+/// # Safety
+/// `ctx` points to a live `T`; the rest as for [`Drain::unregistered`].
+unsafe fn unregistered_thunk<T: Drain>(ctx: *const ()) {
+    // SAFETY: per the contract.
+    unsafe { (*ctx.cast::<T>()).unregistered() }
+}
 
 /// Calls `T`'s drain on `ctx`.
 ///
@@ -163,6 +181,7 @@ pub(crate) struct IrqSource {
     /// set while registered).
     ctx: Cell<*const ()>,
     drain: Cell<Option<DrainFn>>,
+    unregistered: Cell<Option<unsafe fn(*const ())>>,
 }
 
 impl IrqSource {
@@ -174,6 +193,7 @@ impl IrqSource {
             next: Cell::new(ptr::null()),
             ctx: Cell::new(ptr::null()),
             drain: Cell::new(None),
+            unregistered: Cell::new(None),
         }
     }
 
@@ -216,6 +236,7 @@ impl IrqSource {
         }
         self.ctx.set(ptr::from_ref(object).cast());
         self.drain.set(Some(drain_thunk::<T>));
+        self.unregistered.set(Some(unregistered_thunk::<T>));
         // SAFETY: we won the registration and run inside the runtime, the only
         // code touching its list (I1).
         unsafe {
@@ -388,6 +409,9 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
             let s = &*src;
             src = s.next.get();
             s.next.set(ptr::null());
+            if let Some(f) = s.unregistered.take() {
+                f(s.ctx.get());
+            }
             s.drain.set(None);
             s.ctx.set(ptr::null());
             s.owner.store(0, Ordering::Release);

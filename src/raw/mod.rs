@@ -60,6 +60,7 @@
 //! | I9 | `slow` is non-zero exactly when a general-path cause is (pollers, own-FP fibers, tracer, policy, a pending preemption). | `refresh_slow` after every change of a cause. |
 //! | I10 | `pollers == ntimers + irq.waiters`. | `time::arm`/`cancel_deadline` and `irq::source::as_irq_waiter` (the wait of every interrupt-capable object, with an unwind guard) adjust both together. |
 //! | I11 | A Ready slot is in the ring of its `priority` level: the running ring (`current`/`prev`, level `run_level`) or the ring whose tail is `levels[l]`, with bit `l` of `ready_levels` set exactly for non-empty `levels[l]` (never for `run_level`). The running ring is empty only when no fiber is ready at all. `preempt` is set exactly when `ready_levels` has a bit above `run_level`. | Only `make_ready`, `unlink_current`, `unlink_ready`, `switch_level` and `move_current` (ring.rs, prio.rs) touch the levels, each keeping all of it. |
+//! | I12 | A select's nodes stay at their addresses while linked in sources' selector lists, and a fiber blocked with `WaitKind::Select` keeps its `SelectSources` record at `wait_obj`. | The nodes live in case objects the select borrows `&mut` for its whole call; its drop guard unlinks them on return and unwind; the record is a local of the call that blocks. |
 //!
 //! `Runtime::debug_check_invariants` / `Fiber::debug_check_invariants` check
 //! I2, I3, I9, I10 and I11 structurally (tests call them after every step).

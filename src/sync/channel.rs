@@ -197,6 +197,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
             }
             let value = value.take().expect("value not handed over");
             (*self.buf.get()).push_front(value).map_err(TrySendError::Full)?;
+            self.receivers.selectors.notify_one(core);
             choice_point(core);
         }
         Ok(())
@@ -242,6 +243,9 @@ impl<T, const CAP: usize> Channel<T, CAP> {
                     }
                 })
             {}
+            if !(*self.buf.get()).is_full() {
+                self.senders.selectors.notify_all(core);
+            }
             choice_point(core);
         }
         Ok(dropped)
@@ -271,6 +275,8 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         unsafe {
             while self.receivers.wake_one(core, |_| {}) {}
             while self.senders.wake_one(core, |_| {}) {}
+            self.receivers.selectors.notify_all(core);
+            self.senders.selectors.notify_all(core);
             choice_point(core);
         }
         Ok(())
@@ -390,6 +396,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     ///
     /// # Safety
     /// Called by the running fiber of the bound runtime `core`.
+    #[inline(always)]
     unsafe fn offer(&self, core: *mut Core, value: T) -> Result<(), TrySendError<T>> {
         if self.closed.get() {
             return Err(TrySendError::Closed(value));
@@ -405,7 +412,11 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         // SAFETY: bound runtime's fiber; no other reference to the buffer lives
         // (none is held across a switch).
         let buf = unsafe { &mut *self.buf.get() };
-        buf.push_back(value).map_err(TrySendError::Full)
+        buf.push_back(value).map_err(TrySendError::Full)?;
+        // A value is queued and no receiver waited: wake a select watching.
+        // SAFETY: forwarded contract (an unbound channel has no selectors).
+        unsafe { self.receivers.selectors.notify_one(core) };
+        Ok(())
     }
 
     /// Non-blocking receive: the oldest queued value, refilled from the first
@@ -413,6 +424,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     ///
     /// # Safety
     /// Called by the running fiber of the bound runtime `core`.
+    #[inline(always)]
     unsafe fn take(&self, core: *mut Core) -> Result<T, TryRecvError> {
         // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
         let buf = unsafe { &mut *self.buf.get() };
@@ -422,14 +434,72 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         // Senders wait only while the buffer is full: one slot just freed.
         // SAFETY: forwarded contract; `buf` is not used inside the closure's caller.
         unsafe {
-            self.senders.wake_one(core, |slot| {
+            let refilled = self.senders.wake_one(core, |slot| {
                 if let Some(sv) = slot.take() {
                     // Cannot fail: we just made room.
                     let _ = buf.push_back(sv);
                 }
             });
+            if !refilled {
+                // Room and no sender waited: wake a select watching.
+                self.senders.selectors.notify_one(core);
+            }
         }
         Ok(v)
+    }
+}
+
+/// The hooks [`select`](super::select) uses.
+impl<T, const CAP: usize> Channel<T, CAP> {
+    /// Binds the channel to `fib`'s runtime for the run.
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        self.owner.bind(fib).is_ok()
+    }
+
+    /// [`take`](Self::take) for a select's receive case.
+    ///
+    /// # Safety
+    /// As for `take`.
+    pub(crate) unsafe fn select_take(&self, core: *mut Core) -> Result<T, TryRecvError> {
+        // SAFETY: forwarded contract.
+        unsafe { self.take(core) }
+    }
+
+    /// [`offer`](Self::offer) for a select's send case.
+    ///
+    /// # Safety
+    /// As for `offer`.
+    pub(crate) unsafe fn select_offer(&self, core: *mut Core, value: T) -> Result<(), TrySendError<T>> {
+        // SAFETY: forwarded contract.
+        unsafe { self.offer(core, value) }
+    }
+
+    /// Whether a receive would complete now (a value, or closed).
+    ///
+    /// # Safety
+    /// Called by a fiber of the bound runtime.
+    pub(crate) unsafe fn select_recv_ready(&self) -> bool {
+        // SAFETY: forwarded contract; no other reference to the buffer lives.
+        self.closed.get() || unsafe { !(*self.buf.get()).is_empty() }
+    }
+
+    /// Whether a send would complete now (room, or closed).
+    ///
+    /// # Safety
+    /// As for `select_recv_ready`.
+    pub(crate) unsafe fn select_send_ready(&self) -> bool {
+        // SAFETY: forwarded contract; no other reference to the buffer lives.
+        self.closed.get() || unsafe { !(*self.buf.get()).is_full() }
+    }
+
+    /// The selector lists of the receive and the send side.
+    pub(crate) fn select_lists(&self) -> (&super::select::SelList, &super::select::SelList) {
+        (&self.receivers.selectors, &self.senders.selectors)
+    }
+
+    /// The addresses a plain receiver and a plain sender are reported with.
+    pub(crate) fn select_addrs(&self) -> (usize, usize) {
+        (&raw const self.receivers.queue as usize, &raw const self.senders.queue as usize)
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Event {
     isr_capable: AtomicBool,
     /// Registration with the runtime's interrupt sources, the raised flag.
     src: IrqSource,
+    /// Selects watching the event (see [`select`](super::select)).
+    selectors: super::select::SelList,
 }
 
 // SAFETY: everything but `owner`, `isr_set`, `isr_capable` and the source's
@@ -89,6 +91,7 @@ impl Event {
             isr_set: AtomicBool::new(false),
             isr_capable: AtomicBool::new(false),
             src: IrqSource::new(),
+            selectors: super::select::SelList::new(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Event {
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         unsafe {
             raw::wake_all(core, &self.waiters);
+            self.selectors.notify_all(core);
             choice_point(core);
         }
         Ok(())
@@ -262,8 +266,12 @@ impl Event {
         if self.isr_set.load(Ordering::Relaxed) && self.isr_set.swap(false, Ordering::Acquire) {
             self.set.set(true);
             // SAFETY: callers run in `core`, which owns the event (bound or
-            // leased): the queue holds only its blocked fibers (I1, I2).
-            unsafe { raw::wake_all(core, &self.waiters) };
+            // leased): the queue holds only its blocked fibers (I1, I2), and
+            // its selector list only selects of its fibers.
+            unsafe {
+                raw::wake_all(core, &self.waiters);
+                self.selectors.notify_all(core);
+            }
         }
     }
 
@@ -279,7 +287,8 @@ impl Drain for Event {
     /// Applies an interrupt set for the waiters. With none waiting it stays
     /// pending (the next fiber to use the event applies it).
     unsafe fn drain(&self, core: *mut Core) -> Drained {
-        if self.waiters.is_empty() {
+        // SAFETY: per the contract we run in `core`, which owns the list.
+        if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {
             return Drained::Keep;
         }
         self.absorb_isr(core);
@@ -339,5 +348,45 @@ mod isr_tests {
         rt.run_with_idle(&mut crate::host::HostClock::new()).unwrap();
         assert_eq!(rt.take(early).unwrap(), Ok(()));
         assert_eq!(rt.take(late).unwrap(), Wake::Signaled);
+    }
+}
+
+/// The hooks [`select`](super::select) uses.
+impl Event {
+    /// Binds the event to `fib`'s runtime for the run; an interrupt-capable
+    /// one also registers its interrupt source, so the runtime drains
+    /// interrupt sets for a blocked select.
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        if self.owner.bind(fib).is_err() {
+            return false;
+        }
+        !self.isr_capable.load(Ordering::Relaxed) || self.src.register(fib, self).is_ok()
+    }
+
+    /// Whether a blocked select must be polled (counted as an interrupt
+    /// waiter) for this event: it is interrupt-capable.
+    pub(crate) fn select_polled(&self) -> bool {
+        self.isr_capable.load(Ordering::Relaxed)
+    }
+
+    /// Whether it is set, after absorbing an interrupt set (call only from a
+    /// fiber of the bound runtime `core`).
+    pub(crate) fn select_is_set(&self, core: *mut Core) -> bool {
+        self.absorb_isr(core);
+        self.set.get()
+    }
+
+    /// Whether it is set or an interrupt set waits (no absorb: no wakes).
+    pub(crate) fn select_ready(&self) -> bool {
+        self.set.get() || self.isr_set.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn select_list(&self) -> &super::select::SelList {
+        &self.selectors
+    }
+
+    /// The address a plain waiter is reported with.
+    pub(crate) fn select_addr(&self) -> usize {
+        &raw const self.waiters as usize
     }
 }

@@ -21,6 +21,8 @@
 //!   interrupt source registers with the runtime of a fiber blocking on it,
 //!   for its run), one writer and one reader at a time is enforced with
 //!   [`Busy`], and their waiters never count as deadlocked.
+//! * [`select`] — wait on several channels, semaphores, events and interrupt
+//!   signals at once; the first ready case fires.
 //!
 //! ```
 //! use filament::sync::{Channel, Mutex};
@@ -101,7 +103,8 @@
 //! * **Deadlock**: if every fiber is blocked and nothing can wake them,
 //!   [`Runtime::run`](crate::Runtime::run) returns
 //!   [`RunError::Deadlock`](crate::RunError::Deadlock) naming each blocked
-//!   fiber and the primitive's address ([`WaitReason`](crate::WaitReason)).
+//!   fiber and the primitive's address ([`WaitReason`](crate::WaitReason));
+//!   a fiber in a [`select`] is listed with every source it waits on.
 //!   A waiter cancelled that way (under `std`) leaves the primitive consistent.
 //!
 //! # Lifetimes
@@ -139,6 +142,7 @@ pub mod mutex;
 pub mod recursive;
 mod ring;
 mod ring_wait;
+pub mod select;
 pub mod semaphore;
 pub mod stream_buffer;
 mod waitlist;

@@ -71,6 +71,8 @@ pub struct Semaphore {
     isr_capable: AtomicBool,
     /// Registration with the runtime's interrupt sources, the raised flag.
     src: IrqSource,
+    /// Selects watching for a permit (see [`select`](super::select)).
+    selectors: super::select::SelList,
 }
 
 // SAFETY: everything but `owner`, `isr_gives`, `isr_capable` and the source's
@@ -104,6 +106,7 @@ impl Semaphore {
             isr_gives: AtomicUsize::new(0),
             isr_capable: AtomicBool::new(false),
             src: IrqSource::new(),
+            selectors: super::select::SelList::new(),
         }
     }
 
@@ -120,6 +123,8 @@ impl Semaphore {
                 return Err(GiveError::Full);
             }
             self.permits.set(n + 1);
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { self.selectors.notify_one(core) };
         }
         // SAFETY: we are the running fiber of `core`.
         unsafe { choice_point(core) };
@@ -221,6 +226,12 @@ impl Semaphore {
         // A bounded semaphore keeps at most `max` (use `give` to learn whether
         // a permit was kept).
         self.permits.set(total.min(self.max));
+        // Permits counted, nobody queued: one select per permit (each passes
+        // any left over on when it returns).
+        // SAFETY: we are the running fiber of `core`.
+        while left > 0 && unsafe { self.selectors.notify_one(core) } {
+            left -= 1;
+        }
         if n > 0 {
             // SAFETY: we are the running fiber of `core`.
             unsafe { choice_point(core) };
@@ -351,6 +362,11 @@ impl Semaphore {
             }
         }
         self.permits.set(self.permits.get().saturating_add(n).min(self.max));
+        // Permits counted, nobody queued: one select per permit, as `release`.
+        // SAFETY: as above.
+        while n > 0 && unsafe { self.selectors.notify_one(core) } {
+            n -= 1;
+        }
     }
 
     /// [`absorb_isr`](Self::absorb_isr) outside any run: nobody waits.
@@ -366,11 +382,57 @@ impl Drain for Semaphore {
     /// Hands interrupt gives to the waiters. With none waiting the gives stay
     /// where they are (the next fiber to use the semaphore takes them).
     unsafe fn drain(&self, core: *mut Core) -> Drained {
-        if self.waiters.is_empty() {
+        // SAFETY: per the contract we run in `core`, which owns the list.
+        if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {
             return Drained::Keep;
         }
         self.absorb_isr(core);
         Drained::Done
+    }
+}
+
+/// The hooks [`select`](super::select) uses.
+impl Semaphore {
+    /// Binds the semaphore to `fib`'s runtime for the run; an
+    /// interrupt-capable one also registers its interrupt source, so the
+    /// runtime drains interrupt gives for a blocked select.
+    pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
+        if self.owner.bind(fib).is_err() {
+            return false;
+        }
+        !self.isr_capable.load(Ordering::Relaxed) || self.src.register(fib, self).is_ok()
+    }
+
+    /// Whether a blocked select must be polled (counted as an interrupt
+    /// waiter) for this semaphore: it is interrupt-capable.
+    pub(crate) fn select_polled(&self) -> bool {
+        self.isr_capable.load(Ordering::Relaxed)
+    }
+
+    /// Takes a permit if one is counted, after absorbing interrupt gives
+    /// (call only from a fiber of the bound runtime `core`).
+    pub(crate) fn select_take(&self, core: *mut Core) -> bool {
+        self.absorb_isr(core);
+        let n = self.permits.get();
+        if n > 0 {
+            self.permits.set(n - 1);
+        }
+        n > 0
+    }
+
+    /// Whether a permit is counted or an interrupt give waits (call only from
+    /// a fiber of the bound runtime).
+    pub(crate) fn select_ready(&self) -> bool {
+        self.permits.get() > 0 || self.isr_gives.load(Ordering::Relaxed) != 0
+    }
+
+    pub(crate) fn select_list(&self) -> &super::select::SelList {
+        &self.selectors
+    }
+
+    /// The address a plain waiter is reported with.
+    pub(crate) fn select_addr(&self) -> usize {
+        &raw const self.waiters as usize
     }
 }
 

@@ -8,6 +8,10 @@
 //! doubly-linked list here. Waking pops the queue and finds that fiber's node.
 //! A node is unlinked by the waker, or by its own fiber when the wait returns
 //! any other way (timeout, cancellation unwinding through the guard).
+//!
+//! Each list also keeps the selects watching it (`selectors`, see
+//! [`select`](super::select)): they are not in the queue and are woken only
+//! when nobody in the queue takes what appeared.
 
 use core::cell::Cell;
 use core::ptr;
@@ -34,6 +38,9 @@ pub(crate) struct WaitList<T> {
     pub(crate) queue: WaitQueue,
     head: Cell<*const Node<T>>,
     tail: Cell<*const Node<T>>,
+    /// Selects watching this side of the channel (woken when a value or room
+    /// appears with no plain waiter to hand it to; see `sync::select`).
+    pub(crate) selectors: super::select::SelList,
 }
 
 /// Unlinks a node when its wait ends by any route (including an unwind).
@@ -53,7 +60,12 @@ impl<T> Drop for Unlink<'_, T> {
 
 impl<T> WaitList<T> {
     pub(crate) const fn new() -> Self {
-        WaitList { queue: WaitQueue::new(), head: Cell::new(ptr::null()), tail: Cell::new(ptr::null()) }
+        WaitList {
+            queue: WaitQueue::new(),
+            head: Cell::new(ptr::null()),
+            tail: Cell::new(ptr::null()),
+            selectors: super::select::SelList::new(),
+        }
     }
 
     /// Blocks the running fiber with `value` in its node until a waker pops it
