@@ -160,9 +160,19 @@ impl<T: ?Sized> Mutex<T> {
             // Woken only by an unlock, which handed us the lock (`locked` stayed
             // true and made us the holder).
             Wake::Signaled => Ok(MutexGuard::new(self, core)),
-            Wake::Unwinding => Err(WaitError::Unwinding),
-            // The runtime took us off the queue: nobody handed us anything.
-            _ => Err(WaitError::TimedOut),
+            // Not handed the lock: the runtime took us off the queue, or we
+            // never blocked (unwinding, cancelled, a deadline already past).
+            // What we lent the holder is recomputed from the waiters left (a
+            // wait that never began would otherwise leave its loan in place).
+            wake => {
+                // SAFETY: we are the running fiber of the bound runtime `core`.
+                unsafe { crate::sync::inherit::waiter_left(core, &raw const self.pi) };
+                Err(match wake {
+                    Wake::Unwinding => WaitError::Unwinding,
+                    Wake::Aborted => WaitError::Cancelled,
+                    _ => WaitError::TimedOut,
+                })
+            }
         }
     }
 
