@@ -45,7 +45,9 @@
 //! * [`Fiber`] — the handle a fiber's closure receives: yield, spawn, join,
 //!   sleep, and the argument every blocking primitive takes.
 //! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
-//!   wait-queue mechanism; [`IrqSignal`] for interrupt handlers.
+//!   wait-queue mechanism; for interrupt handlers (and other threads or
+//!   cores): [`IrqSignal`], [`IrqNotify`], [`IrqQueue`] (data), and
+//!   `give_from_isr` / `set_from_isr` on semaphores and events.
 //! * [`host`] (`std`) — mmap stacks, [`host::HostClock`], child-process runner.
 //!
 //! # A fiber's life

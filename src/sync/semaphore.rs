@@ -287,8 +287,8 @@ impl Semaphore {
     /// program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
     /// `std` at most one `futex` wake). The permit reaches the fiber side
     /// at the runtime's next poll (every switch and idle turn while a fiber
-    /// waits on an interrupt-capable object) or the semaphore's next use by
-    /// a fiber, whichever comes first: it goes to the longest waiter, else to
+    /// waits on an interrupt-capable object) or the next `acquire`,
+    /// `try_acquire`, `give` or `available` by a fiber, whichever comes first: it goes to the longest waiter, else to
     /// the count — capped at the maximum of a [`bounded`](Self::bounded)
     /// semaphore (the interrupt cannot learn that: an extra give is dropped,
     /// as [`release`](Self::release) drops it).
