@@ -50,6 +50,10 @@ use crate::wait::WaitQueue;
 ///   waited longest; while fibers wait the count stays 0, so
 ///   [`try_acquire`](Self::try_acquire) cannot take a permit ahead of them.
 /// * Any fiber may release (permits are not tied to who acquired them).
+/// * Interrupt handlers, signal handlers and other threads give with
+///   [`give_from_isr`](Self::give_from_isr); build it
+///   [`isr_capable`](Self::isr_capable) so its waiters count as waiting for
+///   an interrupt (not reported deadlocked).
 /// * Belongs to one runtime at a time (see [`sync`](crate::sync)).
 ///
 /// In a deadlock report a waiter shows as
