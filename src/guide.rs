@@ -234,9 +234,14 @@
 //! so neither the IST nor `fxsave` is needed for that reason. Use an IST stack for #DF
 //! anyway (a fault on a broken stack).
 //!
-//! **In the handler, the only filament call is [`IrqSignal::notify_from_isr`].** It
-//! makes two atomic adds, takes no lock and touches no runtime memory. Everything else
-//! takes a [`Fiber`] handle, which a handler does not have. A fiber waits for the signal:
+//! **In the handler, the filament calls are the `_from_isr` ones:**
+//! [`IrqSignal::notify_from_isr`] (count an event), [`IrqNotify::notify_from_isr`]
+//! (set bits), [`IrqQueue::try_send_from_isr`] (hand over data; a full queue gives the
+//! value back), [`Semaphore::give_from_isr`](crate::sync::Semaphore::give_from_isr) and
+//! [`Event::set_from_isr`](crate::sync::Event::set_from_isr). Each updates atomics only,
+//! takes no lock and touches no runtime memory; each call's docs say exactly what it
+//! does. Everything else takes a [`Fiber`] handle, which a handler
+//! does not have. A fiber waits for the signal:
 //!
 //! ```ignore
 //! static TIMER_SIGNAL: IrqSignal = IrqSignal::new();
@@ -250,6 +255,24 @@
 //!
 //! // in a fiber:
 //! let n = TIMER_SIGNAL.wait(fib)?;   // blocks; returns how many notifications arrived
+//! ```
+//!
+//! Data goes through an [`IrqQueue`]: the demo kernel's COM1 receive handler
+//! (`kernel/src/idt.rs`, phase 6 in `kernel/src/demo.rs`) pushes each byte, a fiber
+//! echoes whole lines:
+//!
+//! ```ignore
+//! static SERIAL_RX: IrqQueue<u8, 64> = IrqQueue::new().named("com1-rx");
+//!
+//! extern "C" fn fk_com1_interrupt(_stack_pointer: u64) {
+//!     while let Some(byte) = serial::try_read_byte() {    // until the UART is empty
+//!         if SERIAL_RX.try_send_from_isr(byte).is_err() { /* full: count a drop */ }
+//!     }
+//!     pic::end_of_interrupt_master();
+//! }
+//!
+//! // in a fiber:
+//! let byte = SERIAL_RX.recv(fib)?;    // blocks (the CPU halts) until a byte arrives
 //! ```
 //!
 //! ## 7. The idle hook: halt without losing a wake-up
@@ -377,3 +400,6 @@
 //! [`IrqWatch::raised`]: crate::IrqWatch::raised
 //! [`Idle::idle`]: crate::Idle::idle
 //! [`Fiber`]: crate::Fiber
+//! [`IrqNotify::notify_from_isr`]: crate::IrqNotify::notify_from_isr
+//! [`IrqQueue::try_send_from_isr`]: crate::IrqQueue::try_send_from_isr
+//! [`IrqQueue`]: crate::IrqQueue

@@ -48,7 +48,9 @@
 //! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
 //!   wait-queue mechanism, and `EventGroup`; `StreamBuffer` and
 //!   `MessageBuffer`, lock-free byte rings an interrupt handler writes and a
-//!   fiber reads; [`IrqSignal`] for interrupt handlers.
+//!   fiber reads; for interrupt handlers (and other threads or cores):
+//!   [`IrqSignal`], [`IrqNotify`], [`IrqQueue`] (data), and `give_from_isr` /
+//!   `set_from_isr` on semaphores and events.
 //! * [`timer`] — software timers whose callbacks run in a timer service fiber.
 //! * [`host`] (`std`) — mmap stacks, [`host::HostClock`], child-process runner.
 //!

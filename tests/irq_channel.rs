@@ -115,6 +115,36 @@ fn a_million_values_from_several_threads_none_lost_none_duplicated_order_kept() 
     assert!(Q.is_empty());
 }
 
+/// The same with a capacity that is not a power of two and so small that the
+/// producers keep finding the ring full and lapping it: every cell is reused
+/// tens of thousands of times under contention.
+#[test]
+fn odd_tiny_capacity_under_contention_keeps_every_value_in_order() {
+    const PRODUCERS: u64 = 3;
+    const PER: u64 = 50_000;
+    static Q: IrqQueue<u64, 3> = IrqQueue::new();
+    let counts = watchdog("capacity 3", || {
+        let rt = Runtime::<'static, 1>::new();
+        let rx = rt
+            .spawn(stack(), |fib| {
+                let mut seen = PerProducer::new(PRODUCERS as usize);
+                for _ in 0..PRODUCERS * PER {
+                    seen.take(Q.recv(fib).unwrap());
+                }
+                seen.0
+            })
+            .unwrap();
+        let producers: Vec<_> =
+            (0..PRODUCERS).map(|p| thread::spawn(move || (0..PER).for_each(|seq| push(&Q, p << 32 | seq)))).collect();
+        rt.run_with_idle(&mut HostClock::new()).unwrap();
+        for t in producers {
+            t.join().unwrap();
+        }
+        rt.take(rx).unwrap()
+    });
+    assert_eq!(counts, vec![PER; PRODUCERS as usize]);
+}
+
 /// A full queue refuses without blocking and gives the value back; nothing
 /// already queued changes; after a receive there is room again.
 #[test]

@@ -545,3 +545,29 @@ fn an_exit_hook_that_overflows_is_caught() {
     assert!(!out.stdout.contains("UNREACHABLE"), "{out:?}");
     assert!(out.stderr.contains("canary of fiber #0.0 \"short\""), "{out:?}");
 }
+
+/// A fiber waiting on an `IrqQueue` is traced like any other wait: a block
+/// event with the `Irq` reason and the queue's name, then a wake when a value
+/// pushed from "interrupt context" (another thread here) arrives.
+#[test]
+fn irq_queue_wait_is_traced_with_its_name() {
+    use filament::{IrqQueue, WaitReason};
+    static RX: IrqQueue<u8, 4> = IrqQueue::new().named("uart-rx");
+    let rt = runtime::<1>();
+    let rec = recorder();
+    rt.set_tracer(rec);
+    let h = rt.spawn_named("reader", stack(), |fib| RX.recv(fib).unwrap()).ok().unwrap();
+    let id = h.id();
+    let pusher = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        RX.try_send_from_isr(7).unwrap();
+    });
+    rt.run_with_idle(&mut filament::host::HostClock::new()).unwrap();
+    pusher.join().unwrap();
+    assert_eq!(rt.take(h).unwrap(), 7);
+    let events = rec.events();
+    let block =
+        events.iter().position(|e| matches!(e.kind, EventKind::Block(f, WaitReason::Irq(_), "uart-rx") if f == id));
+    let block = block.expect("a block event naming the queue");
+    assert!(events[block..].iter().any(|e| e.kind == EventKind::Wake(id)), "woken after the block");
+}

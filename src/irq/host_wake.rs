@@ -1,8 +1,11 @@
-//! How a host thread sleeps until some [`IrqSignal`] is notified (feature
-//! `std`, Linux): a futex on a process-wide epoch counter.
+//! How a host thread sleeps until some [`IrqSignal`] is notified, or any other
+//! interrupt-side object raised (feature `std`, Linux): a futex on a
+//! process-wide epoch counter.
 //!
-//! Notifier (any thread, or a signal handler), after the signal's own
-//! `pending += 1`: `EPOCH += 1`, then `FUTEX_WAKE` if `SLEEPERS != 0`.
+//! Notifier (any thread, or a signal handler), after its object's own state
+//! (`pending += 1`, a published queue cell, ...) and the raise of its source
+//! (`source::IrqSource::raise`): `EPOCH += 1`, then `FUTEX_WAKE` if
+//! `SLEEPERS != 0`.
 //!
 //! Idle hook ([`HostClock`](crate::host::HostClock)): it keeps the epoch it
 //! read at the end of its previous call (or at its creation). The runtime
@@ -13,9 +16,14 @@
 //!
 //! # Why no wake-up is lost
 //!
-//! Take a notification the runtime's latest poll missed: its `pending += 1`
-//! did not happen before the poll's swap. Then its `EPOCH += 1`, which follows
-//! that add in the notifier's program order, was not seen by the hook's read
+//! Take a notification the runtime's latest poll missed: its raise (which
+//! follows its state update) did not happen before the poll's look at the
+//! raised flag. (A poll that skips draining — the blocking fiber's own poll
+//! in `raw::block_current`, see `source::as_irq_waiter` — is followed by the
+//! host loop's poll before any idle call, so the latest poll before an idle
+//! call always drains; a raise kept with `Drained::Keep` stays visible to
+//! every later poll.) Then its `EPOCH += 1`, which follows the raise in the
+//! notifier's program order, was not seen by the hook's read
 //! of `seen` (that read precedes the poll; had it seen the bump, the
 //! release/acquire pair on `EPOCH` would have made the add visible to the
 //! poll). All accesses to `EPOCH` and `SLEEPERS` are `SeqCst`, so they have

@@ -105,7 +105,7 @@ pub use signal::{IrqError, IrqSignal};
 pub(crate) use source::{IrqList, armed, drain, unregister_all};
 pub use watch::IrqWatch;
 
-/// Bumped by every [`IrqSignal::notify_from_isr`] in the program, after the
-/// signal's own count. Read by [`IrqWatch`]; under `std` its low half is also
+/// Bumped by every raise in the program (every `_from_isr` call: see
+/// `source::IrqSource::raise`), after the object's own state. Read by [`IrqWatch`]; under `std` its low half is also
 /// the futex word host idle hooks sleep on (`host_wake`). 64 bits: never wraps.
 static EPOCH: AtomicU64 = AtomicU64::new(0);

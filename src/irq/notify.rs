@@ -9,6 +9,7 @@ use super::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::fiber::{WaitKind, Wake};
 use crate::handle::Fiber;
 use crate::raw::{self, Core};
+use crate::sync::choice_point;
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
 
@@ -102,8 +103,13 @@ impl IrqNotify {
 
     /// Takes (and clears) every bit set so far without blocking; 0 if none.
     pub fn try_take<'s>(&'s self, fib: &Fiber<'s>) -> Result<u32, IrqError> {
-        self.src.register(fib, self).map_err(|_| IrqError::WrongRuntime)?;
-        Ok(self.bits.swap(0, Ordering::Acquire))
+        let core = self.src.register(fib, self).map_err(|_| IrqError::WrongRuntime)?;
+        let bits = self.bits.swap(0, Ordering::Acquire);
+        if bits != 0 {
+            // SAFETY: we are the running fiber of `core`.
+            unsafe { choice_point(core) };
+        }
+        Ok(bits)
     }
 
     /// Blocks until at least one bit is set, then takes and clears them all.
@@ -122,6 +128,8 @@ impl IrqNotify {
         loop {
             let bits = self.bits.swap(0, Ordering::Acquire);
             if bits != 0 {
+                // SAFETY: we are the running fiber of `core`.
+                unsafe { choice_point(core) };
                 return Ok(bits);
             }
             // SAFETY: we are the running fiber of the owning runtime; the

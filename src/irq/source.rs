@@ -40,7 +40,9 @@
 //!   `raw::wake_one` / `raw::wake_all` (or the object's own hand-off). It runs
 //!   on the runtime's thread, in the host context or on the stack of the
 //!   fiber that reached the poll point; it must not block, switch or run
-//!   user code.
+//!   user code. With nobody waiting for the state yet it returns
+//!   [`Drained::Keep`]: the source stays raised and is drained again at the
+//!   next poll (a fiber may be about to block: see below).
 //! * **Fiber-side catch-up** — the drain runs only while some fiber of the
 //!   runtime waits on a source. So every fiber-side operation must itself
 //!   absorb the ISR-side state before looking at the fiber-side state (call
@@ -52,13 +54,14 @@
 //!   (`Slot::irq_wait`) for the invariant checker, undone by a drop guard on
 //!   return and unwind. The mark also keeps the drain away from the blocking
 //!   fiber's own poll in `raw::block_current`, which comes before the fiber
-//!   is in its queue (see [`as_irq_waiter`]). An object that may be used
-//!   either way (a semaphore: interrupt-capable or not) registers and counts
-//!   only when it is interrupt-capable; an unregistered source is never
-//!   drained, so its plain waiters need no mark. While the count is non-zero the runtime polls at
-//!   every switch and, with nothing ready, calls its idle hook instead of
-//!   reporting a deadlock. A wait that can only be ended by another fiber
-//!   should *not* be counted (the deadlock report is worth keeping).
+//!   is in its queue (see [`as_irq_waiter`]): during that poll no source is
+//!   drained. While the count is non-zero the runtime polls at every switch
+//!   and, with nothing ready, calls its idle hook instead of reporting a
+//!   deadlock. A wait that can only be ended by another fiber should *not*
+//!   be counted (the deadlock report is worth keeping): an object that may
+//!   be used either way (a semaphore, interrupt-capable or not) registers
+//!   and counts only when it is interrupt-capable; an unregistered source is
+//!   never drained, so its plain waiters need no mark.
 //!
 //! A minimal object (a flag an ISR sets and one fiber waits for):
 //!

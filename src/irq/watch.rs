@@ -6,8 +6,9 @@ use super::EPOCH;
 #[cfg(doc)]
 use super::IrqSignal;
 
-/// Tells an idle hook whether any [`IrqSignal`] was raised since the hook
-/// last returned: the check that lets it halt the CPU without losing a
+/// Tells an idle hook whether any [`IrqSignal`] (or any other interrupt-side
+/// object: every `_from_isr` call counts) was raised since the hook last
+/// returned: the check that lets it halt the CPU without losing a
 /// wake-up.
 ///
 /// # The race it closes

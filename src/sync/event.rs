@@ -41,6 +41,11 @@ use crate::wait::WaitQueue;
 /// [`reset`](Self::reset) clears it. A fiber woken by `set` returns `Ok` even if
 /// the event was reset again before it ran. Starts unset.
 ///
+/// Interrupt handlers, signal handlers and other threads set it with
+/// [`set_from_isr`](Self::set_from_isr); build it
+/// [`isr_capable`](Self::isr_capable) so its waiters count as waiting for an
+/// interrupt (not reported deadlocked).
+///
 /// Belongs to one runtime at a time (see [`sync`](crate::sync)). In a
 /// deadlock report a waiter shows as [`WaitReason::Event`](crate::WaitReason::Event)
 /// with this event's address.

@@ -77,11 +77,11 @@
 //! * **Fibers only**: every method that touches the primitive's state takes
 //!   the running fiber's [`Fiber`] handle. Blocking outside a
 //!   fiber is therefore rejected at compile time: there is no handle to pass.
-//!   Interrupt handlers have no handle either; they use
-//!   [`IrqSignal::notify_from_isr`](crate::IrqSignal::notify_from_isr) and a
-//!   fiber forwards the event to these primitives (bytes and messages go
-//!   straight into a [`StreamBuffer`] or [`MessageBuffer`] with their
-//!   `*_from_isr` forms, which need no handle).
+//!   Interrupt handlers have no handle either; they use the `_from_isr`
+//!   calls: [`Semaphore::give_from_isr`], [`Event::set_from_isr`], the
+//!   `*_from_isr` forms of [`StreamBuffer`] and [`MessageBuffer`], and the
+//!   objects of the interrupt side ([`IrqSignal`](crate::IrqSignal),
+//!   [`IrqNotify`](crate::IrqNotify), [`IrqQueue`](crate::IrqQueue)).
 //! * **One runtime at a time**: a primitive belongs to one runtime while
 //!   that runtime uses it. A blocking call binds it to the fiber's runtime
 //!   until that runtime's `run` returns; a non-blocking call (`try_`, queries,

@@ -50,6 +50,10 @@ use crate::wait::WaitQueue;
 ///   waited longest; while fibers wait the count stays 0, so
 ///   [`try_acquire`](Self::try_acquire) cannot take a permit ahead of them.
 /// * Any fiber may release (permits are not tied to who acquired them).
+/// * Interrupt handlers, signal handlers and other threads give with
+///   [`give_from_isr`](Self::give_from_isr); build it
+///   [`isr_capable`](Self::isr_capable) so its waiters count as waiting for
+///   an interrupt (not reported deadlocked).
 /// * Belongs to one runtime at a time (see [`sync`](crate::sync)).
 ///
 /// In a deadlock report a waiter shows as
@@ -299,8 +303,8 @@ impl Semaphore {
     /// program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
     /// `std` at most one `futex` wake). The permit reaches the fiber side
     /// at the runtime's next poll (every switch and idle turn while a fiber
-    /// waits on an interrupt-capable object) or the semaphore's next use by
-    /// a fiber, whichever comes first: it goes to the longest waiter, else to
+    /// waits on an interrupt-capable object) or the next `acquire`,
+    /// `try_acquire`, `give` or `available` by a fiber, whichever comes first: it goes to the longest waiter, else to
     /// the count — capped at the maximum of a [`bounded`](Self::bounded)
     /// semaphore (the interrupt cannot learn that: an extra give is dropped,
     /// as [`release`](Self::release) drops it).
