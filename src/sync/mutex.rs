@@ -135,6 +135,7 @@ impl<T: ?Sized> Mutex<T> {
         Ok(guard)
     }
 
+    #[inline]
     fn lock_until<'s, 'f>(
         &'s self,
         fib: &'f Fiber<'s>,
@@ -164,15 +165,21 @@ impl<T: ?Sized> Mutex<T> {
             // never blocked (unwinding, cancelled, a deadline already past).
             // What we lent the holder is recomputed from the waiters left (a
             // wait that never began would otherwise leave its loan in place).
-            wake => {
-                // SAFETY: we are the running fiber of the bound runtime `core`.
-                unsafe { crate::sync::inherit::waiter_left(core, &raw const self.pi) };
-                Err(match wake {
-                    Wake::Unwinding => WaitError::Unwinding,
-                    Wake::Aborted => WaitError::Cancelled,
-                    _ => WaitError::TimedOut,
-                })
-            }
+            wake => Err(self.not_handed(core, wake)),
+        }
+    }
+
+    /// The error for a wait that did not get the lock, after recomputing what
+    /// the holder inherits (cold: off the hand-off path).
+    #[cold]
+    #[inline(never)]
+    fn not_handed(&self, core: *mut Core, wake: Wake) -> WaitError {
+        // SAFETY: called by the running fiber of the bound runtime `core`.
+        unsafe { crate::sync::inherit::waiter_left(core, &raw const self.pi) };
+        match wake {
+            Wake::Unwinding => WaitError::Unwinding,
+            Wake::Aborted => WaitError::Cancelled,
+            _ => WaitError::TimedOut,
         }
     }
 
