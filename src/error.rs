@@ -130,7 +130,8 @@ impl fmt::Display for PanicMessage {
 pub enum JoinError<T> {
     /// The fiber panicked (`std`); the other fibers kept running.
     Panicked(PanicMessage),
-    /// The runtime cancelled the fiber after a deadlock (`std`).
+    /// The fiber was cancelled by unwinding: by the runtime after a deadlock,
+    /// or by [`Fiber::cancel_unwind`](crate::Fiber::cancel_unwind) (`std`).
     Cancelled,
     /// The fiber has not finished yet (`take` only).
     NotFinished(JoinHandle<T>),
@@ -143,6 +144,9 @@ pub enum JoinError<T> {
     /// The joining fiber is unwinding and the target has not finished (`join`
     /// only). A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
     Unwinding(JoinHandle<T>),
+    /// The joining fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel))
+    /// before the target finished (`join` only).
+    JoinCancelled(JoinHandle<T>),
 }
 
 impl JoinError<()> {
@@ -163,7 +167,8 @@ impl<T> JoinError<T> {
             | JoinError::WrongRuntime(h)
             | JoinError::SelfJoin(h)
             | JoinError::Busy(h)
-            | JoinError::Unwinding(h) => Some(h),
+            | JoinError::Unwinding(h)
+            | JoinError::JoinCancelled(h) => Some(h),
             JoinError::Panicked(_) | JoinError::Cancelled => None,
         }
     }
@@ -187,6 +192,7 @@ impl<T> fmt::Debug for JoinError<T> {
             JoinError::SelfJoin(h) => f.debug_tuple("SelfJoin").field(h).finish(),
             JoinError::Busy(h) => f.debug_tuple("Busy").field(h).finish(),
             JoinError::Unwinding(h) => f.debug_tuple("Unwinding").field(h).finish(),
+            JoinError::JoinCancelled(h) => f.debug_tuple("JoinCancelled").field(h).finish(),
         }
     }
 }
@@ -195,12 +201,13 @@ impl<T> fmt::Display for JoinError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JoinError::Panicked(m) => write!(f, "fiber panicked: {m}"),
-            JoinError::Cancelled => f.write_str("fiber cancelled after a deadlock"),
+            JoinError::Cancelled => f.write_str("fiber cancelled (unwound)"),
             JoinError::NotFinished(h) => write!(f, "fiber {} has not finished", h.id()),
             JoinError::WrongRuntime(h) => write!(f, "handle {} belongs to another runtime", h.id()),
             JoinError::SelfJoin(h) => write!(f, "fiber {} cannot join itself", h.id()),
             JoinError::Busy(h) => write!(f, "runtime busy; fiber {} not taken", h.id()),
             JoinError::Unwinding(h) => write!(f, "cannot wait for fiber {} while unwinding", h.id()),
+            JoinError::JoinCancelled(h) => write!(f, "the joining fiber was cancelled; fiber {} not joined", h.id()),
         }
     }
 }

@@ -205,6 +205,11 @@ pub(crate) enum Wake {
     Cancelled,
     /// It is unwinding and did not block at all (see `raw::unwinding`).
     Unwinding,
+    /// `Fiber::cancel` asked it to stop: its wait ended early, or it did not
+    /// block at all (a cancelled fiber's blocking calls fail at once). The
+    /// call fails with its `Cancelled` error, as a timeout would: nothing was
+    /// handed to it.
+    Aborted,
 }
 
 /// The fiber control block. Hot fields first; kept within one cache line.
@@ -306,6 +311,11 @@ pub(crate) struct Header {
     /// `WaitKind::Suspended`, or will be as soon as its current wait ends
     /// (`raw::switch::block_current`'s tail). Cleared by `Fiber::resume`.
     pub suspend: bool,
+    /// `Fiber::cancel` was called for this fiber (until `clear_cancel`):
+    /// every blocking call returns its `Cancelled` error without blocking.
+    pub cancel: bool,
+    /// With `cancel`: unwind instead (`Fiber::cancel_unwind`, std).
+    pub cancel_unwind: bool,
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.

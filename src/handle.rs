@@ -253,6 +253,9 @@ impl<'s> Fiber<'s> {
                 if wake == Wake::Unwinding {
                     return Err(JoinError::Unwinding(handle));
                 }
+                if wake == Wake::Aborted {
+                    return Err(JoinError::JoinCancelled(handle));
+                }
                 self.check_cancel(wake);
             }
             take_outcome(self.core, handle)

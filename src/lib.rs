@@ -124,6 +124,7 @@ compile_error!(
 );
 
 mod arch;
+pub mod cancel;
 mod check;
 mod error;
 mod fiber;
@@ -161,6 +162,7 @@ pub mod mem;
 pub mod host;
 
 pub use arch::FpControl;
+pub use cancel::CancelError;
 #[doc(hidden)]
 pub use check::CheckError;
 pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError, SpawnError, SpawnErrorKind};

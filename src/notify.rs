@@ -124,6 +124,9 @@ pub enum NotifyWaitError {
     /// This fiber is unwinding and nothing was pending: a fiber never blocks
     /// while it unwinds (std only).
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 impl fmt::Display for NotifyWaitError {
@@ -133,6 +136,7 @@ impl fmt::Display for NotifyWaitError {
                 write!(f, "timed out waiting for a notification (value {value:#x})")
             }
             NotifyWaitError::Unwinding => f.write_str("cannot wait for a notification while unwinding"),
+            NotifyWaitError::Cancelled => f.write_str("the waiting fiber was cancelled"),
         }
     }
 }
@@ -340,6 +344,7 @@ impl<'s> Fiber<'s> {
     fn timed_out(&self, wake: Wake) -> NotifyWaitError {
         match wake {
             Wake::Unwinding => NotifyWaitError::Unwinding,
+            Wake::Aborted => NotifyWaitError::Cancelled,
             _ => NotifyWaitError::TimedOut { value: self.notify_value() },
         }
     }

@@ -229,6 +229,8 @@ where
             fp: mem::MaybeUninit::uninit(),
             note: crate::notify::Note::EMPTY,
             suspend: false,
+            cancel: false,
+            cancel_unwind: false,
         });
         // AddressSanitizer builds: a fiber that finished left the redzones of
         // its last frames on this memory (it leaves by a jump, never by

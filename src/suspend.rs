@@ -74,6 +74,9 @@ pub enum SuspendError {
     /// A fiber that unwinds cannot suspend itself: a fiber never switches
     /// while it unwinds (std only). Nothing changed.
     Unwinding,
+    /// This fiber is cancelled ([`Fiber::cancel`]): it does not suspend
+    /// itself. Nothing changed.
+    Cancelled,
 }
 
 impl fmt::Display for SuspendError {
@@ -82,6 +85,7 @@ impl fmt::Display for SuspendError {
             SuspendError::NoSuchFiber(id) => write!(f, "no live fiber {id}"),
             SuspendError::NotSuspended(id) => write!(f, "fiber {id} is not suspended"),
             SuspendError::Unwinding => f.write_str("cannot suspend itself while unwinding"),
+            SuspendError::Cancelled => f.write_str("a cancelled fiber cannot suspend itself"),
         }
     }
 }
@@ -120,6 +124,9 @@ impl<'s> Fiber<'s> {
             if s == self.slot_ptr() {
                 if raw::unwinding() {
                     return Err(SuspendError::Unwinding);
+                }
+                if (*(*s).header).cancel {
+                    return Err(SuspendError::Cancelled);
                 }
                 (*(*s).header).suspend = true;
                 (*s).wake = Wake::Signaled; // not a stale value of an old wait

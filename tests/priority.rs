@@ -689,3 +689,37 @@ fn an_unwinding_holder_hands_off_without_switching() {
     });
     assert_eq!(log.take(), "low unwound high got it");
 }
+
+/// A wait that never begins (a deadline already past) lends the holder
+/// nothing: the holder must not stay boosted after the waiter gave up.
+#[test]
+fn a_lock_attempt_that_never_blocks_leaves_no_loan_behind() {
+    let m = Mutex::new(0u32);
+    let m = &m;
+    Runtime::<2>::scope(|rt| {
+        let low = rt
+            .spawn(stack(), move |fib| {
+                let _g = m.lock(fib).unwrap();
+                for _ in 0..3 {
+                    fib.yield_now();
+                }
+                fib.priority()
+            })
+            .unwrap();
+        let low_id = low.id();
+        let high = rt
+            .spawn_with(stack(), SpawnOptions::new().priority(p(3)), move |fib| {
+                fib.set_priority(p(0)); // let low take the lock first
+                fib.yield_now();
+                fib.set_priority(p(3));
+                let r = m.lock_timeout(fib, 0).map(|_| ());
+                (r, fib.fiber_info(low_id).unwrap().priority)
+            })
+            .unwrap();
+        rt.run().unwrap();
+        let (r, low_prio_after) = rt.take(high).unwrap();
+        assert_eq!(r, Err(filament::sync::WaitError::TimedOut));
+        assert_eq!(low_prio_after, p(0), "the holder kept a loan from a wait that never began");
+        assert_eq!(rt.take(low).unwrap(), p(0));
+    });
+}

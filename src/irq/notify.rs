@@ -135,9 +135,10 @@ impl IrqNotify {
             // SAFETY: we are the running fiber of the owning runtime; the
             // queue lives for 's, longer than any of the runtime's fibers (I5).
             let wake = unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Irq, deadline)) };
-            if wake == Wake::TimedOut || wake == Wake::Unwinding {
+            if matches!(wake, Wake::TimedOut | Wake::Unwinding | Wake::Aborted) {
                 return match self.bits.swap(0, Ordering::Acquire) {
                     0 if wake == Wake::Unwinding => Err(IrqError::Unwinding),
+                    0 if wake == Wake::Aborted => Err(IrqError::Cancelled),
                     0 => Err(IrqError::TimedOut),
                     bits => Ok(bits),
                 };

@@ -257,10 +257,11 @@ impl<T, const N: usize> IrqQueue<T, N> {
             // queue (hence its wait queue) lives for 's (I5).
             let wake = unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Irq, deadline)) };
             match wake {
-                Wake::TimedOut | Wake::Unwinding => {
+                Wake::TimedOut | Wake::Unwinding | Wake::Aborted => {
                     return match self.pop() {
                         Some(v) => Ok(v),
                         None if wake == Wake::Unwinding => Err(WaitError::Unwinding),
+                        None if wake == Wake::Aborted => Err(WaitError::Cancelled),
                         None => Err(WaitError::TimedOut),
                     };
                 }

@@ -23,6 +23,9 @@ pub enum IrqError {
     /// This fiber is unwinding and no notification was pending: a fiber
     /// never blocks while it unwinds (std only).
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 impl fmt::Display for IrqError {
@@ -31,6 +34,7 @@ impl fmt::Display for IrqError {
             IrqError::TimedOut => f.write_str("timed out waiting for an interrupt signal"),
             IrqError::WrongRuntime => f.write_str("signal registered with another runtime"),
             IrqError::Unwinding => f.write_str("cannot wait for an interrupt signal while unwinding"),
+            IrqError::Cancelled => f.write_str("the waiting fiber was cancelled"),
         }
     }
 }
@@ -155,10 +159,11 @@ impl IrqSignal {
             // signal (hence its queue) lives for 's, longer than any of the
             // runtime's fibers.
             let wake = unsafe { as_irq_waiter(fib.core_ptr(), || fib.wait_on(&self.waiters, WaitKind::Irq, deadline)) };
-            if wake == Wake::TimedOut || wake == Wake::Unwinding {
+            if matches!(wake, Wake::TimedOut | Wake::Unwinding | Wake::Aborted) {
                 let n = self.take_all();
                 return match n {
                     0 if wake == Wake::Unwinding => Err(IrqError::Unwinding),
+                    0 if wake == Wake::Aborted => Err(IrqError::Cancelled),
                     0 => Err(IrqError::TimedOut),
                     n => Ok(n),
                 };

@@ -261,6 +261,11 @@ pub(crate) unsafe fn block_current(
         if unwinding() {
             return Wake::Unwinding; // never switch while unwinding
         }
+        let c = (*core).current;
+        if (*(*c).header).cancel {
+            // A cancelled fiber never blocks (`Fiber::cancel`).
+            return if (*(*c).header).cancel_unwind { Wake::Cancelled } else { Wake::Aborted };
+        }
         crate::time::poll(core);
         // `Ticks::MAX` is "never" (a clock never reaches it; virtual time must
         // not jump to it).
@@ -270,7 +275,6 @@ pub(crate) unsafe fn block_current(
         {
             return Wake::TimedOut;
         }
-        let c = (*core).current;
         check_canary(core, c);
         (*c).state = State::Blocked;
         (*c).wait_kind = kind;

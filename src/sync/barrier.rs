@@ -176,6 +176,8 @@ impl Barrier {
             Ok(BarrierWaitResult { leader: false, generation })
         } else if wake == Wake::Unwinding {
             Err(WaitError::Unwinding)
+        } else if wake == Wake::Aborted {
+            Err(WaitError::Cancelled)
         } else {
             Err(WaitError::TimedOut)
         }

@@ -327,6 +327,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
             None => Ok(()),
             Some(v) if wake == Wake::TimedOut => Err(SendError::TimedOut(v)),
             Some(v) if wake == Wake::Unwinding => Err(SendError::Unwinding(v)),
+            Some(v) if wake == Wake::Aborted => Err(SendError::Cancelled(v)),
             // Woken without the value taken: the channel was closed.
             Some(v) => Err(SendError::Closed(v)),
         }
@@ -352,6 +353,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
             Some(v) => Ok(v),
             None if wake == Wake::TimedOut => Err(RecvError::TimedOut),
             None if wake == Wake::Unwinding => Err(RecvError::Unwinding),
+            None if wake == Wake::Aborted => Err(RecvError::Cancelled),
             // Woken without a value: the channel was closed (and is empty).
             None => Err(RecvError::Closed),
         }
@@ -528,13 +530,20 @@ pub enum SendError<T> {
     WrongRuntime(T),
     /// This fiber is unwinding (a panic or a cancellation is running its destructors) and the wait would have blocked. A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
     Unwinding(T),
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. The value is handed back.
+    Cancelled(T),
 }
 
 impl<T> SendError<T> {
     /// The value that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Closed(v) | SendError::TimedOut(v) | SendError::WrongRuntime(v) | SendError::Unwinding(v) => v,
+            SendError::Closed(v)
+            | SendError::TimedOut(v)
+            | SendError::WrongRuntime(v)
+            | SendError::Unwinding(v)
+            | SendError::Cancelled(v) => v,
         }
     }
 }
@@ -572,6 +581,9 @@ pub enum RecvError {
     WrongRuntime,
     /// This fiber is unwinding (a panic or a cancellation is running its destructors) and the wait would have blocked. A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 /// Why [`Channel::try_recv`] failed.
@@ -605,6 +617,7 @@ impl<T> fmt::Debug for SendError<T> {
             SendError::TimedOut(_) => "TimedOut(..)",
             SendError::WrongRuntime(_) => "WrongRuntime(..)",
             SendError::Unwinding(_) => "Unwinding(..)",
+            SendError::Cancelled(_) => "Cancelled(..)",
         })
     }
 }
@@ -616,6 +629,7 @@ impl<T> fmt::Display for SendError<T> {
             SendError::TimedOut(_) => "timed out sending on a full channel",
             SendError::WrongRuntime(_) => "channel is bound to another runtime",
             SendError::Unwinding(_) => "cannot block sending while the fiber unwinds",
+            SendError::Cancelled(_) => "the sending fiber was cancelled",
         })
     }
 }
@@ -651,6 +665,7 @@ impl fmt::Display for RecvError {
             RecvError::TimedOut => "timed out receiving on an empty channel",
             RecvError::WrongRuntime => "channel is bound to another runtime",
             RecvError::Unwinding => "cannot block receiving while the fiber unwinds",
+            RecvError::Cancelled => "the receiving fiber was cancelled",
         })
     }
 }

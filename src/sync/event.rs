@@ -193,6 +193,7 @@ impl Event {
             Wake::Signaled => Ok(()),
             _ if self.set.get() => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
+            Wake::Aborted => Err(WaitError::Cancelled),
             _ => Err(WaitError::TimedOut),
         }
     }

@@ -393,7 +393,11 @@ impl EventGroup {
         if let Some(bits) = self.take_if(core, want) {
             return Ok(bits);
         }
-        Err(if wake == Wake::Unwinding { WaitError::Unwinding } else { WaitError::TimedOut })
+        Err(match wake {
+            Wake::Unwinding => WaitError::Unwinding,
+            Wake::Aborted => WaitError::Cancelled,
+            _ => WaitError::TimedOut,
+        })
     }
 
     /// ORs `bits` in and wakes the waiters that hold, in FIFO order, then

@@ -327,6 +327,9 @@ pub enum MessageError {
     WrongRuntime,
     /// The fiber is unwinding and the call would have blocked.
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 impl fmt::Display for MessageError {
@@ -342,6 +345,7 @@ impl fmt::Display for MessageError {
             MessageError::Busy => fmt::Display::fmt(&Busy, f),
             MessageError::WrongRuntime => fmt::Display::fmt(&super::WrongRuntime, f),
             MessageError::Unwinding => f.write_str("cannot block while the fiber unwinds"),
+            MessageError::Cancelled => f.write_str("the waiting fiber was cancelled"),
         }
     }
 }
@@ -360,6 +364,7 @@ impl From<WaitFailed> for MessageError {
             WaitFailed::TimedOut => MessageError::TimedOut,
             WaitFailed::WrongRuntime => MessageError::WrongRuntime,
             WaitFailed::Unwinding => MessageError::Unwinding,
+            WaitFailed::Cancelled => MessageError::Cancelled,
         }
     }
 }

@@ -180,6 +180,9 @@ pub enum WaitError {
     WrongRuntime,
     /// This fiber is unwinding (a panic or a cancellation is running its destructors) and the wait would have blocked. A fiber never switches while it unwinds: std's "this thread is panicking" state belongs to the OS thread, so every other fiber would observe it.
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 impl fmt::Display for WaitError {
@@ -187,6 +190,7 @@ impl fmt::Display for WaitError {
         match self {
             WaitError::TimedOut => f.write_str("timed out"),
             WaitError::Unwinding => f.write_str("cannot block while the fiber unwinds"),
+            WaitError::Cancelled => f.write_str("the waiting fiber was cancelled"),
             WaitError::WrongRuntime => fmt::Display::fmt(&WrongRuntime, f),
         }
     }

@@ -135,6 +135,7 @@ impl<T: ?Sized> Mutex<T> {
         Ok(guard)
     }
 
+    #[inline]
     fn lock_until<'s, 'f>(
         &'s self,
         fib: &'f Fiber<'s>,
@@ -160,9 +161,25 @@ impl<T: ?Sized> Mutex<T> {
             // Woken only by an unlock, which handed us the lock (`locked` stayed
             // true and made us the holder).
             Wake::Signaled => Ok(MutexGuard::new(self, core)),
-            Wake::Unwinding => Err(WaitError::Unwinding),
-            // The runtime took us off the queue: nobody handed us anything.
-            _ => Err(WaitError::TimedOut),
+            // Not handed the lock: the runtime took us off the queue, or we
+            // never blocked (unwinding, cancelled, a deadline already past).
+            // What we lent the holder is recomputed from the waiters left (a
+            // wait that never began would otherwise leave its loan in place).
+            wake => Err(self.not_handed(core, wake)),
+        }
+    }
+
+    /// The error for a wait that did not get the lock, after recomputing what
+    /// the holder inherits (cold: off the hand-off path).
+    #[cold]
+    #[inline(never)]
+    fn not_handed(&self, core: *mut Core, wake: Wake) -> WaitError {
+        // SAFETY: called by the running fiber of the bound runtime `core`.
+        unsafe { crate::sync::inherit::waiter_left(core, &raw const self.pi) };
+        match wake {
+            Wake::Unwinding => WaitError::Unwinding,
+            Wake::Aborted => WaitError::Cancelled,
+            _ => WaitError::TimedOut,
         }
     }
 

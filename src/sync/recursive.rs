@@ -127,6 +127,7 @@ impl<T: ?Sized> RecursiveMutex<T> {
             // Woken only by the last unlock, which made us the holder.
             Wake::Signaled => Ok(RecursiveMutexGuard { mutex: self, core, _lease: None, _fiber: PhantomData }),
             Wake::Unwinding => Err(WaitError::Unwinding),
+            Wake::Aborted => Err(WaitError::Cancelled),
             _ => Err(WaitError::TimedOut),
         }
     }

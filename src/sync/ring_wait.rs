@@ -64,6 +64,7 @@ pub(crate) enum WaitFailed {
     TimedOut,
     WrongRuntime,
     Unwinding,
+    Cancelled,
 }
 
 impl WaitSide {
@@ -153,9 +154,10 @@ impl WaitSide {
             // longer than any of the runtime's fibers (I5).
             let wake = unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Irq, deadline)) };
             match wake {
-                Wake::TimedOut | Wake::Unwinding if have() >= need => return Ok(()),
+                Wake::TimedOut | Wake::Unwinding | Wake::Aborted if have() >= need => return Ok(()),
                 Wake::TimedOut => return Err(WaitFailed::TimedOut),
                 Wake::Unwinding => return Err(WaitFailed::Unwinding),
+                Wake::Aborted => return Err(WaitFailed::Cancelled),
                 // Woken (perhaps for an older announcement): look again.
                 _ => {}
             }

@@ -205,6 +205,7 @@ impl Semaphore {
             // Woken only by `release` (or an interrupt give), which handed us a permit.
             Wake::Signaled => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
+            Wake::Aborted => Err(WaitError::Cancelled),
             // Taken off the queue by the runtime: no permit was handed to us.
             _ => Err(WaitError::TimedOut),
         }

@@ -385,6 +385,9 @@ pub enum StreamError {
     WrongRuntime,
     /// The fiber is unwinding and the call would have blocked.
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 impl fmt::Display for StreamError {
@@ -394,6 +397,7 @@ impl fmt::Display for StreamError {
             StreamError::Busy => fmt::Display::fmt(&Busy, f),
             StreamError::WrongRuntime => fmt::Display::fmt(&super::WrongRuntime, f),
             StreamError::Unwinding => f.write_str("cannot block while the fiber unwinds"),
+            StreamError::Cancelled => f.write_str("the waiting fiber was cancelled"),
         }
     }
 }
@@ -412,6 +416,7 @@ impl From<WaitFailed> for StreamError {
             WaitFailed::TimedOut => StreamError::TimedOut,
             WaitFailed::WrongRuntime => StreamError::WrongRuntime,
             WaitFailed::Unwinding => StreamError::Unwinding,
+            WaitFailed::Cancelled => StreamError::Cancelled,
         }
     }
 }

@@ -68,6 +68,8 @@ pub enum ServiceError {
     WrongRuntime,
     /// The fiber is unwinding (it never blocks then).
     Unwinding,
+    /// The service fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)).
+    Cancelled,
 }
 
 impl fmt::Display for ServiceError {
@@ -76,6 +78,7 @@ impl fmt::Display for ServiceError {
             ServiceError::AlreadyRunning => f.write_str("another fiber runs this timer service"),
             ServiceError::WrongRuntime => fmt::Display::fmt(&WrongRuntime, f),
             ServiceError::Unwinding => f.write_str("cannot wait for timers while the fiber unwinds"),
+            ServiceError::Cancelled => f.write_str("the timer service fiber was cancelled"),
         }
     }
 }
@@ -168,6 +171,7 @@ impl<'t> TimerService<'t> {
                         Ok(_) | Err(IrqError::TimedOut) => {}
                         Err(IrqError::WrongRuntime) => return Err(ServiceError::WrongRuntime),
                         Err(IrqError::Unwinding) => return Err(ServiceError::Unwinding),
+                        Err(IrqError::Cancelled) => return Err(ServiceError::Cancelled),
                     }
                 }
             }

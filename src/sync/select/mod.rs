@@ -158,6 +158,9 @@ pub enum SelectError {
     /// This fiber is unwinding and no case was ready: a fiber never blocks
     /// while it unwinds.
     Unwinding,
+    /// This fiber was cancelled ([`Fiber::cancel`](crate::Fiber::cancel)): the
+    /// wait ended early, or never began. Nothing was handed to it.
+    Cancelled,
 }
 
 impl fmt::Display for SelectError {
@@ -169,6 +172,7 @@ impl fmt::Display for SelectError {
                 write!(f, "select case {index}: primitive is bound to another runtime")
             }
             SelectError::Unwinding => f.write_str("cannot block in a select while the fiber unwinds"),
+            SelectError::Cancelled => f.write_str("the selecting fiber was cancelled"),
         }
     }
 }
@@ -263,6 +267,7 @@ fn run<'s>(
         match wake {
             Wake::TimedOut => return Err(SelectError::TimedOut),
             Wake::Unwinding => return Err(SelectError::Unwinding),
+            Wake::Aborted => return Err(SelectError::Cancelled),
             // Woken by a source someone else emptied first: block again.
             _ => {}
         }
