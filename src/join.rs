@@ -3,11 +3,12 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem;
+use core::mem::{self, ManuallyDrop};
 
 use crate::error::JoinError;
 use crate::fiber::{FiberId, Header, Slot, State};
 use crate::raw::{self, Core};
+use crate::stack::Stack;
 
 /// The right to a fiber's result. Get the value with [`Fiber::join`](crate::Fiber::join) (from a
 /// fiber) or [`Runtime::take`](crate::Runtime::take) (after `run`). Not `Clone`: one owner, one take.
@@ -105,6 +106,45 @@ pub(crate) unsafe fn take_outcome<T>(core: *mut Core, handle: JoinHandle<T>) -> 
         handle.disarm();
         raw::free_slot(core, s);
         outcome.map_err(JoinError::cast)
+    }
+}
+
+/// [`take_outcome`] that hands the fiber's stack token back instead of
+/// dropping it: the caller can spawn on it again without claiming it (for a
+/// [`StaticStack`](crate::StaticStack), no atomic swap). If the fiber failed
+/// (panicked, cancelled), the token is dropped as `take_outcome` does.
+///
+/// # Safety
+/// Exclusive access to `core`, not on the target fiber's stack; `'s` is the
+/// runtime's stack lifetime (the token was a `Stack<'s>` when spawned).
+pub(crate) unsafe fn take_outcome_and_stack<'s, T>(
+    core: *mut Core,
+    handle: JoinHandle<T>,
+) -> Result<(T, Stack<'s>), JoinError<T>> {
+    // SAFETY: as in take_outcome. The fiber finished, so no frame lives on
+    // its stack (I4): its token may go back to the caller, read out of the
+    // header (on that stack) before the slot is retired; nothing reads the
+    // header of a free slot.
+    unsafe {
+        let Some(s) = find(core, &handle) else {
+            return Err(JoinError::WrongRuntime(handle));
+        };
+        if (*s).state != State::Finished {
+            return Err(JoinError::NotFinished(handle));
+        }
+        let h = (*s).header;
+        debug_assert!((*h).has_outcome);
+        let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
+        (*h).has_outcome = false;
+        handle.disarm();
+        let stack = ManuallyDrop::take(&mut (*h).stack);
+        raw::retire_slot(core, s);
+        // The token was a `Stack<'s>` erased to `'static` by `spawn_raw`.
+        let stack = mem::transmute::<Stack<'static>, Stack<'s>>(stack);
+        match outcome {
+            Ok(value) => Ok((value, stack)),
+            Err(e) => Err(e.cast()),
+        }
     }
 }
 

@@ -124,6 +124,7 @@ mod fiber;
 mod handle;
 mod irq;
 mod join;
+mod locked;
 mod orphans;
 mod raw;
 mod report;
@@ -158,6 +159,7 @@ pub use handle::Fiber;
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqSignal};
 pub use join::JoinHandle;
+pub use locked::Locked;
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 pub use policy::SchedulePolicy;

@@ -888,7 +888,7 @@ pub(crate) unsafe fn free_slot(core: *mut Core, s: *mut Slot) {
 /// # Safety
 /// `s` is a non-free slot of `core` in no ring or queue.
 #[inline(always)]
-unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
+pub(crate) unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
     // SAFETY: per the contract.
     unsafe {
         // `header`, `lo` and `sp` keep stale values: nothing reads them in a
@@ -905,9 +905,12 @@ unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
                 (*core).local_thread = None;
             }
         }
-        (*s).wait_kind = WaitKind::None;
-        (*s).wait_obj = 0;
-        (*s).fp = false;
+        // Already so: only a Blocked slot has a wait kind and object (`wake`
+        // clears them; a parked fiber is never freed), and `exit_switch`
+        // dropped the fiber's own FP state (a fiber that never ran has none).
+        // Not rewritten: three stores on every free (spawn + finish measured
+        // 214 -> 211 instructions).
+        debug_assert!((*s).wait_kind == WaitKind::None && (*s).wait_obj == 0 && !(*s).fp);
         (*s).generation = (*s).generation.wrapping_add(1);
         (*s).next = (*core).free;
         (*core).free = s;
