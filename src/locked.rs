@@ -27,7 +27,6 @@ use crate::join::{JoinHandle, take_outcome, take_outcome_and_stack};
 use crate::raw::Core;
 use crate::runtime::{LockGuard, Runtime};
 use crate::stack::Stack;
-use crate::time::NoIdle;
 
 /// A [`Runtime`] whose lock is held until this guard is dropped, from
 /// [`Runtime::lock`]. Its calls do what the runtime's calls of the same name
@@ -144,12 +143,17 @@ impl<'r, 's, const N: usize> Locked<'r, 's, N> {
     /// [`Runtime::run`] without taking the lock.
     #[allow(clippy::result_large_err)]
     pub fn run(&self) -> Result<(), RunError> {
-        self.run_with_idle(&mut NoIdle)
+        self.run_inner(None)
     }
 
     /// [`Runtime::run_with_idle`] without taking the lock.
     #[allow(clippy::result_large_err)]
     pub fn run_with_idle(&self, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
+        self.run_inner(Some(idle))
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn run_inner(&self, idle: Option<&mut dyn crate::Idle>) -> Result<(), RunError> {
         let Some(_in) = self.enter() else {
             return Err(RunError::Busy);
         };

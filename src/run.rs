@@ -45,8 +45,23 @@ impl Drop for EndRun {
 /// # Safety
 /// The caller holds the runtime's lock and `core` is bound to where the
 /// runtime is; this is the host context (not a fiber's stack).
+///
+/// `idle: None` is [`NoIdle`](crate::NoIdle) (`Runtime::run`): it has no
+/// clock, so the clock's start needs no `Idle::now` call (a virtual call
+/// per `run`, measured 8 instructions of a spawn + run cycle).
 #[allow(clippy::result_large_err)]
-pub(crate) unsafe fn run_held(core: *mut Core, idle: &mut dyn crate::Idle, limit: Option<Ticks>) -> Result<(), RunError> {
+#[inline]
+pub(crate) unsafe fn run_held(
+    core: *mut Core,
+    idle: Option<&mut dyn crate::Idle>,
+    limit: Option<Ticks>,
+) -> Result<(), RunError> {
+    let mut no_idle = crate::NoIdle;
+    let clockless = idle.is_none();
+    let idle: &mut dyn crate::Idle = match idle {
+        Some(idle) => idle,
+        None => &mut no_idle,
+    };
     // SAFETY: we hold the lock; this is the host context (not a fiber stack).
     unsafe {
         if (*core).poisoned {
@@ -73,7 +88,13 @@ pub(crate) unsafe fn run_held(core: *mut Core, idle: &mut dyn crate::Idle, limit
         // borrow ends, and only used while this call runs.
         let idle: *mut (dyn crate::Idle + '_) = idle;
         (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
-        time::start_clock(core);
+        if clockless {
+            // `time::start_clock` for a hook without `now`: offset 0.
+            (*core).clock_synced = true;
+            (*core).clock_offset = 0;
+        } else {
+            time::start_clock(core);
+        }
         // Counted from the clock's first reading (start_clock moved the
         // runtime's time to it); a limit past `Ticks::MAX` is no limit.
         (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);

@@ -374,7 +374,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     // The deadlock report is inline (no heap): a large Err is the price.
     #[allow(clippy::result_large_err)]
     pub fn run(&self) -> Result<(), RunError> {
-        self.run_with_idle(&mut time::NoIdle)
+        self.run_inner(None, None)
     }
 
     /// Like [`run_with_idle`](Self::run_with_idle), but gives up once `ticks`
@@ -401,18 +401,18 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// ```
     #[allow(clippy::result_large_err)]
     pub fn run_for(&self, idle: &mut dyn crate::Idle, ticks: Ticks) -> Result<(), RunError> {
-        self.run_inner(idle, Some(ticks))
+        self.run_inner(Some(idle), Some(ticks))
     }
 
     /// Like [`run`](Self::run), calling `idle` whenever no fiber is ready but some
     /// sleep or wait for an interrupt. See [`Idle`](crate::Idle).
     #[allow(clippy::result_large_err)]
     pub fn run_with_idle(&self, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
-        self.run_inner(idle, None)
+        self.run_inner(Some(idle), None)
     }
 
     #[allow(clippy::result_large_err)]
-    fn run_inner(&self, idle: &mut dyn crate::Idle, limit: Option<Ticks>) -> Result<(), RunError> {
+    fn run_inner(&self, idle: Option<&mut dyn crate::Idle>, limit: Option<Ticks>) -> Result<(), RunError> {
         let Some(_guard) = self.try_lock(RUNNING) else {
             return Err(RunError::Busy);
         };
@@ -504,7 +504,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         // this runtime; the erased lifetime is never observed past that.
         unsafe {
             let t: *const (dyn crate::Trace + 's) = tracer;
-            (*core).tracer = Some(mem::transmute::<*const (dyn crate::Trace + 's), *const dyn crate::Trace>(t));
+            (*core).tracer = Some(core::mem::transmute::<*const (dyn crate::Trace + 's), *const dyn crate::Trace>(t));
             raw::refresh_slow(core);
         }
         true
