@@ -198,15 +198,20 @@ pub(crate) enum Owner<'a> {
     Borrowed(PhantomData<&'a mut [u8]>),
     /// A static stack: release the claim.
     Claim(&'a AtomicBool),
-    /// An mmap'd host stack: unmap it (base and length include the guard page).
+    /// An mmap'd host stack: unmap it. The mapping is the usable range plus
+    /// one guard page below it (`Stack::host`), so its base and length follow
+    /// from the token's own: kept out of the token, which is copied at every
+    /// claim, spawn and take (48 bytes with them, 32 without).
     #[cfg(feature = "std")]
     Mapped {
-        base: *mut u8,
-        len: usize,
         /// Its entry in the guard-page registry (`host::guard`).
         guard: u32,
     },
 }
+
+/// The low bit of [`Stack`]'s `len_painted`: spawn paints the stack. Sizes
+/// are multiples of 16, so the bit is free.
+const PAINTED: usize = 1;
 
 /// An exclusive token for memory a fiber can run on.
 ///
@@ -215,10 +220,15 @@ pub(crate) enum Owner<'a> {
 /// result are gone from it, so no live frame is ever left on released memory.
 pub struct Stack<'a> {
     lo: NonNull<u8>,
-    len: usize,
-    painted: bool,
+    /// The usable size, a multiple of 16, or'ed with [`PAINTED`] (one word
+    /// instead of two keeps the token at 32 bytes).
+    len_painted: usize,
     owner: Owner<'a>,
 }
+
+// Copied at every claim, spawn and take: keep it at four words at most
+// (three without `std`, where `Owner` is a nullable pointer).
+const _: () = assert!(core::mem::size_of::<Stack<'static>>() <= 4 * core::mem::size_of::<usize>());
 
 // SAFETY: a Stack is exclusive access to plain memory; moving that access to
 // another thread is fine (an `Owner::Claim` only touches an atomic).
@@ -266,12 +276,12 @@ impl<'a> Stack<'a> {
     pub(crate) unsafe fn from_raw_parts(lo: NonNull<u8>, len: usize, owner: Owner<'a>) -> Self {
         debug_assert!((lo.as_ptr() as usize).is_multiple_of(arch::STACK_ALIGN));
         debug_assert!(len >= MIN_STACK_SIZE && len.is_multiple_of(arch::STACK_ALIGN));
-        Stack { lo, len, painted: true, owner }
+        Stack { lo, len_painted: len | PAINTED, owner }
     }
 
     /// Usable size in bytes (after alignment).
     pub fn size(&self) -> usize {
-        self.len
+        self.len_painted & !PAINTED
     }
 
     /// Skips painting at spawn. Spawning then costs O(1) instead of O(size), but
@@ -279,13 +289,13 @@ impl<'a> Stack<'a> {
     /// canary is still written and checked.
     #[must_use = "this returns the stack without painting; the original is consumed"]
     pub fn without_painting(mut self) -> Self {
-        self.painted = false;
+        self.len_painted &= !PAINTED;
         self
     }
 
     /// Whether spawn paints this stack (see [`Stack::without_painting`]).
     pub fn is_painted(&self) -> bool {
-        self.painted
+        self.len_painted & PAINTED != 0
     }
 
     /// Tells the guard-page registry which fiber runs on this stack (host
@@ -303,7 +313,7 @@ impl<'a> Stack<'a> {
     }
 
     pub(crate) fn top(&self) -> *mut u8 {
-        self.lo.as_ptr().wrapping_add(self.len)
+        self.lo.as_ptr().wrapping_add(self.size())
     }
 
     /// If releasing this token is at most a single byte store of `0` — a
@@ -331,9 +341,11 @@ impl Drop for Stack<'_> {
             Owner::Borrowed(_) => {}
             Owner::Claim(flag) => flag.store(false, Ordering::Release),
             #[cfg(feature = "std")]
-            Owner::Mapped { base, len, guard } => {
+            Owner::Mapped { guard } => {
                 crate::host::guard::unregister(guard);
-                crate::host::unmap(base, len)
+                // The guard page below `lo` is part of the mapping (`Stack::host`).
+                let page = crate::host::page_size();
+                crate::host::unmap(self.lo.as_ptr().wrapping_sub(page), self.size() + page)
             }
         }
     }
@@ -341,7 +353,7 @@ impl Drop for Stack<'_> {
 
 impl fmt::Debug for Stack<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stack").field("lo", &self.lo).field("size", &self.len).field("painted", &self.painted).finish()
+        f.debug_struct("Stack").field("lo", &self.lo).field("size", &self.size()).field("painted", &self.is_painted()).finish()
     }
 }
 
