@@ -51,6 +51,16 @@ use crate::stack::Stack;
 /// } // unlocked here
 /// assert!(rt.stats().is_some());
 /// ```
+///
+/// The guard stays on the thread that locked:
+///
+/// ```compile_fail
+/// let rt = filament::Runtime::<'static, 1>::new();
+/// let locked = rt.lock().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(locked)); // error: `Locked` is not `Send`
+/// });
+/// ```
 #[must_use = "the runtime stays locked while this guard lives"]
 pub struct Locked<'r, 's, const N: usize> {
     rt: &'r Runtime<'s, N>,
