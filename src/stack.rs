@@ -353,7 +353,11 @@ impl Drop for Stack<'_> {
 
 impl fmt::Debug for Stack<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stack").field("lo", &self.lo).field("size", &self.size()).field("painted", &self.is_painted()).finish()
+        f.debug_struct("Stack")
+            .field("lo", &self.lo)
+            .field("size", &self.size())
+            .field("painted", &self.is_painted())
+            .finish()
     }
 }
 
