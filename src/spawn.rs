@@ -140,12 +140,12 @@ fn stack_needed_fixed(above: usize, headroom: usize) -> usize {
 
 /// Whether a stack of `size` bytes is smaller than [`stack_needed`]`(above,
 /// headroom)`, tested as `size - reserve < fixed` so that the constant part
-/// is folded and the run-time part is one subtraction (the sum was an add, a
-/// saturation and a mask per spawn). Equal to `size < fixed + reserve` (a
-/// saturated `fixed` exceeds any stack size).
+/// is folded and the run-time part is one subtraction and two branches (the
+/// sum was an add, a saturation and a mask per spawn). Equal to
+/// `size < fixed + reserve` (a saturated `fixed` exceeds any stack size).
 #[inline(always)]
 fn stack_too_small(size: usize, above: usize, headroom: usize) -> bool {
-    size.saturating_sub(signal_reserve()) < stack_needed_fixed(above, headroom)
+    size.checked_sub(signal_reserve()).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
 }
 
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
