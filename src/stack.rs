@@ -395,8 +395,27 @@ pub(crate) unsafe fn canary_intact(lo: *const u8) -> bool {
     // (non-volatile) reads are enough: the words are only ever written through
     // frames the compiler cannot see, behind a context switch (an asm block
     // that clobbers memory) or before `prepare` returned.
-    let w = unsafe { lo.cast::<[u64; CANARY_WORDS]>().read() };
-    w.iter().fold(0, |acc, &x| acc | (x ^ CANARY)) == 0
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    // SAFETY: as above; `lo` is 16-aligned (every stack token's is), so both
+    // 16-byte loads are aligned. Two compares of 16 bytes, one mask test:
+    // 8 instructions where the four 8-byte compares took 10 (every fiber
+    // exit and every free of a never-run fiber). Kernels built without SSE
+    // take the word-by-word path below.
+    unsafe {
+        use core::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_cmpeq_epi32, _mm_load_si128, _mm_movemask_epi8, _mm_set1_epi64x,
+        };
+        let c = _mm_set1_epi64x(CANARY as i64);
+        let p = lo.cast::<__m128i>();
+        let eq = _mm_and_si128(_mm_cmpeq_epi32(_mm_load_si128(p), c), _mm_cmpeq_epi32(_mm_load_si128(p.add(1)), c));
+        _mm_movemask_epi8(eq) == 0xFFFF
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        // SAFETY: as above.
+        let w = unsafe { lo.cast::<[u64; CANARY_WORDS]>().read() };
+        w.iter().fold(0, |acc, &x| acc | (x ^ CANARY)) == 0
+    }
 }
 
 /// Bytes used below `top`: the distance from `top` to the lowest word that no
@@ -412,4 +431,33 @@ pub(crate) unsafe fn high_water(lo: *const u8, top: *const u8) -> usize {
         p = p.wrapping_add(1);
     }
     top as usize - p as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full canary check (two 16-byte compares with SSE2) sees a change
+    /// of any single byte of the 32, and only such a change.
+    #[test]
+    fn canary_intact_sees_every_byte() {
+        #[repr(C, align(16))]
+        struct Buf([u8; 64]);
+        let mut buf = Buf([0; 64]);
+        let lo = buf.0.as_mut_ptr();
+        // SAFETY: [lo, lo+64) is our buffer, 16-aligned.
+        unsafe {
+            prepare(lo, lo.add(64), true);
+            assert!(canary_intact(lo));
+            for i in 0..CANARY_BYTES {
+                for bit in [0x01u8, 0x80] {
+                    *lo.add(i) ^= bit;
+                    assert!(!canary_intact(lo), "byte {i} bit {bit:#x} flipped unseen");
+                    *lo.add(i) ^= bit;
+                }
+            }
+            *lo.add(CANARY_BYTES) ^= 0xFF; // paint above the canary: not its business
+            assert!(canary_intact(lo));
+        }
+    }
 }
