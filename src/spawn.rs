@@ -232,7 +232,7 @@ where
         let stack: Stack<'static> = mem::transmute::<Stack<'s>, Stack<'static>>(stack);
         payload.cast::<F>().write(f);
         header.write(Header {
-            stack: ManuallyDrop::new(stack),
+            stack: ManuallyDrop::new(stack.moved()),
             joiners: WaitQueue::new(),
             payload,
             drop_payload: fiber::drop_payload::<F, Result<T, JoinError<()>>>,

@@ -193,6 +193,10 @@ impl<const SIZE: usize> Default for StaticStack<SIZE> {
     }
 }
 
+// The tag is a whole word under `std` (three variants, no niche): a claim
+// writes it with one 8-byte store, so the word-by-word move in
+// [`Stack::moved`] can forward it (see there).
+#[cfg_attr(feature = "std", repr(usize))]
 pub(crate) enum Owner<'a> {
     /// A borrowed buffer: nothing to do on release; the borrow ends with `'a`.
     Borrowed(PhantomData<&'a mut [u8]>),
@@ -306,6 +310,32 @@ impl<'a> Stack<'a> {
         if let Owner::Mapped { guard, .. } = self.owner {
             crate::host::guard::note_fiber(guard, _id.index, _id.generation, _name);
         }
+    }
+
+    /// The token, moved word by word with 8-byte loads.
+    ///
+    /// The caller of `spawn` built the token with one store per word (a
+    /// `claim`, or a `take_with_stack`), usually a few instructions earlier;
+    /// a plain move of the 32-byte struct loads it with 16-byte vector
+    /// loads, each spanning two of those stores, which the CPU cannot
+    /// forward from its store buffer: each waits for the stores to reach the
+    /// cache. Word-sized loads forward. (Volatile, so they are not merged
+    /// back into vector loads.)
+    #[inline(always)]
+    pub(crate) fn moved(self) -> Self {
+        let src = core::mem::ManuallyDrop::new(self);
+        let mut dst = MaybeUninit::<Self>::uninit();
+        let from = (&raw const *src).cast::<MaybeUninit<usize>>();
+        let to = dst.as_mut_ptr().cast::<MaybeUninit<usize>>();
+        const { assert!(core::mem::size_of::<Stack<'static>>().is_multiple_of(core::mem::size_of::<usize>())) };
+        for i in 0..core::mem::size_of::<Self>() / core::mem::size_of::<usize>() {
+            // SAFETY: both are whole `Stack`s (a multiple of words, word
+            // aligned); padding is copied as `MaybeUninit`. `src` is never
+            // dropped, so the bytes move exactly once.
+            unsafe { to.add(i).write(from.add(i).read_volatile()) };
+        }
+        // SAFETY: every byte of `src` was copied.
+        unsafe { dst.assume_init() }
     }
 
     pub(crate) fn lo(&self) -> *mut u8 {
