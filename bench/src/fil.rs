@@ -152,18 +152,17 @@ pub fn spawn_run_locked(ops: u64) -> Measured {
 pub fn spawn_run_take_locked(ops: u64) -> Measured {
     let rt = boxed_runtime::<1>();
     let locked = rt.lock().expect("runtime idle");
-    let mut stack = Some(claim(0, false));
+    let mut stack = claim(0, false);
     let t = Instant::now();
     for _ in 0..ops {
-        let s = stack.take().expect("stack handed back");
-        let h = match locked.spawn(s, |_fib| black_box(7u32)) {
+        let h = match locked.spawn(stack, |_fib| black_box(7u32)) {
             Ok(h) => h,
             Err(e) => panic!("spawn failed: {:?}", e.kind()),
         };
         locked.run().expect("run");
-        let (v, s) = locked.take_with_stack(h).expect("finished");
+        let (v, back) = locked.take_with_stack(h).expect("finished");
         black_box(v);
-        stack = Some(s);
+        stack = back;
     }
     Measured { time: t.elapsed(), ops }
 }
