@@ -425,12 +425,16 @@ pub(crate) unsafe fn canary_intact(lo: *const u8) -> bool {
     // (non-volatile) reads are enough: the words are only ever written through
     // frames the compiler cannot see, behind a context switch (an asm block
     // that clobbers memory) or before `prepare` returned.
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(debug_assertions)))]
     // SAFETY: as above; `lo` is 16-aligned (every stack token's is), so both
     // 16-byte loads are aligned. Two compares of 16 bytes, one mask test:
     // 8 instructions where the four 8-byte compares took 10 (every fiber
     // exit and every free of a never-run fiber). Kernels built without SSE
-    // take the word-by-word path below.
+    // take the word-by-word path below, and so do unoptimised builds: there
+    // the intrinsics are calls, whose frames (on the exiting fiber's stack)
+    // took 376 more bytes than the words (`tests/core.rs`,
+    // `empty_fiber_high_water_is_small`). Both paths are compiled with
+    // filament's own profile (this is not generic code).
     unsafe {
         use core::arch::x86_64::{
             __m128i, _mm_and_si128, _mm_cmpeq_epi32, _mm_load_si128, _mm_movemask_epi8, _mm_set1_epi64x,
@@ -440,7 +444,7 @@ pub(crate) unsafe fn canary_intact(lo: *const u8) -> bool {
         let eq = _mm_and_si128(_mm_cmpeq_epi32(_mm_load_si128(p), c), _mm_cmpeq_epi32(_mm_load_si128(p.add(1)), c));
         _mm_movemask_epi8(eq) == 0xFFFF
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(debug_assertions))))]
     {
         // SAFETY: as above.
         let w = unsafe { lo.cast::<[u64; CANARY_WORDS]>().read() };
