@@ -102,6 +102,19 @@ def _read_memory(addr, n):
     return bytes(gdb.selected_inferior().read_memory(addr, n))
 
 
+# A `Stack` token keeps its size (a multiple of 16) and its "painted" flag in
+# one word, `len_painted`: the flag is the low bit.
+PAINTED_BIT = 1
+
+
+def _stack_size(stack):
+    return int(_field(stack, "len_painted")) & ~PAINTED_BIT
+
+
+def _stack_painted(stack):
+    return bool(int(_field(stack, "len_painted")) & PAINTED_BIT)
+
+
 def _first_unpainted(start, top):
     """The address of the first word in [start, top) that is not PAINT (top if none).
 
@@ -231,7 +244,7 @@ class FiberView:
     def _cpu_on_own_stack(self):
         try:
             sp = int(gdb.newest_frame().read_register("rsp").cast(gdb.lookup_type("u64")))
-            top = _addr(_field(self.header["stack"], "lo")) + int(_field(self.header["stack"], "len"))
+            top = _addr(_field(self.header["stack"], "lo")) + _stack_size(self.header["stack"])
         except (gdb.error, KeyError):
             return True
         return self.lo <= sp < top
@@ -263,16 +276,16 @@ class FiberView:
 
     @property
     def stack_size(self):
-        return int(_field(self.header["stack"], "len"))
+        return _stack_size(self.header["stack"])
 
     def high_water(self):
         """Bytes used below the top of a painted stack, or None."""
         stack = self.header["stack"]
         try:
-            if not bool(_field(stack, "painted")):
+            if not _stack_painted(stack):
                 return None
             lo = _addr(_field(stack, "lo"))
-            top = lo + int(_field(stack, "len"))
+            top = lo + _stack_size(stack)
         except KeyError:
             return None
         return top - _first_unpainted(lo + CANARY_BYTES, top)

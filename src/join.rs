@@ -3,11 +3,12 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem;
+use core::mem::{self, ManuallyDrop};
 
 use crate::error::JoinError;
 use crate::fiber::{FiberId, Header, Slot, State};
 use crate::raw::{self, Core};
+use crate::stack::Stack;
 
 /// The right to a fiber's result. Get the value with [`Fiber::join`](crate::Fiber::join) (from a
 /// fiber) or [`Runtime::take`](crate::Runtime::take) (after `run`). Not `Clone`: one owner, one take.
@@ -17,12 +18,17 @@ use crate::raw::{self, Core};
 /// handles do; [`Runtime::detach`](crate::Runtime::detach) does it at once.
 #[must_use = "dropping the handle detaches the fiber: its result is lost"]
 pub struct JoinHandle<T> {
-    id: FiberId,
+    /// The fiber's id as `index | generation << 32`. Every field is a whole
+    /// word: a `Result` holding a handle shares its bytes with the `Ok`
+    /// value (a stack token from `take_with_stack`), and `u32` halves there
+    /// made the compiler move the token's words in 4-byte pieces and reload
+    /// them whole, which the CPU cannot forward from its store buffer.
+    id: u64,
     header: *mut Header,
     /// The spawning runtime's serial: a handle is only ever honoured by it.
     runtime: u64,
     /// The runtime's entry in the table of live runtimes (`orphans`).
-    live_slot: u32,
+    live_slot: u64,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -35,7 +41,8 @@ unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(id: FiberId, header: *mut Header, (runtime, live_slot): (u64, u32)) -> Self {
-        JoinHandle { id, header, runtime, live_slot, _marker: PhantomData }
+        let id = u64::from(id.index) | u64::from(id.generation) << 32;
+        JoinHandle { id, header, runtime, live_slot: u64::from(live_slot), _marker: PhantomData }
     }
 
     /// The handle was used up (its result taken or the fiber detached): no
@@ -46,7 +53,7 @@ impl<T> JoinHandle<T> {
 
     /// The fiber's id.
     pub fn id(&self) -> FiberId {
-        self.id
+        FiberId { index: self.id as u32, generation: (self.id >> 32) as u32 }
     }
 }
 
@@ -57,13 +64,14 @@ impl<T> JoinHandle<T> {
 /// slots, when a `run` returns, or when it is dropped (`crate::orphans`).
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        crate::orphans::leave(self.runtime, self.live_slot, self.id.index, self.id.generation, self.header as usize);
+        let id = self.id();
+        crate::orphans::leave(self.runtime, self.live_slot as u32, id.index, id.generation, self.header as usize);
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("JoinHandle").field(&self.id).finish()
+        f.debug_tuple("JoinHandle").field(&self.id()).finish()
     }
 }
 
@@ -74,13 +82,14 @@ impl<T> fmt::Debug for JoinHandle<T> {
 pub(crate) unsafe fn find<T>(core: *mut Core, h: &JoinHandle<T>) -> Option<*mut Slot> {
     // SAFETY: index bounds-checked against cap.
     unsafe {
-        if h.id.index as usize >= (*core).cap {
+        let id = h.id();
+        if id.index as usize >= (*core).cap {
             return None;
         }
-        let s = (*core).slots.add(h.id.index as usize);
+        let s = (*core).slots.add(id.index as usize);
         ((*core).serial == h.runtime
             && (*s).state != State::Free
-            && (*s).generation == h.id.generation
+            && (*s).generation == id.generation
             && (*s).header == h.header)
             .then_some(s)
     }
@@ -105,6 +114,45 @@ pub(crate) unsafe fn take_outcome<T>(core: *mut Core, handle: JoinHandle<T>) -> 
         handle.disarm();
         raw::free_slot(core, s);
         outcome.map_err(JoinError::cast)
+    }
+}
+
+/// [`take_outcome`] that hands the fiber's stack token back instead of
+/// dropping it: the caller can spawn on it again without claiming it (for a
+/// [`StaticStack`](crate::StaticStack), no atomic swap). If the fiber failed
+/// (panicked, cancelled), the token is dropped as `take_outcome` does.
+///
+/// # Safety
+/// Exclusive access to `core`, not on the target fiber's stack; `'s` is the
+/// runtime's stack lifetime (the token was a `Stack<'s>` when spawned).
+pub(crate) unsafe fn take_outcome_and_stack<'s, T>(
+    core: *mut Core,
+    handle: JoinHandle<T>,
+) -> Result<(T, Stack<'s>), JoinError<T>> {
+    // SAFETY: as in take_outcome. The fiber finished, so no frame lives on
+    // its stack (I4): its token may go back to the caller, read out of the
+    // header (on that stack) before the slot is retired; nothing reads the
+    // header of a free slot.
+    unsafe {
+        let Some(s) = find(core, &handle) else {
+            return Err(JoinError::WrongRuntime(handle));
+        };
+        if (*s).state != State::Finished {
+            return Err(JoinError::NotFinished(handle));
+        }
+        let h = (*s).header;
+        debug_assert!((*h).has_outcome);
+        let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
+        (*h).has_outcome = false;
+        handle.disarm();
+        let stack = ManuallyDrop::take(&mut (*h).stack);
+        raw::retire_slot(core, s);
+        // The token was a `Stack<'s>` erased to `'static` by `spawn_raw`.
+        let stack = mem::transmute::<Stack<'static>, Stack<'s>>(stack);
+        match outcome {
+            Ok(value) => Ok((value, stack)),
+            Err(e) => Err(e.cast()),
+        }
     }
 }
 

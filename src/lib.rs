@@ -43,6 +43,9 @@
 //! * [`Runtime`] — the fiber table (capacity `N` in the type), `const fn new()`.
 //!   [`Runtime::spawn`] moves a closure onto the fiber's own stack; a full table
 //!   hands the closure and stack back. [`Runtime::run`] runs until all finish.
+//!   [`Runtime::lock`] holds the runtime's lock across calls ([`Locked`]: no
+//!   atomic per spawn, run or take); [`Runtime::take_with_stack`] hands the
+//!   stack back for the next spawn.
 //! * [`Fiber`] — the handle a fiber's closure receives: yield, spawn, join,
 //!   sleep, and the argument every blocking primitive takes.
 //! * [`sync`] — `Mutex`, `Semaphore`, `Channel`, `Event`, `Barrier` on one
@@ -131,6 +134,7 @@ mod fiber;
 mod handle;
 mod irq;
 mod join;
+mod locked;
 mod notify;
 mod orphans;
 mod priority;
@@ -171,6 +175,7 @@ pub use handle::Fiber;
 pub use irq::IrqWatch;
 pub use irq::{IrqError, IrqNotify, IrqQueue, IrqSignal, QueueFull};
 pub use join::JoinHandle;
+pub use locked::Locked;
 pub use notify::{Notify, NotifyError, NotifyWaitError, Take};
 #[cfg(feature = "explore")]
 #[cfg_attr(docsrs, doc(cfg(feature = "explore")))]

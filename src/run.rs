@@ -1,13 +1,13 @@
 //! The host side of `run`: running ready fibers, idling, timers, deadlock
 //! detection and cancellation, and the end of a run.
 
-use core::ptr;
+use core::{mem, ptr};
 
 use crate::arch;
 use crate::error::{DeadlockReport, RunError};
 use crate::fiber::{State, WaitKind, Wake};
 use crate::raw::{self, Core};
-use crate::time;
+use crate::time::{self, Ticks};
 use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
@@ -36,6 +36,73 @@ impl Drop for EndRun {
             // detached now.
             crate::orphans::adopt(core);
         }
+    }
+}
+
+/// `Runtime::run` once the runtime's lock is held (by `run` itself, or by a
+/// [`Locked`](crate::Locked) across calls).
+///
+/// # Safety
+/// The caller holds the runtime's lock and `core` is bound to where the
+/// runtime is; this is the host context (not a fiber's stack).
+///
+/// `idle: None` is [`NoIdle`](crate::NoIdle) (`Runtime::run`): it has no
+/// clock, so the clock's start needs no `Idle::now` call (a virtual call
+/// per `run`, measured 8 instructions of a spawn + run cycle).
+#[allow(clippy::result_large_err)]
+#[inline]
+pub(crate) unsafe fn run_held(
+    core: *mut Core,
+    idle: Option<&mut dyn crate::Idle>,
+    limit: Option<Ticks>,
+) -> Result<(), RunError> {
+    let mut no_idle = crate::NoIdle;
+    let clockless = idle.is_none();
+    let idle: &mut dyn crate::Idle = match idle {
+        Some(idle) => idle,
+        None => &mut no_idle,
+    };
+    // SAFETY: we hold the lock; this is the host context (not a fiber stack).
+    unsafe {
+        if (*core).poisoned {
+            return Err(RunError::Poisoned);
+        }
+        if raw::unwinding() {
+            return Err(RunError::Unwinding);
+        }
+        #[cfg(feature = "std")]
+        if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+            // Dropped handles may release the local fibers that pin the
+            // runtime (their thread may be gone): adopt them, then look again.
+            crate::orphans::adopt(core);
+            if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
+                return Err(RunError::WrongThread);
+            }
+        }
+        // An overflow into a host stack's guard page faults on the fiber's
+        // stack: the report handler needs an alternate signal stack.
+        #[cfg(feature = "std")]
+        crate::host::guard::ensure_altstack();
+        (*core).in_run = true;
+        // Erase the hook's lifetime: it is cleared below, before `idle`'s
+        // borrow ends, and only used while this call runs.
+        let idle: *mut (dyn crate::Idle + '_) = idle;
+        (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
+        if clockless {
+            // `time::start_clock` for a hook without `now`: offset 0.
+            (*core).clock_synced = true;
+            (*core).clock_offset = 0;
+        } else {
+            time::start_clock(core);
+        }
+        // Counted from the clock's first reading (start_clock moved the
+        // runtime's time to it); a limit past `Ticks::MAX` is no limit.
+        (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
+        // The run's end, as a guard dropped after `run_loop`'s result is
+        // built in place: the (large) `Result` is never moved, so the
+        // common path copies no deadlock report.
+        let _end = EndRun(core);
+        run_loop(core)
     }
 }
 

@@ -4,7 +4,6 @@
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::arch;
@@ -15,9 +14,10 @@ use crate::stack::{self, Stack};
 use crate::time::{self, Ticks, TimerEntry};
 
 use crate::handle::Fiber;
-use crate::join::{JoinHandle, detach_raw, take_outcome};
+use crate::join::{JoinHandle, detach_raw, take_outcome, take_outcome_and_stack};
+use crate::locked::Locked;
 use crate::priority::{Priority, SpawnOptions};
-use crate::run::{EndRun, run_loop};
+use crate::run::run_held;
 use crate::spawn::{Spawned, spawn_raw};
 
 const IDLE: u8 = 0;
@@ -93,7 +93,8 @@ unsafe impl<const N: usize> Sync for Runtime<'_, N> {}
 // moving the runtime never carries a live frame to another thread.
 unsafe impl<const N: usize> Send for Runtime<'_, N> {}
 
-struct LockGuard<'a>(&'a AtomicU8);
+/// Holds a runtime's lock; releases it (a plain store) when dropped.
+pub(crate) struct LockGuard<'a>(&'a AtomicU8);
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         self.0.store(IDLE, Ordering::Release);
@@ -178,7 +179,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         N
     }
 
-    fn try_lock(&self, as_state: u8) -> Option<LockGuard<'_>> {
+    pub(crate) fn try_lock(&self, as_state: u8) -> Option<LockGuard<'_>> {
         self.lock.compare_exchange(IDLE, as_state, Ordering::Acquire, Ordering::Relaxed).ok()?;
         Some(LockGuard(&self.lock))
     }
@@ -186,7 +187,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// Binds the core to where the runtime is now (it may have moved since the
     /// last call) and returns it. Must hold the lock.
     #[inline(always)]
-    fn core(&self) -> *mut Core {
+    pub(crate) fn core(&self) -> *mut Core {
         let core = self.core.get();
         // SAFETY: we hold the lock (or run inside `run`): a plain read.
         if unsafe { (*core).slots } != self.slots.get().cast::<Slot>() {
@@ -424,7 +425,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     // The deadlock report is inline (no heap): a large Err is the price.
     #[allow(clippy::result_large_err)]
     pub fn run(&self) -> Result<(), RunError> {
-        self.run_with_idle(&mut time::NoIdle)
+        self.run_inner(None, None)
     }
 
     /// Like [`run_with_idle`](Self::run_with_idle), but gives up once `ticks`
@@ -451,58 +452,64 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// ```
     #[allow(clippy::result_large_err)]
     pub fn run_for(&self, idle: &mut dyn crate::Idle, ticks: Ticks) -> Result<(), RunError> {
-        self.run_inner(idle, Some(ticks))
+        self.run_inner(Some(idle), Some(ticks))
     }
 
     /// Like [`run`](Self::run), calling `idle` whenever no fiber is ready but some
     /// sleep or wait for an interrupt. See [`Idle`](crate::Idle).
     #[allow(clippy::result_large_err)]
     pub fn run_with_idle(&self, idle: &mut dyn crate::Idle) -> Result<(), RunError> {
-        self.run_inner(idle, None)
+        self.run_inner(Some(idle), None)
     }
 
     #[allow(clippy::result_large_err)]
-    fn run_inner(&self, idle: &mut dyn crate::Idle, limit: Option<Ticks>) -> Result<(), RunError> {
+    fn run_inner(&self, idle: Option<&mut dyn crate::Idle>, limit: Option<Ticks>) -> Result<(), RunError> {
         let Some(_guard) = self.try_lock(RUNNING) else {
             return Err(RunError::Busy);
         };
-        let core = self.core();
         // SAFETY: we hold the lock; this is the host context (not a fiber stack).
-        unsafe {
-            if (*core).poisoned {
-                return Err(RunError::Poisoned);
-            }
-            if raw::unwinding() {
-                return Err(RunError::Unwinding);
-            }
-            #[cfg(feature = "std")]
-            if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
-                // Dropped handles may release the local fibers that pin the
-                // runtime (their thread may be gone): adopt them, then look again.
-                crate::orphans::adopt(core);
-                if (*core).local_thread.is_some_and(|t| t != std::thread::current().id()) {
-                    return Err(RunError::WrongThread);
-                }
-            }
-            // An overflow into a host stack's guard page faults on the fiber's
-            // stack: the report handler needs an alternate signal stack.
-            #[cfg(feature = "std")]
-            crate::host::guard::ensure_altstack();
-            (*core).in_run = true;
-            // Erase the hook's lifetime: it is cleared below, before `idle`'s
-            // borrow ends, and only used while this call runs.
-            let idle: *mut (dyn crate::Idle + '_) = idle;
-            (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
-            time::start_clock(core);
-            // Counted from the clock's first reading (start_clock moved the
-            // runtime's time to it); a limit past `Ticks::MAX` is no limit.
-            (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
-            // The run's end, as a guard dropped after `run_loop`'s result is
-            // built in place: the (large) `Result` is never moved, so the
-            // common path copies no deadlock report.
-            let _end = EndRun(core);
-            run_loop(core)
-        }
+        unsafe { run_held(self.core(), idle, limit) }
+    }
+
+    /// Takes the runtime's lock and keeps it until the returned [`Locked`]
+    /// is dropped: its calls (spawn, run, take) then skip the atomic
+    /// compare-and-swap each of them pays on the `Runtime` itself. `None`
+    /// while the runtime is busy (another thread holds it, or it runs).
+    ///
+    /// ```
+    /// use filament::{Runtime, StaticStack};
+    /// static STACK: StaticStack<32768> = StaticStack::new();
+    /// let rt = Runtime::<'static, 1>::new();
+    /// let locked = rt.lock().unwrap();
+    /// assert!(rt.stats().is_none()); // busy while `locked` lives
+    /// let mut stack = STACK.claim().unwrap();
+    /// for i in 0..3 {
+    ///     let h = locked.spawn(stack, move |_| i * 2).unwrap();
+    ///     locked.run().unwrap();
+    ///     let (value, back) = locked.take_with_stack(h).unwrap();
+    ///     assert_eq!(value, i * 2);
+    ///     stack = back; // spawned on again without a new claim
+    /// }
+    /// drop(locked);
+    /// assert_eq!(rt.stats().unwrap().spawns, 3);
+    /// ```
+    pub fn lock(&self) -> Option<Locked<'_, 's, N>> {
+        let guard = self.try_lock(BUSY)?;
+        Some(Locked::new(self, self.core(), guard))
+    }
+
+    /// Like [`take`](Self::take), but hands the fiber's stack back instead
+    /// of releasing it, so it can be spawned on again without a new claim
+    /// (for a [`StaticStack`](crate::StaticStack): no atomic swap). If the
+    /// fiber panicked or was cancelled, the error says so and the stack is
+    /// released as `take` releases it.
+    pub fn take_with_stack<T>(&self, handle: JoinHandle<T>) -> Result<(T, Stack<'s>), JoinError<T>> {
+        let Some(_guard) = self.try_lock(BUSY) else {
+            return Err(JoinError::Busy(handle));
+        };
+        let core = self.core();
+        // SAFETY: we hold the lock; not on a fiber stack.
+        unsafe { take_outcome_and_stack(core, handle) }
     }
 
     /// Takes the outcome of a finished fiber nobody joined, releasing its slot
@@ -548,7 +555,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
         // this runtime; the erased lifetime is never observed past that.
         unsafe {
             let t: *const (dyn crate::Trace + 's) = tracer;
-            (*core).tracer = Some(mem::transmute::<*const (dyn crate::Trace + 's), *const dyn crate::Trace>(t));
+            (*core).tracer = Some(core::mem::transmute::<*const (dyn crate::Trace + 's), *const dyn crate::Trace>(t));
             raw::refresh_slow(core);
         }
         true

@@ -124,12 +124,29 @@ fn signal_reserve() -> usize {
 /// is accepted).
 #[inline(always)]
 fn stack_needed(above: usize, headroom: usize) -> usize {
+    stack_needed_fixed(above, headroom).saturating_add(signal_reserve())
+}
+
+/// [`stack_needed`] without the signal reserve (a multiple of the stack
+/// alignment, so adding it keeps the sum aligned): for a closure aligned to at
+/// most 16 bytes a compile-time constant.
+#[inline(always)]
+fn stack_needed_fixed(above: usize, headroom: usize) -> usize {
     above
         .saturating_add(arch::INIT_FRAME_BYTES + stack::CANARY_BYTES)
         .saturating_add(headroom)
-        .saturating_add(signal_reserve())
         .saturating_add(arch::STACK_ALIGN - 1)
         & !(arch::STACK_ALIGN - 1)
+}
+
+/// Whether a stack of `size` bytes is smaller than [`stack_needed`]`(above,
+/// headroom)`, tested as `size - reserve < fixed` so that the constant part
+/// is folded and the run-time part is one subtraction and two branches (the
+/// sum was an add, a saturation and a mask per spawn). Equal to
+/// `size < fixed + reserve` (a saturated `fixed` exceeds any stack size).
+#[inline(always)]
+fn stack_too_small(size: usize, above: usize, headroom: usize) -> bool {
+    size.checked_sub(signal_reserve()).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
 }
 
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
@@ -190,8 +207,8 @@ where
             // Constants (sizes of types), folded at compile time.
             let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
             let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
-            let needed = stack_needed(frame_off, entry_headroom::<F, T>());
-            if size < needed {
+            if stack_too_small(size, frame_off, entry_headroom::<F, T>()) {
+                let needed = stack_needed(frame_off, entry_headroom::<F, T>());
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
             (top.sub(header_off).cast::<Header>(), top.sub(frame_off), top.sub(frame_off))
@@ -216,7 +233,7 @@ where
         let stack: Stack<'static> = mem::transmute::<Stack<'s>, Stack<'static>>(stack);
         payload.cast::<F>().write(f);
         header.write(Header {
-            stack: ManuallyDrop::new(stack),
+            stack: ManuallyDrop::new(stack.moved()),
             joiners: WaitQueue::new(),
             payload,
             drop_payload: fiber::drop_payload::<F, Result<T, JoinError<()>>>,

@@ -130,6 +130,45 @@ pub fn spawn_run_take(ops: u64) -> Measured {
     Measured { time: t.elapsed(), ops }
 }
 
+/// [`spawn_run`] under one [`Runtime::lock`] for the whole loop: spawn and
+/// run take no lock each; the stack is still claimed (an atomic swap) at
+/// every spawn and released by the fiber's final switch.
+pub fn spawn_run_locked(ops: u64) -> Measured {
+    let rt = boxed_runtime::<1>();
+    let locked = rt.lock().expect("runtime idle");
+    let t = Instant::now();
+    for _ in 0..ops {
+        if let Err(e) = locked.spawn_detached(claim(0, false), |_fib| {
+            black_box(7u32);
+        }) {
+            panic!("spawn failed: {:?}", e.kind());
+        }
+        locked.run().expect("run");
+    }
+    Measured { time: t.elapsed(), ops }
+}
+
+/// [`spawn_run_take`] under one [`Runtime::lock`], the stack handed back by
+/// `take_with_stack` and spawned on again: no atomic read-modify-write per
+/// op (corosensei's `coro-call` reuses its stack the same way).
+pub fn spawn_run_take_locked(ops: u64) -> Measured {
+    let rt = boxed_runtime::<1>();
+    let locked = rt.lock().expect("runtime idle");
+    let mut stack = claim(0, false);
+    let t = Instant::now();
+    for _ in 0..ops {
+        let h = match locked.spawn(stack, |_fib| black_box(7u32)) {
+            Ok(h) => h,
+            Err(e) => panic!("spawn failed: {:?}", e.kind()),
+        };
+        locked.run().expect("run");
+        let (v, back) = locked.take_with_stack(h).expect("finished");
+        black_box(v);
+        stack = back;
+    }
+    Measured { time: t.elapsed(), ops }
+}
+
 /// Spawn from inside a fiber: a parent fiber spawns an empty detached child
 /// and yields to it; the child runs, finishes and switches straight back.
 /// The child's stack alternates between two static stacks (a detached child's

@@ -82,6 +82,16 @@ pub const CASES: &[Case] = &[
         run: fil::spawn_run_take,
     },
     Case {
+        name: "fil-spawn-locked",
+        what: "filament spawn_detached + run under one Runtime::lock, empty fiber, stack claimed each time",
+        run: fil::spawn_run_locked,
+    },
+    Case {
+        name: "fil-spawn-take-locked",
+        what: "filament spawn + run + take_with_stack under one Runtime::lock, stack handed back (no atomics)",
+        run: fil::spawn_run_take_locked,
+    },
+    Case {
         name: "fil-spawn-yield",
         what: "filament, inside a fiber: spawn_detached + yield to it, child runs to completion",
         run: fil::spawn_yield_in_fiber,
