@@ -249,9 +249,12 @@ const KERNEL_TRANSCRIPT: &[&str] = &[
     "[race] hook without IrqWatch: halted 1 time(s) with the signal pending (until the next tick)",
     "[race] hook with IrqWatch: halted 0 time(s)",
     "-- phase 6: COM1 receive interrupt -> IrqQueue -> echo fiber (the line 'bye' ends it)",
+    "[phase 6] echo at priority 2 preempts a busy background fiber at priority 0",
+    "[background] running; type lines now",
     "echo: hello from the host",
     "echo: filament, fibers & interrupts",
     "echo: bye",
+    "[phase 6] background fiber yielded {} times meanwhile",
     "phase 6: 3 line(s) echoed; {} byte(s) in {} receive interrupt(s), {} dropped",
     "timer: {} interrupts, {} of them on the IST stack",
     "filament-kernel: all checks passed",
@@ -269,10 +272,11 @@ fn qemu_available() -> bool {
 /// What phase 6 is typed on QEMU's serial input (`\r\n` line ends, as a terminal sends;
 /// the echo fiber drops the `\r`).
 const SERIAL_INPUT: &str = "hello from the host\r\nfilament, fibers & interrupts\r\nbye\r\n";
-/// The line the kernel prints once its COM1 receive interrupt is on: the cue to type.
-/// Bytes written earlier could reach the UART before the kernel programs it (its FIFO
-/// reset would drop them).
-const SERIAL_CUE: &str = "-- phase 6:";
+/// The line the kernel prints once its COM1 receive interrupt is on and the echo fiber
+/// waits (the background fiber prints it): the cue to type. Bytes written earlier could
+/// reach the UART before the kernel programs it (its FIFO reset would drop them), or be
+/// queued before the echo fiber first blocks (then no preemption would be shown).
+const SERIAL_CUE: &str = "[background] running; type lines now";
 
 /// Boots the kernel with its serial port on pipes; types [`SERIAL_INPUT`] once the
 /// kernel printed [`SERIAL_CUE`].

@@ -22,7 +22,9 @@ use crate::idt::{
 use crate::{TICK_HZ, kprintln, pic, serial};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use filament::sync::Channel;
-use filament::{Fiber, Idle, IrqQueue, IrqSignal, IrqWatch, JoinHandle, Runtime, StaticStack, Ticks};
+use filament::{
+    Fiber, Idle, IrqQueue, IrqSignal, IrqWatch, JoinHandle, Priority, Runtime, SpawnOptions, StaticStack, Ticks,
+};
 
 /// Bytes per fiber stack. Formatting (`kprintln!`) is the deepest thing the fibers do.
 const STACK_SIZE: usize = 16 * 1024;
@@ -156,8 +158,17 @@ where
     F: FnOnce(&Fiber<'static>) -> T + Send + 'static,
     T: Send + 'static,
 {
+    spawn_at(index, name, Priority::DEFAULT, f)
+}
+
+/// Spawns `f` on static stack `index` at `priority`.
+fn spawn_at<T, F>(index: usize, name: &'static str, priority: Priority, f: F) -> JoinHandle<T>
+where
+    F: FnOnce(&Fiber<'static>) -> T + Send + 'static,
+    T: Send + 'static,
+{
     let stack = STACKS[index].claim().expect("static stack is free between phases");
-    RT.spawn_named(name, stack, f).expect("runtime has a free slot")
+    RT.spawn_with(stack, SpawnOptions::new().name(name).priority(priority), f).expect("runtime has a free slot")
 }
 
 /// Runs every spawned fiber to completion, with the clock fed from the timer.
@@ -316,11 +327,36 @@ const LINE_MAX: usize = 80;
 
 fn phase_serial_echo() -> bool {
     kprintln!("-- phase 6: COM1 receive interrupt -> IrqQueue -> echo fiber (the line 'bye' ends it)");
+    kprintln!("[phase 6] echo at priority 2 preempts a busy background fiber at priority 0");
     arch::disable_interrupts();
     serial::enable_rx_interrupt();
     pic::set_masked(COM1_IRQ, false);
     arch::enable_interrupts();
-    let echo = spawn(0, "echo", |fib| {
+    static ECHO_DONE: AtomicBool = AtomicBool::new(false);
+    ECHO_DONE.store(false, Ordering::Relaxed);
+    // Busy work that never blocks: it yields, and each yield is a scheduling
+    // point where the runtime drains the receive queue's interrupt source and
+    // the (higher) echo fiber, woken by a byte, runs first.
+    let background = spawn_at(1, "background", Priority::new(0).expect("level 0"), |fib| {
+        // The echo fiber (higher) ran first and blocks on the empty queue:
+        // only now is the demo ready for input (the host types on this cue).
+        kprintln!("[background] running; type lines now");
+        let mut yields = 0u64;
+        while !ECHO_DONE.load(Ordering::Relaxed) {
+            yields += 1;
+            fib.yield_now();
+        }
+        yields
+    });
+    let echo = spawn_at(0, "echo", Priority::new(2).expect("level 2"), |fib| {
+        // Ends the background fiber however this one returns.
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                ECHO_DONE.store(true, Ordering::Relaxed);
+            }
+        }
+        let _done = Done;
         let mut line = [0u8; LINE_MAX];
         let mut len = 0;
         let mut lines = 0u32;
@@ -356,6 +392,8 @@ fn phase_serial_echo() -> bool {
     serial::disable_rx_interrupt();
     arch::enable_interrupts();
     let lines = take(echo).flatten();
+    let background_yields = take(background).unwrap_or(0);
+    kprintln!("[phase 6] background fiber yielded {background_yields} times meanwhile");
     let (bytes, dropped) = (RX_BYTES.load(Ordering::Relaxed), RX_DROPPED.load(Ordering::Relaxed));
     let (irqs, on_ist) = (SERIAL_INTERRUPTS.load(Ordering::Relaxed), SERIAL_ON_IST.load(Ordering::Relaxed));
     kprintln!(
@@ -363,6 +401,7 @@ fn phase_serial_echo() -> bool {
         lines.unwrap_or(0)
     );
     ran && check(lines.is_some(), "phase 6: input ended with the line 'bye'")
+        && check(background_yields > 0, "phase 6: the background fiber ran while echo waited")
         && check(dropped == 0, "phase 6: no byte dropped")
         && check(irqs > 0 && on_ist == irqs, "phase 6: receive interrupts taken, on the IST stack")
 }
