@@ -307,6 +307,9 @@ pub(crate) struct Header {
     pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
     /// The fiber's notification value and pending flag (`crate::notify`).
     pub note: crate::notify::Note,
+    /// An `IrqFiberNotifier` was attached to this fiber: its notification
+    /// waits count as waiting for an interrupt.
+    pub isr_notified: bool,
     /// `Fiber::suspend` asked this fiber to stop: it is Blocked with
     /// `WaitKind::Suspended`, or will be as soon as its current wait ends
     /// (`raw::switch::block_current`'s tail). Cleared by `Fiber::resume`.

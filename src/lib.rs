@@ -173,7 +173,7 @@ pub use error::{BlockedFiber, DeadlockReport, JoinError, PanicMessage, RunError,
 pub use fiber::{FiberId, FiberState, WaitReason};
 pub use handle::Fiber;
 pub use irq::IrqWatch;
-pub use irq::{IrqError, IrqNotify, IrqQueue, IrqSignal, QueueFull};
+pub use irq::{IrqError, IrqFiberNotifier, IrqNotify, IrqQueue, IrqSignal, QueueFull};
 pub use join::JoinHandle;
 pub use locked::Locked;
 pub use notify::{Notify, NotifyError, NotifyWaitError, Take};

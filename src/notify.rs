@@ -167,6 +167,13 @@ impl Note {
         Ok(())
     }
 
+    /// Adds `n` increments at once (wrapping), marking a notification pending.
+    pub(crate) fn add(&mut self, n: u32) -> Result<(), NotifyError> {
+        self.value = self.value.wrapping_add(n);
+        self.pending = true;
+        Ok(())
+    }
+
     /// [`Fiber::notify_wait`]'s check: the value if a notification is
     /// pending (consuming it, clearing `clear_on_exit`).
     pub(crate) fn receive(&mut self, clear_on_exit: u32) -> Option<u32> {
@@ -217,11 +224,25 @@ unsafe fn target(core: *mut Core, id: FiberId) -> Option<*mut Slot> {
 /// Exclusive access to `core`, from a context that may make fibers ready (a
 /// running fiber, or the host outside `run`).
 pub(crate) unsafe fn deliver(core: *mut Core, id: FiberId, action: Notify) -> Result<bool, NotifyError> {
+    // SAFETY: forwarded contract.
+    unsafe { deliver_with(core, id, |note| note.apply(action)) }
+}
+
+/// [`deliver`] with the update as a closure (`IrqFiberNotifier` adds many
+/// increments at once).
+///
+/// # Safety
+/// As for [`deliver`].
+pub(crate) unsafe fn deliver_with(
+    core: *mut Core,
+    id: FiberId,
+    update: impl FnOnce(&mut Note) -> Result<(), NotifyError>,
+) -> Result<bool, NotifyError> {
     // SAFETY: `target` returns a Ready or Blocked slot of `core`, whose header
     // lives (on its stack) until the fiber finishes.
     unsafe {
         let s = target(core, id).ok_or(NotifyError::NoSuchFiber(id))?;
-        (*(*s).header).note.apply(action)?;
+        update(&mut (*(*s).header).note)?;
         if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Notify {
             // A waiter re-checks its condition when it runs (a take waits for
             // a non-zero value, which `Signal` does not give it).
@@ -353,8 +374,16 @@ impl<'s> Fiber<'s> {
     /// notification (re-check), `Err(how)` otherwise.
     fn block_for_note(&self, deadline: Option<Ticks>) -> Result<(), Wake> {
         // SAFETY: we are the running fiber; a notification wait is in no
-        // queue (`WaitKind::Notify`), so there is nothing to outlive.
-        let wake = unsafe { self.block_in_no_queue(WaitKind::Notify, deadline) };
+        // queue (`WaitKind::Notify`), so there is nothing to outlive. With an
+        // `IrqFiberNotifier` attached, an interrupt may notify us: wait as an
+        // interrupt waiter (polled, never a deadlock), blocking once.
+        let wake = unsafe {
+            if (*(*self.slot_ptr()).header).isr_notified {
+                crate::irq::as_irq_waiter(self.core_ptr(), || self.block_in_no_queue(WaitKind::Notify, deadline))
+            } else {
+                self.block_in_no_queue(WaitKind::Notify, deadline)
+            }
+        };
         match wake {
             Wake::Signaled => Ok(()),
             other => Err(other),

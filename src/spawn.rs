@@ -245,6 +245,7 @@ where
             held: core::ptr::null(),
             fp: mem::MaybeUninit::uninit(),
             note: crate::notify::Note::EMPTY,
+            isr_notified: false,
             suspend: false,
             cancel: false,
             cancel_unwind: false,

@@ -320,3 +320,136 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+// ------------------------------------------------- from interrupt handlers
+
+mod from_isr {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use filament::host::HostClock;
+    use filament::{IrqFiberNotifier, Runtime, Take};
+
+    use super::stack;
+
+    /// Runs `body` as the only fiber of a runtime on another thread (with a
+    /// host clock, so it idles while waiting) and returns its result, or
+    /// fails after 10 s (a lost wake-up).
+    fn on_runtime_thread<T: Send + 'static>(body: fn(&filament::Fiber<'static>) -> T) -> mpsc::Receiver<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rt: &'static Runtime<'static, 1> = Box::leak(Box::new(Runtime::new()));
+            let h = rt.spawn(stack(), body).unwrap();
+            rt.run_with_idle(&mut HostClock::new()).unwrap();
+            let _ = tx.send(rt.take(h).unwrap());
+        });
+        rx
+    }
+
+    #[test]
+    fn increments_from_other_threads_are_all_counted() {
+        static GIVES: IrqFiberNotifier = IrqFiberNotifier::new();
+        const PER: u32 = 25_000;
+        let rx = on_runtime_thread(|fib| {
+            GIVES.attach(fib).unwrap();
+            let mut got = 0u32;
+            while got < 4 * PER {
+                got += fib.notify_take(Take::All).unwrap();
+            }
+            (got, fib.notify_value())
+        });
+        let producers: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..PER {
+                        GIVES.increment_from_isr();
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        let (got, left) = rx.recv_timeout(Duration::from_secs(10)).expect("lost wake-up: the taker never finished");
+        assert_eq!((got, left), (4 * PER, 0), "every give counted once");
+    }
+
+    #[test]
+    fn bits_overwrite_and_signal_wake_a_waiting_fiber() {
+        static DEV: IrqFiberNotifier = IrqFiberNotifier::new();
+        let rx = on_runtime_thread(|fib| {
+            DEV.attach(fib).unwrap();
+            let first = fib.notify_wait(0, u32::MAX).unwrap(); // bits, cleared on exit
+            let second = fib.notify_wait(0, 0).unwrap(); // an overwrite
+            let third = fib.notify_wait(0, 0).unwrap(); // a bare signal: value unchanged
+            (first, second, third)
+        });
+        std::thread::sleep(Duration::from_millis(20)); // the fiber waits by now (or soon)
+        DEV.set_bits_from_isr(0b0101);
+        std::thread::sleep(Duration::from_millis(20));
+        DEV.overwrite_from_isr(0x100);
+        std::thread::sleep(Duration::from_millis(20));
+        DEV.signal_from_isr();
+        let got = rx.recv_timeout(Duration::from_secs(10)).expect("lost wake-up");
+        assert_eq!(got, (0b0101, 0x100, 0x100));
+    }
+
+    #[test]
+    fn actions_raised_together_apply_overwrite_then_bits_then_increments() {
+        static BATCH: IrqFiberNotifier = IrqFiberNotifier::new();
+        BATCH.increment_from_isr();
+        BATCH.set_bits_from_isr(0b1000);
+        BATCH.overwrite_from_isr(5);
+        let rt = Runtime::<1>::new();
+        let h = rt
+            .spawn(stack(), |fib| {
+                BATCH.attach(fib).unwrap(); // applies what was raised before
+                (fib.notify_value(), fib.notify_pending())
+            })
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), ((5 | 0b1000) + 1, true));
+    }
+
+    #[test]
+    fn actions_before_the_attach_wait_for_it_and_a_finished_target_drops_them() {
+        static EARLY: IrqFiberNotifier = IrqFiberNotifier::new();
+        EARLY.increment_from_isr();
+        EARLY.increment_from_isr();
+        let rt = Runtime::<2>::new();
+        let first = rt
+            .spawn(stack(), |fib| {
+                EARLY.attach(fib).unwrap();
+                fib.notify_take(Take::One).unwrap() // applied at attach: 2, takes one
+            })
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(first).unwrap(), 2);
+        // The first target finished (and the run ended): nothing is attached.
+        EARLY.increment_from_isr();
+        let second = rt
+            .spawn(stack(), |fib| {
+                let before = fib.notify_value();
+                EARLY.attach(fib).unwrap();
+                (before, fib.notify_value())
+            })
+            .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(second).unwrap(), (0, 1));
+    }
+
+    #[test]
+    fn an_attached_waiter_is_not_a_deadlock_but_an_unattached_one_is() {
+        static LATER: IrqFiberNotifier = IrqFiberNotifier::new();
+        let rx = on_runtime_thread(|fib| {
+            LATER.attach(fib).unwrap();
+            fib.notify_take(Take::All).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(50)); // it idles, no deadlock report
+        LATER.increment_from_isr();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).expect("lost wake-up"), 1);
+        let rt = Runtime::<1>::new();
+        let _h = rt.spawn(stack(), |fib| fib.notify_take(Take::All)).unwrap();
+        assert!(matches!(rt.run(), Err(filament::RunError::Deadlock(_))));
+    }
+}

@@ -88,6 +88,7 @@
 //! `u64`: even 2^32 untaken notifications (seconds of a tight notify loop)
 //! neither wrap nor overflow; 2^64 would take centuries.
 
+mod fiber_notify;
 mod notify;
 mod queue;
 mod signal;
@@ -99,10 +100,11 @@ pub(crate) mod host_wake;
 
 use core::sync::atomic::AtomicU64;
 
+pub use fiber_notify::IrqFiberNotifier;
 pub use notify::IrqNotify;
 pub use queue::{IrqQueue, QueueFull};
 pub use signal::{IrqError, IrqSignal};
-pub(crate) use source::{IrqList, armed, drain, unregister_all};
+pub(crate) use source::{IrqList, armed, as_irq_waiter, drain, unregister_all};
 pub use watch::IrqWatch;
 
 /// Bumped by every raise in the program (every `_from_isr` call: see
