@@ -82,11 +82,12 @@ impl fmt::Display for Priority {
 /// can be a constant:
 ///
 /// ```
-/// use filament::{Priority, Runtime, SpawnOptions, Stack};
+/// use filament::{Priority, Runtime, SpawnOptions, StaticStack};
 ///
 /// const SENSOR: SpawnOptions = SpawnOptions::new().name("sensor").priority(Priority::HIGHEST);
+/// static STACK: StaticStack<16384> = StaticStack::new();
 /// let rt = Runtime::<'static, 2>::new();
-/// let h = rt.spawn_with(Stack::host(64 * 1024).unwrap(), SENSOR, |fib| fib.priority()).unwrap();
+/// let h = rt.spawn_with(STACK.claim().unwrap(), SENSOR, |fib| fib.priority()).unwrap();
 /// rt.run().unwrap();
 /// assert_eq!(rt.take(h).unwrap(), Priority::HIGHEST);
 /// ```

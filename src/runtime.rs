@@ -295,15 +295,16 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// (from inside a fiber) runs at that fiber's next scheduling point.
     ///
     /// ```
-    /// use filament::{Priority, Runtime, SpawnOptions, Stack};
+    /// use filament::{Priority, Runtime, SpawnOptions, StaticStack};
     /// use std::sync::Mutex;
     ///
     /// static ORDER: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+    /// static STACKS: [StaticStack<16384>; 2] = [const { StaticStack::new() }; 2];
     /// let rt = Runtime::<'static, 2>::new();
     /// let low = SpawnOptions::new().name("low");
     /// let high = SpawnOptions::new().name("high").priority(Priority::HIGHEST);
-    /// rt.spawn_with(Stack::host(64 * 1024).unwrap(), low, |fib| ORDER.lock().unwrap().push(fib.name())).unwrap();
-    /// rt.spawn_with(Stack::host(64 * 1024).unwrap(), high, |fib| ORDER.lock().unwrap().push(fib.name())).unwrap();
+    /// rt.spawn_with(STACKS[0].claim().unwrap(), low, |fib| ORDER.lock().unwrap().push(fib.name())).unwrap();
+    /// rt.spawn_with(STACKS[1].claim().unwrap(), high, |fib| ORDER.lock().unwrap().push(fib.name())).unwrap();
     /// rt.run().unwrap();
     /// assert_eq!(*ORDER.lock().unwrap(), ["high", "low"]); // spawned second, ran first
     /// ```

@@ -54,7 +54,7 @@ const OVERWRITE: u64 = 1 << 32;
 ///         RX_DONE.increment_from_isr(); // e.g. from a DMA-complete interrupt
 ///     }
 /// });
-/// RT.run_with_idle(&mut filament::host::HostClock::new()).unwrap();
+/// RT.run().unwrap(); // idles (does not report a deadlock) until the gives arrive
 /// assert_eq!(RT.take(h).unwrap(), 3);
 /// ```
 ///
