@@ -125,6 +125,8 @@ unsafe fn cancel_slot(core: *mut Core, s: *mut Slot, unwind: bool) {
                 raw::make_ready(core, s);
             }
             kind => {
+                // A pending suspension is withdrawn: a cancelled fiber winds down.
+                (*h).suspend = false;
                 crate::time::cancel_deadline(core, s);
                 if kind.has_queue() {
                     (*((*s).wait_obj as *const crate::wait::WaitQueue)).leave(core, s);

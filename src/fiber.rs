@@ -307,9 +307,12 @@ pub(crate) struct Header {
     pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
     /// The fiber's notification value and pending flag (`crate::notify`).
     pub note: crate::notify::Note,
-    /// An `IrqFiberNotifier` was attached to this fiber: its notification
-    /// waits count as waiting for an interrupt.
-    pub isr_notified: bool,
+    /// How many `IrqFiberNotifier`s deliver to this fiber: while non-zero its
+    /// notification waits count as waiting for an interrupt.
+    pub isr_notifiers: u16,
+    /// Counted as an interrupt waiter by its wait, but not while it is
+    /// suspended (`raw::irq_uncount`): to be counted again when resumed.
+    pub irq_uncounted: bool,
     /// `Fiber::suspend` asked this fiber to stop: it is Blocked with
     /// `WaitKind::Suspended`, or will be as soon as its current wait ends
     /// (`raw::switch::block_current`'s tail). Cleared by `Fiber::resume`.

@@ -205,7 +205,7 @@ impl Note {
 ///
 /// # Safety
 /// Exclusive access to `core` (a fiber of it runs, or its lock is held).
-unsafe fn target(core: *mut Core, id: FiberId) -> Option<*mut Slot> {
+pub(crate) unsafe fn target(core: *mut Core, id: FiberId) -> Option<*mut Slot> {
     // SAFETY: the index is bounds-checked, then the slot read in place.
     unsafe {
         if id.index as usize >= (*core).cap {
@@ -378,7 +378,7 @@ impl<'s> Fiber<'s> {
         // `IrqFiberNotifier` attached, an interrupt may notify us: wait as an
         // interrupt waiter (polled, never a deadlock), blocking once.
         let wake = unsafe {
-            if (*(*self.slot_ptr()).header).isr_notified {
+            if (*(*self.slot_ptr()).header).isr_notifiers != 0 {
                 crate::irq::as_irq_waiter(self.core_ptr(), || self.block_in_no_queue(WaitKind::Notify, deadline))
             } else {
                 self.block_in_no_queue(WaitKind::Notify, deadline)

@@ -269,6 +269,22 @@ unsafe fn deadlock(core: *mut Core) -> DeadlockReport {
             if (*s).state != State::Blocked || (*s).wait_kind == WaitKind::Parked {
                 continue;
             }
+            if cancel && (*s).wait_kind == WaitKind::Suspended {
+                // A suspended fiber keeps what its last wait gave it (`wake`
+                // is not touched: a mutex handed to it, a value in its frame
+                // stay its own); it is resumed cancelled by unwinding, so its
+                // next blocking call unwinds (or, never started, its closure
+                // never runs: `spawn::call_closure`).
+                let h = (*s).header;
+                (*h).cancelled = true;
+                (*h).cancel = true;
+                (*h).cancel_unwind = true;
+                (*h).suspend = false;
+                (*s).wait_kind = WaitKind::None;
+                (*s).wait_obj = 0;
+                raw::make_ready(core, s);
+                continue;
+            }
             if (*s).wait_kind.has_queue() {
                 (*((*s).wait_obj as *const WaitQueue)).leave(core, s);
             }

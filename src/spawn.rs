@@ -245,7 +245,8 @@ where
             held: core::ptr::null(),
             fp: mem::MaybeUninit::uninit(),
             note: crate::notify::Note::EMPTY,
-            isr_notified: false,
+            isr_notifiers: 0,
+            irq_uncounted: false,
             suspend: false,
             cancel: false,
             cancel_unwind: false,
@@ -323,6 +324,15 @@ where
     extern crate std;
     let out = payload.cast::<Result<T, JoinError<()>>>();
     let run = || {
+        // Cancelled by unwinding before it ever ran (a deadlock found it
+        // suspended, or `cancel_unwind`): the closure never runs, it is
+        // dropped in place and the fiber unwinds as cancelled.
+        // SAFETY: the header lives as long as the fiber; the closure is
+        // valid and read by nobody else (dropped here, never read again).
+        if unsafe { (*header).cancel_unwind } {
+            unsafe { core::ptr::drop_in_place(payload.cast::<F>()) };
+            crate::handle::cancel_unwind();
+        }
         // SAFETY: read exactly once, per the contract; from here on the
         // payload bytes are free for the outcome.
         let value = unsafe { payload.cast::<F>().read() }(fib);

@@ -131,9 +131,14 @@ impl<'s> Fiber<'s> {
                 (*(*s).header).suspend = true;
                 (*s).wake = Wake::Signaled; // not a stale value of an old wait
                 raw::hold_suspended(core, s);
-                // Resumed, or cancelled by a deadlock (which unwinds).
-                if (*s).wake == Wake::Cancelled {
+                // Resumed, or cancelled (by `cancel`, `cancel_unwind` or a
+                // deadlock): a cancelled fiber's call fails or unwinds.
+                let h = (*s).header;
+                if (*s).wake == Wake::Cancelled || (*h).cancel_unwind {
                     crate::handle::cancel_unwind();
+                }
+                if (*h).cancel {
+                    return Err(SuspendError::Cancelled);
                 }
                 return Ok(());
             }
@@ -142,12 +147,17 @@ impl<'s> Fiber<'s> {
                 // Off the ready queue now; its `wake` (if it was woken and
                 // has not run yet) is kept for when it resumes.
                 raw::unlink_ready(core, s);
+                // Woken from an interrupt wait and not yet run: it counts
+                // again when it resumes (`block_current`'s tail).
+                raw::irq_uncount(core, s);
                 (*s).state = State::Blocked;
                 (*s).wait_kind = WaitKind::Suspended;
                 (*s).wait_obj = 0;
                 crate::trace::trace_event!(core, block_in(raw::id_of(core, s), crate::WaitReason::Suspended, ""));
             }
-            // Blocked: it stops when its wait ends (`block_current`).
+            // Blocked: it stops when its wait ends (`block_current`), and
+            // meanwhile no interrupt can make it run: not an interrupt waiter.
+            raw::irq_uncount(core, s);
             Ok(())
         }
     }
@@ -167,6 +177,10 @@ impl<'s> Fiber<'s> {
                 return Err(SuspendError::NotSuspended(id));
             }
             (*(*s).header).suspend = false;
+            if (*s).state == State::Blocked && (*s).wait_kind != WaitKind::Suspended {
+                // Withdrawn while it still waits: an interrupt may end the wait again.
+                raw::irq_recount(core, s);
+            }
             if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Suspended {
                 (*s).wait_kind = WaitKind::None;
                 (*s).wait_obj = 0;

@@ -453,3 +453,28 @@ mod from_isr {
         assert!(matches!(rt.run(), Err(filament::RunError::Deadlock(_))));
     }
 }
+
+/// Review finding: attaching an `IrqFiberNotifier` to a second fiber left the
+/// first one marked as notified from interrupts: its notification wait kept
+/// the runtime idling forever instead of reporting the deadlock.
+#[test]
+fn a_fiber_the_notifier_moved_away_from_is_deadlocked_not_idling() {
+    use filament::IrqFiberNotifier;
+    static N: IrqFiberNotifier = IrqFiberNotifier::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Runtime::<2>::new();
+        let _a = rt
+            .spawn_named("a", stack(), |fib| {
+                N.attach(fib).unwrap();
+                fib.yield_now(); // b attaches: the notifier now serves b only
+                fib.notify_take(Take::All)
+            })
+            .unwrap();
+        let _b = rt.spawn_named("b", stack(), |fib| N.attach(fib).unwrap()).unwrap();
+        let r = rt.run();
+        let _ = tx.send(matches!(r, Err(RunError::Deadlock(_))));
+    });
+    let deadlock = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("run idled forever");
+    assert!(deadlock);
+}

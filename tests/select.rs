@@ -637,3 +637,44 @@ fn interrupt_gives_and_sets_wake_a_blocked_select() {
         }
     }
 }
+
+/// Review finding: a case that cannot fire again (a `RecvCase` still holding
+/// an untaken value) was linked into its channel's selector list; woken
+/// first, its select fired nothing, blocked again, and the wake meant for
+/// another select was lost (that one then deadlocked with a value queued).
+#[test]
+fn a_spent_case_does_not_swallow_another_selects_wake() {
+    static A: Channel<u32, 4> = Channel::new();
+    Runtime::<3>::scope(|rt| {
+        let s1 = rt
+            .spawn_named("s1", stack(), |fib| {
+                let mut r1 = RecvCase::new(&A);
+                let first = select::select(fib, [&mut r1]); // gets 1, not taken
+                let second = select::select_timeout(fib, [&mut r1], 1000); // r1 cannot fire
+                (first, second, r1.take())
+            })
+            .unwrap();
+        let s2 = rt
+            .spawn_named("s2", stack(), |fib| {
+                let mut r2 = RecvCase::new(&A);
+                for _ in 0..3 {
+                    fib.yield_now(); // start watching after s1's second select
+                }
+                let r = select::select(fib, [&mut r2]);
+                (r, r2.take())
+            })
+            .unwrap();
+        rt.spawn_named("p", stack(), |fib| {
+            A.send(fib, 1).unwrap();
+            for _ in 0..10 {
+                fib.yield_now();
+            }
+            A.send(fib, 2).unwrap(); // must wake s2
+        })
+        .map(|_| ())
+        .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(s1).unwrap(), (Ok(0), Err(SelectError::TimedOut), Some(Ok(1))));
+        assert_eq!(rt.take(s2).unwrap(), (Ok(0), Some(Ok(2))));
+    });
+}

@@ -268,3 +268,190 @@ fn checker_sees_suspended_fibers_as_consistent() {
         rt.take(a).unwrap();
     });
 }
+
+/// Review finding: a fiber suspended when its interrupt wait ended stopped
+/// counting as "may be woken by an interrupt" only when resumed, so a
+/// runtime whose fibers were all blocked idled forever instead of reporting
+/// the deadlock the suspend docs promise.
+#[test]
+fn a_suspended_interrupt_waiter_is_a_deadlock_not_an_endless_idle() {
+    use filament::IrqSignal;
+    static SIG: IrqSignal = IrqSignal::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Runtime::<2>::new();
+        let w = rt.spawn_named("waiter", stack(), |fib| SIG.wait(fib)).unwrap();
+        let id = w.id();
+        rt.spawn_detached(stack(), move |fib| {
+            fib.yield_now(); // waiter blocks in SIG.wait
+            fib.suspend(id).unwrap();
+            SIG.notify_from_isr();
+            fib.yield_now(); // the drain ends the wait: the waiter stops, suspended
+        })
+        .unwrap();
+        let r = rt.run();
+        let _ = tx.send(matches!(r, Err(RunError::Deadlock(_))));
+    });
+    let deadlock = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("run idled forever: the suspended fiber still counted as an interrupt waiter");
+    assert!(deadlock);
+}
+
+/// Review finding: wake-only interrupt objects (an `IrqQueue` hands no value
+/// to the fiber it wakes) woke a receiver whose suspension was pending; it
+/// stopped without taking the value and another receiver waited on while
+/// the value sat in the queue.
+#[test]
+fn an_interrupt_wake_skips_a_receiver_whose_suspension_is_pending() {
+    use filament::IrqQueue;
+    static Q: IrqQueue<u32, 4> = IrqQueue::new();
+    let rt = Runtime::<3>::new();
+    let a = rt.spawn_named("a", stack(), |fib| Q.recv(fib)).unwrap();
+    let b = rt.spawn_named("b", stack(), |fib| (Q.recv(fib), fib.now())).unwrap();
+    let aid = a.id();
+    let boss = rt
+        .spawn_named("boss", stack(), move |fib| {
+            fib.yield_now(); // a and b block in recv
+            fib.suspend(aid).unwrap();
+            Q.try_send_from_isr(7).unwrap();
+            fib.sleep(100);
+            let left = Q.len();
+            fib.resume(aid).unwrap();
+            Q.try_send_from_isr(8).unwrap();
+            left
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(boss).unwrap(), 0, "the value waited in the queue while b slept");
+    assert_eq!(rt.take(b).unwrap(), (Ok(7), 0));
+    assert_eq!(rt.take(a).unwrap(), Ok(8));
+}
+
+/// Review finding: a deadlock cancelled suspended fibers by overwriting what
+/// their finished waits had given them: a mutex handed to one stayed locked
+/// for good, a value sent to another was lost.
+#[test]
+fn a_deadlock_keeps_what_suspended_fibers_were_given() {
+    use filament::sync::Mutex;
+    let m = Mutex::new(7u32);
+    let ch: Channel<String, 1> = Channel::new();
+    let (m, ch) = (&m, &ch);
+    let ids = std::sync::OnceLock::new();
+    let ids = &ids;
+    Runtime::<4>::scope(|rt| {
+        rt.spawn_detached(stack(), move |fib| {
+            let g = m.lock(fib).unwrap(); // first: w will wait for it
+            fib.yield_now(); // w and r block
+            let (wid, rid) = *ids.get().unwrap();
+            fib.suspend(wid).unwrap();
+            fib.suspend(rid).unwrap();
+            drop(g); // handed to the suspended w
+            ch.send(fib, "precious".to_string()).unwrap(); // moved to the suspended r
+        })
+        .unwrap();
+        let w = rt.spawn(stack(), move |fib| m.lock(fib).map(|g| *g)).unwrap();
+        let r = rt.spawn(stack(), move |fib| ch.recv(fib)).unwrap();
+        ids.set((w.id(), r.id())).unwrap();
+        // w and r stay suspended: a deadlock. Cancelling them must not lose
+        // what they hold: the calls return it, the next blocking call unwinds.
+        assert!(matches!(rt.run(), Err(RunError::Deadlock(_))));
+        assert_eq!(rt.take(w).unwrap(), Ok(7));
+        assert_eq!(rt.take(r).unwrap(), Ok("precious".to_string()));
+        let later = rt.spawn(stack(), move |fib| m.try_lock(fib).map(|g| *g)).unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(later).unwrap(), Ok(7), "the mutex was unlocked by its holder");
+    });
+}
+
+/// Review finding: a fiber suspended while ready ignored the deadlock
+/// cancellation (nothing read its wake), blocked again, was parked for good,
+/// and the scoped runtime aborted the process when dropped.
+#[test]
+fn a_fiber_suspended_while_ready_unwinds_when_a_deadlock_cancels_it() {
+    let sem = Semaphore::new(0);
+    let sem = &sem;
+    Runtime::<2>::scope(|rt| {
+        let a = rt
+            .spawn(stack(), move |fib| {
+                fib.yield_now(); // suspended here, while ready
+                sem.acquire(fib) // its next blocking call unwinds
+            })
+            .unwrap();
+        let aid = a.id();
+        rt.spawn_detached(stack(), move |fib| fib.suspend(aid).unwrap()).unwrap();
+        assert!(matches!(rt.run(), Err(RunError::Deadlock(_))));
+        assert!(matches!(rt.take(a), Err(JoinError::Cancelled)));
+    });
+}
+
+/// Review finding: a never-started fiber that was suspended ran its closure
+/// after the deadlock cancelled it, and its result came back `Ok`.
+#[test]
+fn a_never_started_suspended_fiber_cancelled_by_a_deadlock_never_runs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RAN: AtomicBool = AtomicBool::new(false);
+    let rt = Runtime::<2>::new();
+    let victim = rt
+        .spawn(stack(), |_| {
+            RAN.store(true, Ordering::SeqCst);
+            42
+        })
+        .unwrap();
+    let vid = victim.id();
+    let boss = rt
+        .spawn_with(stack(), SpawnOptions::new().priority(Priority::new(1).unwrap()), move |fib| {
+            fib.suspend(vid).unwrap();
+        })
+        .unwrap();
+    assert!(matches!(rt.run(), Err(RunError::Deadlock(_))));
+    assert!(matches!(rt.take(victim), Err(JoinError::Cancelled)));
+    assert!(!RAN.load(Ordering::SeqCst), "the cancelled closure ran");
+    rt.take(boss).unwrap();
+}
+
+/// Review finding: `cancel`/`cancel_unwind` of a fiber suspended in
+/// `suspend(self)` let that call return `Ok`.
+#[test]
+fn cancelling_a_self_suspended_fiber_fails_its_suspend_call() {
+    for unwind in [false, true] {
+        let rt = Runtime::<2>::new();
+        let a = rt.spawn(stack(), |fib| fib.suspend(fib.id())).unwrap();
+        let aid = a.id();
+        rt.spawn_detached(
+            stack(),
+            move |fib| {
+                if unwind { fib.cancel_unwind(aid).unwrap() } else { fib.cancel(aid).unwrap() }
+            },
+        )
+        .unwrap();
+        rt.run().unwrap();
+        let got = rt.take(a);
+        if unwind {
+            assert!(matches!(got, Err(JoinError::Cancelled)), "{got:?}");
+        } else {
+            assert_eq!(got.unwrap(), Err(SuspendError::Cancelled));
+        }
+    }
+}
+
+/// Review finding: `cancel` of a fiber whose suspension was still pending
+/// (it waited) let it stop again when its wait ended, though a cancelled
+/// fiber is resumed so it can wind down.
+#[test]
+fn cancelling_a_waiter_with_a_pending_suspension_lets_it_wind_down() {
+    let sem = Semaphore::new(0);
+    let sem = &sem;
+    Runtime::<2>::scope(|rt| {
+        let v = rt.spawn(stack(), move |fib| sem.acquire(fib)).unwrap();
+        let id = v.id();
+        rt.spawn_detached(stack(), move |fib| {
+            fib.yield_now(); // v blocks
+            fib.suspend(id).unwrap(); // pending: v still waits
+            fib.cancel(id).unwrap();
+        })
+        .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(v).unwrap(), Err(filament::sync::WaitError::Cancelled));
+    });
+}

@@ -46,8 +46,17 @@ pub(super) fn slots(t: &Table<'_>) -> Check<(usize, usize)> {
             return fail("live slot has no header", Some(i));
         }
         let counted = s.irq_wait;
-        if s.wait_kind == WaitKind::Irq && s.state == State::Blocked && !counted {
+        let (suspended, uncounted) = if s.state == State::Free {
+            (false, false)
+        } else {
+            // SAFETY: a live slot's header is valid (checked non-null above).
+            unsafe { ((*s.header).suspend, (*s.header).irq_uncounted) }
+        };
+        if s.wait_kind == WaitKind::Irq && s.state == State::Blocked && !counted && !(suspended && uncounted) {
             return fail("fiber blocked on an interrupt signal is not counted as an interrupt waiter", Some(i));
+        }
+        if counted && uncounted {
+            return fail("interrupt waiter both counted and set aside as suspended", Some(i));
         }
         if s.irq_wait && !matches!(s.state, State::Blocked | State::Ready) {
             return fail("interrupt waiter mark on a fiber that is neither blocked nor ready", Some(i));

@@ -113,9 +113,15 @@ impl IrqFiberNotifier {
     /// while another runtime uses it.
     pub fn attach<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
         let core = self.src.register(fib, self)?;
-        self.target.set(Some(fib.id()));
-        // SAFETY: our own header, while we run.
-        unsafe { (*(*fib.slot_ptr()).header).isr_notified = true };
+        if self.target.get() != Some(fib.id()) {
+            // SAFETY: we run in `core`, the registered runtime (I1); our own
+            // header lives while we run.
+            unsafe {
+                self.detach(core);
+                (*(*fib.slot_ptr()).header).isr_notifiers += 1;
+            }
+            self.target.set(Some(fib.id()));
+        }
         // SAFETY: we run in `core`, the runtime the source is registered with.
         unsafe { self.apply(core) };
         Ok(())
@@ -150,6 +156,21 @@ impl IrqFiberNotifier {
     pub fn signal_from_isr(&self) {
         self.signal.store(true, Ordering::Release);
         self.src.raise();
+    }
+
+    /// Ends the attachment: the fiber, if still live, no longer counts this
+    /// notifier (its notification waits stop counting as interrupt waits
+    /// once no notifier serves it).
+    ///
+    /// # Safety
+    /// Exclusive access to `core`, the runtime the source is registered with.
+    unsafe fn detach(&self, core: *mut Core) {
+        if let Some(id) = self.target.take() {
+            // SAFETY: `target` finds only a live slot of `core`, whose header lives.
+            if let Some(s) = unsafe { crate::notify::target(core, id) } {
+                unsafe { (*(*s).header).isr_notifiers -= 1 };
+            }
+        }
     }
 
     /// Moves what interrupt handlers left into the attached fiber's value.
@@ -199,8 +220,9 @@ impl Drain for IrqFiberNotifier {
     }
 
     /// The attachment ends with the registration (the run).
-    unsafe fn unregistered(&self) {
-        self.target.set(None);
+    unsafe fn unregistered(&self, core: *mut Core) {
+        // SAFETY: forwarded contract.
+        unsafe { self.detach(core) };
     }
 }
 

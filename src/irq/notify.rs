@@ -154,10 +154,11 @@ impl Drain for IrqNotify {
         if self.waiters.is_empty() {
             return Drained::Keep;
         }
-        if self.bits.load(Ordering::Relaxed) != 0 {
-            // SAFETY: per the contract we run in `core`; the queue holds its
-            // blocked fibers only (I1, I2).
-            unsafe { raw::wake_one(core, &self.waiters) };
+        // SAFETY: per the contract we run in `core`; the queue holds its
+        // blocked fibers only (I1, I2). A waiter about to stop as suspended is
+        // skipped; with only such waiters the raise is kept.
+        if self.bits.load(Ordering::Relaxed) != 0 && !unsafe { raw::wake_one_awake(core, &self.waiters) } {
+            return Drained::Keep;
         }
         Drained::Done
     }

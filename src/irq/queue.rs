@@ -304,10 +304,12 @@ impl<T, const N: usize> Drain for IrqQueue<T, N> {
         if self.waiters.is_empty() {
             return Drained::Keep;
         }
-        if self.published() {
-            // SAFETY: per the contract we run in `core`; the queue holds its
-            // blocked fibers only.
-            unsafe { raw::wake_one(core, &self.waiters) };
+        // SAFETY: per the contract we run in `core`; the queue holds its
+        // blocked fibers only. A receiver about to stop as suspended is
+        // skipped (it would take nothing); if only such receivers wait, the
+        // raise is kept until one is resumed.
+        if self.published() && !unsafe { raw::wake_one_awake(core, &self.waiters) } {
+            return Drained::Keep;
         }
         // Not published yet: its producer raises again when it publishes.
         Drained::Done

@@ -202,19 +202,24 @@ impl Drain for IrqSignal {
             }
             return Drained::Done;
         }
-        let n = self.pending.swap(0, Ordering::Acquire);
-        if n > 0 {
-            self.banked.fetch_add(n, Ordering::Relaxed);
-            // SAFETY: per the contract we run in `core`, whose blocked fibers
-            // are the only ones in the queue (I1, I2).
-            unsafe { raw::wake_one(core, &self.waiters) };
+        if self.pending.load(Ordering::Relaxed) == 0 {
+            return Drained::Done;
         }
+        // SAFETY: per the contract we run in `core`, whose blocked fibers are
+        // the only ones in the queue (I1, I2). A waiter about to stop as
+        // suspended is skipped (it would not take the count); with only such
+        // waiters the count stays raised until one is resumed.
+        if !unsafe { raw::wake_one_awake(core, &self.waiters) } {
+            return Drained::Keep;
+        }
+        let n = self.pending.swap(0, Ordering::Acquire);
+        self.banked.fetch_add(n, Ordering::Relaxed);
         Drained::Done
     }
 
     /// Only selects parked for good (a poisoned runtime being dropped) can
     /// still be linked: their nodes must not outlive the registration.
-    unsafe fn unregistered(&self) {
+    unsafe fn unregistered(&self, _core: *mut Core) {
         self.selectors.forget_all();
     }
 }

@@ -133,7 +133,9 @@ pub(crate) trait Drain {
     ///
     /// # Safety
     /// As for [`drain`](Self::drain); no fiber of `core` waits on the object.
-    unsafe fn unregistered(&self) {}
+    unsafe fn unregistered(&self, core: *mut Core) {
+        let _ = core;
+    }
 }
 
 /// What a [`Drain::drain`] did.
@@ -147,6 +149,9 @@ pub(crate) enum Drained {
     Keep,
 }
 
+/// The unregistration callback, type-erased: `ctx` is the registering object.
+type UnregisteredFn = unsafe fn(ctx: *const (), core: *mut Core);
+
 /// The drain callback, type-erased: `ctx` is the registering object.
 type DrainFn = unsafe fn(ctx: *const (), core: *mut Core) -> Drained;
 
@@ -154,9 +159,9 @@ type DrainFn = unsafe fn(ctx: *const (), core: *mut Core) -> Drained;
 ///
 /// # Safety
 /// `ctx` points to a live `T`; the rest as for [`Drain::unregistered`].
-unsafe fn unregistered_thunk<T: Drain>(ctx: *const ()) {
+unsafe fn unregistered_thunk<T: Drain>(ctx: *const (), core: *mut Core) {
     // SAFETY: per the contract.
-    unsafe { (*ctx.cast::<T>()).unregistered() }
+    unsafe { (*ctx.cast::<T>()).unregistered(core) }
 }
 
 /// Calls `T`'s drain on `ctx`.
@@ -184,7 +189,7 @@ pub(crate) struct IrqSource {
     /// set while registered).
     ctx: Cell<*const ()>,
     drain: Cell<Option<DrainFn>>,
-    unregistered: Cell<Option<unsafe fn(*const ())>>,
+    unregistered: Cell<Option<UnregisteredFn>>,
 }
 
 impl IrqSource {
@@ -413,7 +418,7 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
             src = s.next.get();
             s.next.set(ptr::null());
             if let Some(f) = s.unregistered.take() {
-                f(s.ctx.get());
+                f(s.ctx.get(), core);
             }
             s.drain.set(None);
             s.ctx.set(ptr::null());

@@ -296,8 +296,9 @@ pub(crate) unsafe fn block_current(
         arch::switch(&raw mut (*c).sp, to);
         // Suspended while it waited (`Fiber::suspend`): its wait is over, but
         // it stops here, keeping what the wait gave it, until resumed.
-        if (*(*c).header).suspend {
-            hold_suspended(core, c);
+        let h = (*c).header;
+        if (*h).suspend | (*h).irq_uncounted {
+            after_wait_slow(core, c);
         }
         (*c).wake
     }
@@ -308,6 +309,12 @@ pub(crate) unsafe fn block_current(
 /// `wake` is kept across (what the wait that just ended gave it), unless the
 /// runtime cancels it meanwhile (a deadlock under `std`: `Cancelled`).
 ///
+/// A fiber held here inside an interrupt wait (`irq::as_irq_waiter`) no
+/// longer counts as an interrupt waiter while it is held: no interrupt can
+/// resume it, only a fiber, so a runtime whose fibers are all blocked is
+/// deadlocked (I10 kept: the count and the mark move together, and come back
+/// before the wait's guard undoes them).
+///
 /// # Safety
 /// `c` is the running fiber of `core`, on its own stack, not unwinding.
 #[cold]
@@ -316,6 +323,7 @@ pub(crate) unsafe fn hold_suspended(core: *mut Core, c: *mut Slot) {
     // SAFETY: as in `block_current`, without a queue or a deadline.
     unsafe {
         let kept = (*c).wake;
+        irq_uncount(core, c);
         check_canary(core, c);
         (*c).state = State::Blocked;
         (*c).wait_kind = WaitKind::Suspended;
@@ -329,6 +337,65 @@ pub(crate) unsafe fn hold_suspended(core: *mut Core, c: *mut Slot) {
         (*c).wake = kept;
         arch::switch(&raw mut (*c).sp, to);
         // `resume` leaves `wake` alone; a deadlock cancellation sets it.
+        irq_recount(core, c);
+    }
+}
+
+/// Stops counting `s` as an interrupt waiter while it is suspended (or its
+/// suspension is pending): no interrupt can make it run, only `resume`, so a
+/// runtime whose fibers are all blocked is deadlocked however many such
+/// fibers wait on interrupt-capable objects. No-op unless `s` is counted
+/// (`Slot::irq_wait`). I9, I10 kept: the count, the pollers and the mark move
+/// together and `slow` is refreshed; [`irq_recount`] undoes it before the
+/// wait's own guard (`irq::as_irq_waiter`) does.
+///
+/// # Safety
+/// Exclusive access to `core`; `s` a live slot of `core`.
+pub(crate) unsafe fn irq_uncount(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract; a live slot's header is valid.
+    unsafe {
+        if (*s).irq_wait {
+            (*s).irq_wait = false;
+            (*(*s).header).irq_uncounted = true;
+            (*core).irq.waiters -= 1;
+            (*core).pollers -= 1;
+            refresh_slow(core);
+        }
+    }
+}
+
+/// Undoes [`irq_uncount`] (resumed, or its suspension withdrawn or cancelled).
+///
+/// # Safety
+/// As for [`irq_uncount`].
+pub(crate) unsafe fn irq_recount(core: *mut Core, s: *mut Slot) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*(*s).header).irq_uncounted {
+            (*(*s).header).irq_uncounted = false;
+            (*s).irq_wait = true;
+            (*core).irq.waiters += 1;
+            (*core).pollers += 1;
+            refresh_slow(core);
+        }
+    }
+}
+
+/// The end of a wait for a fiber with a suspension or an uncounted interrupt
+/// wait: stops as suspended if asked to, then counts again as an interrupt
+/// waiter if it was one (a deadlock cancellation clears the suspension).
+///
+/// # Safety
+/// `c` is the running fiber of `core`, on its own stack, not unwinding.
+#[cold]
+#[inline(never)]
+unsafe fn after_wait_slow(core: *mut Core, c: *mut Slot) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if (*(*c).header).suspend {
+            hold_suspended(core, c);
+        }
+        irq_recount(core, c);
     }
 }
 
@@ -363,6 +430,32 @@ pub(crate) unsafe fn wake_one(core: *mut Core, q: &WaitQueue) -> bool {
             true
         },
         None => false,
+    }
+}
+
+/// Wakes the first fiber of `q` that is not about to stop as suspended
+/// (`Fiber::suspend` while it waits), for objects that only *wake* a waiter
+/// and hand it nothing (it takes what is there when it runs): a waiter that
+/// stops when woken would take nothing and the wake would be lost for the
+/// others. Returns whether one was woken; `false` also when every waiter's
+/// suspension is pending (they are woken once resumed, by a later wake).
+///
+/// # Safety
+/// `q` must hold only blocked slots of `core`; exclusive access to `core`.
+pub(crate) unsafe fn wake_one_awake(core: *mut Core, q: &WaitQueue) -> bool {
+    // SAFETY: queue members are blocked slots of `core` with live headers
+    // (I2); the one chosen is unlinked before it is woken.
+    unsafe {
+        let mut s = q.head();
+        while !s.is_null() && (*(*s).header).suspend {
+            s = (*s).next;
+        }
+        if s.is_null() {
+            return false;
+        }
+        q.remove(s);
+        wake(core, s, Wake::Signaled);
+        true
     }
 }
 

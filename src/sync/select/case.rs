@@ -45,6 +45,13 @@ pub(crate) mod sealed {
         fn polled(&self) -> bool {
             false
         }
+        /// Whether the case cannot fire again until its outcome is taken (a
+        /// `RecvCase` holding a value, a `SendCase` with nothing to send): a
+        /// blocking select does not watch its source (it would take wakes
+        /// meant for others and fire nothing).
+        fn spent(&self) -> bool {
+            false
+        }
         /// The source for reports: its wait queue's address (the one its
         /// plain waiters are reported with) tagged with its kind
         /// ([`sources`](super::super::sources) `RECV` ... `IRQ`).
@@ -94,6 +101,9 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for RecvCase<'s, T, CAP> {
             Err(_) => return false,
         }
         true
+    }
+    fn spent(&self) -> bool {
+        self.got.is_some()
     }
     unsafe fn ready(&self) -> bool {
         // SAFETY: forwarded contract.
@@ -184,6 +194,9 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for SendCase<'s, T, CAP> {
             }
         }
         true
+    }
+    fn spent(&self) -> bool {
+        self.value.is_none()
     }
     unsafe fn ready(&self) -> bool {
         // SAFETY: forwarded contract.

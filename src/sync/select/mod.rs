@@ -85,6 +85,9 @@
 //!   source is *still* ready, wakes the next selector watching that source. So
 //!   a selector woken by two sources consumes one and passes the other on,
 //!   and a wake that went to a fiber which then timed out is not stranded.
+//! * **Spent cases** — a [`RecvCase`] still holding an untaken value, a
+//!   [`SendCase`] with nothing to send — cannot fire; a blocking select does
+//!   not watch their sources (so they take no wake meant for another select).
 //! * **Closed channels** fire: a [`RecvCase`] on a closed, drained channel
 //!   fires with [`RecvError::Closed`](super::RecvError::Closed), a
 //!   [`SendCase`] on a closed channel fires with its value kept
@@ -233,13 +236,15 @@ fn run<'s>(
     let Some(deadline) = block else { return Err(SelectError::WouldBlock) };
     let mut sources = SelectSources::new();
     let mut polled = false;
-    for c in cases.iter() {
+    // Spent cases (an untaken value, nothing to send) cannot fire: they
+    // watch nothing, or they would take wakes meant for other selects.
+    for c in cases.iter().filter(|c| !c.spent()) {
         let w = c.source();
         sources.push(w);
         polled |= c.polled();
     }
     let slot = fib.slot_ptr();
-    for c in cases.iter() {
+    for c in cases.iter().filter(|c| !c.spent()) {
         let (node, list) = c.parts();
         // SAFETY: the node lives in the case, borrowed by this call until the
         // guard below unlinks it (I12); the list lives in the bound source (I5).
