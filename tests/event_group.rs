@@ -452,3 +452,42 @@ proptest! {
         run_group(&ops)?;
     }
 }
+
+/// Review finding: a group whose interrupt bits went through one timer
+/// service stayed marked "queued" on that service's list for good; bits set
+/// later through the right service never reached a fiber waiting on it.
+#[test]
+fn interrupt_bits_reach_a_waiter_whatever_service_carried_earlier_bits() {
+    use filament::host::HostClock;
+    use filament::timer::TimerService;
+    static G: EventGroup = EventGroup::new();
+    static SVC: TimerService<'static> = TimerService::new();
+    {
+        let gone = TimerService::new();
+        gone.set_bits_from_isr(&G, 1); // a service that never runs again
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Runtime::<'static, 4>::new();
+        rt.spawn_detached(stack(), |fib| {
+            let _ = SVC.run(fib);
+        })
+        .unwrap();
+        let w = rt
+            .spawn(stack(), |fib| {
+                let r = G.wait(fib, Want::any(2));
+                SVC.shutdown(fib).unwrap();
+                r
+            })
+            .unwrap();
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            SVC.set_bits_from_isr(&G, 2);
+        });
+        let run = rt.run_with_idle(&mut HostClock::new());
+        let _ = tx.send((run.is_ok(), rt.take(w).unwrap()));
+    });
+    let (ok, got) = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the waiter was never woken");
+    assert!(ok);
+    assert_eq!(got, Ok(3));
+}

@@ -47,11 +47,12 @@
 use core::cell::Cell;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::{Binding, TryError, WaitError, WrongRuntime, choice_point};
 use crate::fiber::{Slot, WaitKind, Wake};
 use crate::handle::Fiber;
+use crate::irq::source::{Drain, Drained, IrqSource, as_irq_waiter};
 use crate::raw::{self, Core};
 use crate::time::Ticks;
 use crate::wait::WaitQueue;
@@ -131,10 +132,9 @@ struct Node {
 /// clearing them as the wait returns; [`sync`](Self::sync) sets a fiber's own
 /// bit and waits for all of a mask (a rendezvous). Waiters are woken in FIFO
 /// order among those whose condition holds (see [the module docs](self)).
-/// Interrupt handlers set bits with
-/// [`TimerService::set_bits_from_isr`](crate::timer::TimerService::set_bits_from_isr),
-/// which defers the set to the timer service fiber, as FreeRTOS's
-/// `xEventGroupSetBitsFromISR` defers it to its daemon task.
+/// Interrupt handlers (and other threads or cores) set bits with
+/// [`set_bits_from_isr`](Self::set_bits_from_isr) (atomics only; the runtime
+/// applies them at its next poll, with no timer service fiber needed).
 ///
 /// Belongs to one runtime at a time (see [`sync`](crate::sync)). In a
 /// deadlock report a waiter shows as
@@ -149,13 +149,15 @@ pub struct EventGroup {
     /// Oldest and newest waiter record (FIFO order).
     head: Cell<*const Node>,
     tail: Cell<*const Node>,
-    /// Bits set from interrupt handlers, not yet applied (the timer service
-    /// applies them; every fiber-side call folds them in first).
+    /// Bits set from interrupt handlers, not yet applied (the runtime's
+    /// drain applies them for waiters; every fiber-side call folds them in
+    /// first).
     pub(crate) isr_bits: AtomicU32,
-    /// Whether the group is on a timer service's list of pending ISR sets.
-    pub(crate) isr_queued: core::sync::atomic::AtomicBool,
-    /// Link in that list.
-    pub(crate) isr_next: core::sync::atomic::AtomicPtr<EventGroup>,
+    /// Waiters count as interrupt waiters ([`EventGroup::isr_capable`], or a
+    /// [`set_bits_from_isr`](EventGroup::set_bits_from_isr) happened).
+    isr_capable: AtomicBool,
+    /// Registration with the runtime's interrupt sources, the raised flag.
+    src: IrqSource,
 }
 
 // SAFETY: everything but the atomics is touched only by fibers of the bound
@@ -191,8 +193,8 @@ impl EventGroup {
             head: Cell::new(ptr::null()),
             tail: Cell::new(ptr::null()),
             isr_bits: AtomicU32::new(0),
-            isr_queued: core::sync::atomic::AtomicBool::new(false),
-            isr_next: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+            isr_capable: AtomicBool::new(false),
+            src: IrqSource::new(),
         }
     }
 
@@ -360,9 +362,9 @@ impl EventGroup {
     /// # Safety
     /// The group is bound to `core`, `fib`'s runtime, and outlives the wait
     /// (I5: the caller holds `&'s self` with `&Fiber<'s>`).
-    unsafe fn block(
-        &self,
-        fib: &Fiber<'_>,
+    unsafe fn block<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
         core: *mut Core,
         want: Want,
         deadline: Option<Ticks>,
@@ -375,13 +377,35 @@ impl EventGroup {
             linked: Cell::new(false),
             got: Cell::new(None),
         };
+        // Bound to this runtime already (the caller's `bind`): the source
+        // registers with it for the run (another runtime cannot hold it while
+        // the group is bound here), so interrupt bits reach this waiter even
+        // if the group became interrupt-capable after it blocked, whenever
+        // the runtime polls (a plain load once registered).
+        if self.src.register(fib, self).is_err() {
+            return Err(WaitError::WrongRuntime);
+        }
+        // Bits raised before the registration: applied now.
+        // SAFETY: bound to `core`, whose running fiber we are.
+        unsafe { self.fold_isr_bits(core) };
+        if let Some(bits) = self.take_if(core, want) {
+            return Ok(bits);
+        }
         // `node` stays in this frame until after `guard` unlinks it (locals
         // drop in reverse order, on return and on unwind alike).
         self.link(&node);
         let guard = Unlink { group: self, node: &node };
         // SAFETY: I5 per the contract; the fiber is linked in `waiters` while
-        // it waits and its record in the list.
-        let wake = unsafe { fib.wait_on(&self.waiters, WaitKind::EventGroup, deadline) };
+        // it waits and its record in the list. An interrupt-capable group's
+        // waiter waits as a counted, marked interrupt waiter (the drain then
+        // applies interrupt bits for it: `irq::source::as_irq_waiter`).
+        let wake = unsafe {
+            if self.isr_capable.load(Ordering::Relaxed) {
+                as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::EventGroup, deadline))
+            } else {
+                fib.wait_on(&self.waiters, WaitKind::EventGroup, deadline)
+            }
+        };
         drop(guard);
         if let Some(bits) = node.got.get() {
             return Ok(bits);
@@ -471,12 +495,43 @@ impl EventGroup {
         }
     }
 
-    /// Applies bits set from interrupt handlers, for the timer service.
-    pub(crate) fn apply_isr_bits(&self, fib: &Fiber<'_>) -> Result<(), WrongRuntime> {
-        let (core, _lease) = self.owner.lease(fib)?;
-        // SAFETY: leased to `core`, whose running fiber we are.
-        unsafe { self.fold_isr_bits(core) };
-        Ok(())
+    /// Marks the group interrupt-capable: a fiber blocked in
+    /// [`wait`](Self::wait) or [`sync`](Self::sync) counts as waiting for an
+    /// interrupt, so the runtime polls and idles instead of reporting a
+    /// deadlock while only an interrupt can set its bits. `const`:
+    ///
+    /// ```
+    /// static LINK: filament::sync::EventGroup = filament::sync::EventGroup::new().isr_capable();
+    /// ```
+    ///
+    /// The first [`set_bits_from_isr`](Self::set_bits_from_isr) marks it too,
+    /// but only fibers that block after it count: mark it here when a fiber
+    /// may block before the first interrupt set.
+    pub const fn isr_capable(mut self) -> Self {
+        self.isr_capable = AtomicBool::new(true);
+        self
+    }
+
+    /// ORs `bits` into the group from interrupt context. **Interrupt-safe** and
+    /// async-signal-safe, callable from any thread or core; no lock, never
+    /// blocks, touches no runtime memory.
+    ///
+    /// Exactly: one atomic store marking the group interrupt-capable (skipped
+    /// when it is), one atomic `fetch_or` on its pending interrupt bits, then
+    /// the raise of its interrupt source (one atomic swap, one atomic add on
+    /// the program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
+    /// `std` at most one `futex` wake). The runtime applies the bits as
+    /// [`set`](Self::set) does — waking, in FIFO order, the waiters they
+    /// satisfy — at its next poll (every switch and idle turn while a fiber
+    /// waits on an interrupt-capable object) or the group's next use by a
+    /// fiber, whichever comes first.
+    pub fn set_bits_from_isr(&self, bits: u32) {
+        if !self.isr_capable.load(Ordering::Relaxed) {
+            self.isr_capable.store(true, Ordering::Relaxed);
+        }
+        // Release, before the raise: whoever sees the raise sees the bits.
+        self.isr_bits.fetch_or(bits, Ordering::Release);
+        self.src.raise();
     }
 
     fn link(&self, node: &Node) {
@@ -525,5 +580,18 @@ impl fmt::Debug for EventGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The bits are readable only from the bound runtime's fibers.
         f.debug_struct("EventGroup").field("name", &self.waiters.name).finish_non_exhaustive()
+    }
+}
+
+impl Drain for EventGroup {
+    /// Applies interrupt bits for the waiters (waking those they satisfy).
+    /// With none waiting they stay pending (the next fiber call applies them).
+    unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.waiters.is_empty() {
+            return Drained::Keep;
+        }
+        // SAFETY: per the contract we run in `core`, the group's runtime.
+        unsafe { self.fold_isr_bits(core) };
+        Drained::Done
     }
 }

@@ -52,8 +52,7 @@
 //! # From interrupt handlers
 //!
 //! [`Timer::start_from_isr`], [`Timer::stop_from_isr`] and
-//! [`Timer::reset_from_isr`] (and [`TimerService::set_bits_from_isr`] for
-//! event groups) leave a command in the timer and raise the service's
+//! [`Timer::reset_from_isr`] leave a command in the timer and raise the service's
 //! [`IrqSignal`](crate::IrqSignal): atomics only (see the methods for the
 //! exact list). The service applies it when it next runs; a command counts
 //! its period from then (an interrupt handler cannot read the runtime's

@@ -45,8 +45,6 @@ pub struct TimerService<'t> {
     stop: Cell<bool>,
     /// Timers with a command from an interrupt handler (lock-free stack).
     isr_timers: AtomicPtr<Timer<'t>>,
-    /// Event groups with bits set from an interrupt handler (lock-free stack).
-    isr_groups: AtomicPtr<EventGroup>,
 }
 
 // SAFETY: the `Cell`s (here and in the timers) are touched only by fibers of
@@ -110,7 +108,6 @@ impl<'t> TimerService<'t> {
             running: Cell::new(false),
             stop: Cell::new(false),
             isr_timers: AtomicPtr::new(ptr::null_mut()),
-            isr_groups: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -204,35 +201,14 @@ impl<'t> TimerService<'t> {
         })
     }
 
-    /// Sets `bits` in `group` from an interrupt handler, deferred to the
-    /// service fiber (FreeRTOS's `xEventGroupSetBitsFromISR`, which defers
-    /// to its daemon task): the service sets them, waking the group's
-    /// waiters, when it runs next. **Interrupt-safe**.
-    ///
-    /// # What it does
-    /// One atomic OR into the group's pending interrupt bits; one atomic
-    /// swap of the group's "queued" flag and, if it was clear, a
-    /// compare-exchange loop pushing the group onto the service's lock-free
-    /// list; then [`IrqSignal::notify_from_isr`] on the service's signal. No
-    /// lock, no allocation, never blocks. Any fiber-side call on the group
-    /// also applies pending interrupt bits first, so they are never lost,
-    /// even if the group belongs to another runtime than the service (its
-    /// waiters are then woken by the next call of one of its own fibers, so
-    /// give each group the service of the runtime that waits on it).
+    /// Sets `bits` in `group` from an interrupt handler: the same as
+    /// [`EventGroup::set_bits_from_isr`], which it calls (kept for code
+    /// written against FreeRTOS's `xEventGroupSetBitsFromISR`, which defers
+    /// to the timer daemon). The group applies the bits itself at the
+    /// runtime's next poll, whichever service (or none) runs: a group no
+    /// longer depends on a service fiber. **Interrupt-safe**.
     pub fn set_bits_from_isr(&'t self, group: &'t EventGroup, bits: u32) {
-        group.isr_bits.fetch_or(bits, Ordering::Release);
-        if !group.isr_queued.swap(true, Ordering::AcqRel) {
-            let g = ptr::from_ref(group).cast_mut();
-            let mut head = self.isr_groups.load(Ordering::Relaxed);
-            loop {
-                group.isr_next.store(head, Ordering::Relaxed);
-                match self.isr_groups.compare_exchange_weak(head, g, Ordering::Release, Ordering::Relaxed) {
-                    Ok(_) => break,
-                    Err(h) => head = h,
-                }
-            }
-        }
-        self.signal.notify_from_isr();
+        group.set_bits_from_isr(bits);
     }
 
     /// Leaves `cmd` in `timer` for the service (interrupt-safe; see
@@ -255,17 +231,6 @@ impl<'t> TimerService<'t> {
 
     /// Applies the commands interrupt handlers left (service fiber only).
     fn take_isr_commands(&self, fib: &Fiber<'_>) {
-        let mut g = self.isr_groups.swap(ptr::null_mut(), Ordering::Acquire);
-        while !g.is_null() {
-            // SAFETY: a listed group lives for 't (`set_bits_from_isr` takes `&'t`).
-            let group = unsafe { &*g };
-            g = group.isr_next.load(Ordering::Relaxed);
-            // Unlisted before its bits are taken: a set after this re-lists it.
-            group.isr_queued.store(false, Ordering::Release);
-            // Another runtime's group keeps its bits until its own fibers
-            // touch it (every fiber-side call folds them in).
-            let _ = group.apply_isr_bits(fib);
-        }
         let mut t = self.isr_timers.swap(ptr::null_mut(), Ordering::Acquire);
         if t.is_null() {
             return;
