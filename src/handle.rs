@@ -7,10 +7,11 @@ use core::ptr;
 
 use crate::error::{JoinError, SpawnError};
 use crate::fiber::{FiberId, Slot, State, WaitKind, Wake};
+use crate::info::{FiberInfo, Stats, info, stats};
 use crate::join::{JoinHandle, detach_raw, find, take_outcome};
 use crate::priority::{Priority, SpawnOptions};
 use crate::raw::{self, Core};
-use crate::runtime::{FiberInfo, Invariant, Stats, info, stats};
+use crate::runtime::Invariant;
 use crate::spawn::spawn_raw;
 use crate::stack::{self, Stack};
 use crate::time::{self, Ticks};

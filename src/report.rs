@@ -3,8 +3,8 @@
 use core::fmt;
 
 use crate::fiber::{FiberState, State};
+use crate::info::info_of;
 use crate::raw::Core;
-use crate::runtime::info_of;
 
 /// Writes one line per live fiber plus the runtime totals.
 ///
@@ -13,7 +13,7 @@ use crate::runtime::info_of;
 pub(crate) unsafe fn write_table(f: &mut fmt::Formatter<'_>, core: *mut Core) -> fmt::Result {
     // SAFETY: per the contract.
     unsafe {
-        let st = crate::runtime::stats(core);
+        let st = crate::info::stats(core);
         writeln!(
             f,
             "Runtime {{ capacity: {}, live: {}, spawns: {}, switches: {}, idles: {}, deadlocks: {}, now: {} }}",
