@@ -223,6 +223,7 @@ pub(crate) unsafe fn target(core: *mut Core, id: FiberId) -> Option<*mut Slot> {
 /// # Safety
 /// Exclusive access to `core`, from a context that may make fibers ready (a
 /// running fiber, or the host outside `run`).
+#[inline]
 pub(crate) unsafe fn deliver(core: *mut Core, id: FiberId, action: Notify) -> Result<bool, NotifyError> {
     // SAFETY: forwarded contract.
     unsafe { deliver_with(core, id, |note| note.apply(action)) }
@@ -233,6 +234,7 @@ pub(crate) unsafe fn deliver(core: *mut Core, id: FiberId, action: Notify) -> Re
 ///
 /// # Safety
 /// As for [`deliver`].
+#[inline]
 pub(crate) unsafe fn deliver_with(
     core: *mut Core,
     id: FiberId,
@@ -262,6 +264,7 @@ impl<'s> Fiber<'s> {
     /// Fails, changing nothing, if `id` is not a live fiber of this runtime
     /// or if [`Notify::SetIfEmpty`] meets a pending notification (the value
     /// is handed back).
+    #[inline]
     pub fn notify(&self, id: FiberId, action: Notify) -> Result<(), NotifyError> {
         let core = self.core_ptr();
         // SAFETY: we are the running fiber of `core`.
@@ -341,6 +344,7 @@ impl<'s> Fiber<'s> {
     /// Waits until this fiber's notification value is non-zero, then takes
     /// it ([`Take::All`]: to zero; [`Take::One`]: minus one) and returns the
     /// value it had (FreeRTOS `ulTaskNotifyTake` without a timeout).
+    #[inline]
     pub fn notify_take(&self, how: Take) -> Result<u32, NotifyWaitError> {
         self.notify_take_until(how, None)
     }
@@ -351,6 +355,7 @@ impl<'s> Fiber<'s> {
         self.notify_take_until(how, Some(deadline))
     }
 
+    #[inline]
     fn notify_take_until(&self, how: Take, deadline: Option<Ticks>) -> Result<u32, NotifyWaitError> {
         loop {
             // SAFETY: our own header, while we run; no switch in between.
@@ -372,6 +377,7 @@ impl<'s> Fiber<'s> {
 
     /// Blocks until a notification arrives or `deadline`. `Ok` on a
     /// notification (re-check), `Err(how)` otherwise.
+    #[inline]
     fn block_for_note(&self, deadline: Option<Ticks>) -> Result<(), Wake> {
         // SAFETY: we are the running fiber; a notification wait is in no
         // queue (`WaitKind::Notify`), so there is nothing to outlive. With an
