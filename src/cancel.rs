@@ -112,6 +112,9 @@ unsafe fn cancel_slot(core: *mut Core, s: *mut Slot, unwind: bool) {
         (*h).cancel = true;
         (*h).cancel_unwind |= unwind;
         if (*s).state != State::Blocked {
+            // Ready (woken, not yet run): a pending suspension is withdrawn,
+            // so it winds down instead of stopping at the end of its wait.
+            (*h).suspend = false;
             return; // ready: its next blocking call fails
         }
         match (*s).wait_kind {

@@ -309,7 +309,7 @@ pub(crate) struct Header {
     pub note: crate::notify::Note,
     /// How many `IrqFiberNotifier`s deliver to this fiber: while non-zero its
     /// notification waits count as waiting for an interrupt.
-    pub isr_notifiers: u16,
+    pub isr_notifiers: u32,
     /// Counted as an interrupt waiter by its wait, but not while it is
     /// suspended (`raw::irq_uncount`): to be counted again when resumed.
     pub irq_uncounted: bool,

@@ -478,3 +478,30 @@ fn a_fiber_the_notifier_moved_away_from_is_deadlocked_not_idling() {
     let deadlock = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("run idled forever");
     assert!(deadlock);
 }
+
+/// Review C: the notifier moved to another fiber after the first had
+/// already blocked in a notification wait: that wait stayed an interrupt
+/// wait and the runtime idled forever.
+#[test]
+fn a_blocked_fiber_the_notifier_moved_away_from_is_deadlocked_not_idling() {
+    use filament::IrqFiberNotifier;
+    static N: IrqFiberNotifier = IrqFiberNotifier::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Runtime::<2>::new();
+        let _a = rt
+            .spawn_named("a", stack(), |fib| {
+                N.attach(fib).unwrap();
+                fib.notify_take(Take::All) // blocks before b takes the notifier
+            })
+            .unwrap();
+        let _b = rt
+            .spawn_named("b", stack(), |fib| {
+                fib.yield_now();
+                N.attach(fib).unwrap();
+            })
+            .unwrap();
+        let _ = tx.send(matches!(rt.run(), Err(RunError::Deadlock(_))));
+    });
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).expect("run idled forever"));
+}

@@ -455,3 +455,108 @@ fn cancelling_a_waiter_with_a_pending_suspension_lets_it_wind_down() {
         assert_eq!(rt.take(v).unwrap(), Err(filament::sync::WaitError::Cancelled));
     });
 }
+
+/// Review C: `IrqQueue::recv` passed the wake on to a receiver whose
+/// suspension was pending; a receiver that could take the value slept on.
+#[test]
+fn an_irq_queue_pass_on_skips_a_receiver_whose_suspension_is_pending() {
+    use filament::IrqQueue;
+    static Q: IrqQueue<u32, 4> = IrqQueue::new();
+    let rt = Runtime::<4>::new();
+    let a = rt.spawn_named("a", stack(), |fib| Q.recv(fib)).unwrap();
+    let b = rt.spawn_named("b", stack(), |fib| Q.recv(fib)).unwrap();
+    let c = rt.spawn_named("c", stack(), |fib| Q.recv(fib)).unwrap();
+    let bid = b.id();
+    let boss = rt
+        .spawn_named("boss", stack(), move |fib| {
+            fib.yield_now(); // a, b, c block in recv, in that order
+            fib.suspend(bid).unwrap(); // pending: b still waits
+            Q.try_send_from_isr(1).unwrap();
+            Q.try_send_from_isr(2).unwrap();
+            fib.sleep(100);
+            let left = Q.len();
+            fib.resume(bid).unwrap();
+            Q.try_send_from_isr(3).unwrap();
+            left
+        })
+        .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(boss).unwrap(), 0, "a value waited while c slept");
+    assert_eq!((rt.take(a).unwrap(), rt.take(c).unwrap(), rt.take(b).unwrap()), (Ok(1), Ok(2), Ok(3)));
+}
+
+/// Review C: a channel value or signal woke a select whose suspension was
+/// pending; another select that could take it slept on.
+#[test]
+fn a_select_wake_skips_a_select_whose_suspension_is_pending() {
+    use filament::IrqSignal;
+    use filament::sync::select::{IrqCase, RecvCase, select};
+    static SIG: IrqSignal = IrqSignal::new();
+    let ch: Channel<u32, 4> = Channel::new();
+    let ch = &ch;
+    Runtime::<5>::scope(|rt| {
+        let s1 = rt
+            .spawn(stack(), move |fib| {
+                let mut c = RecvCase::new(ch);
+                select(fib, [&mut c]).map(|_| c.take())
+            })
+            .unwrap();
+        let s2 = rt
+            .spawn(stack(), move |fib| {
+                let mut c = RecvCase::new(ch);
+                select(fib, [&mut c]).map(|_| c.take())
+            })
+            .unwrap();
+        let plain = rt.spawn(stack(), |fib| SIG.wait(fib)).unwrap();
+        let sel = rt
+            .spawn(stack(), |fib| {
+                let mut c = IrqCase::new(&SIG);
+                select(fib, [&mut c]).map(|_| c.count())
+            })
+            .unwrap();
+        let (id1, pid) = (s1.id(), plain.id());
+        rt.spawn_detached(stack(), move |fib| {
+            fib.yield_now(); // all four block
+            fib.suspend(id1).unwrap();
+            fib.suspend(pid).unwrap();
+            ch.try_send(fib, 42).unwrap(); // must wake s2, not the suspended s1
+            SIG.notify_from_isr(); // must reach the select, not the suspended plain waiter
+            fib.sleep(100);
+            fib.resume(id1).unwrap();
+            fib.resume(pid).unwrap();
+            ch.try_send(fib, 43).unwrap();
+            SIG.notify_from_isr();
+        })
+        .unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(s2).unwrap(), Ok(Some(Ok(42))));
+        assert_eq!(rt.take(sel).unwrap(), Ok(1));
+        assert_eq!(rt.take(s1).unwrap(), Ok(Some(Ok(43))));
+        assert_eq!(rt.take(plain).unwrap(), Ok(1));
+    });
+}
+
+/// Review C: `cancel` of a fiber woken with a pending suspension (ready, not
+/// yet run) let it stop as suspended, and its joiner deadlocked.
+#[test]
+fn cancel_withdraws_the_suspension_of_a_woken_fiber() {
+    let ch: Channel<u32, 1> = Channel::new();
+    let ch = &ch;
+    Runtime::<2>::scope(|rt| {
+        let w = rt.spawn(stack(), move |fib| (ch.recv(fib), ch.recv(fib))).unwrap();
+        let wid = w.id();
+        let boss = rt
+            .spawn(stack(), move |fib| {
+                fib.yield_now(); // w blocks in recv
+                fib.suspend(wid).unwrap();
+                ch.send(fib, 7).unwrap(); // w woken, not yet run
+                fib.cancel(wid).unwrap();
+                (fib.is_suspended(wid), fib.join(w).map_err(|e| e.to_string()))
+            })
+            .unwrap();
+        rt.run().unwrap();
+        let (suspended, joined) = rt.take(boss).unwrap();
+        assert_eq!(suspended, Ok(false));
+        assert_eq!(joined, Ok((Ok(7), Err(filament::sync::RecvError::Cancelled))));
+    });
+}

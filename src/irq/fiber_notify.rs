@@ -117,7 +117,7 @@ impl IrqFiberNotifier {
             // SAFETY: we run in `core`, the registered runtime (I1); our own
             // header lives while we run.
             unsafe {
-                self.detach(core);
+                self.detach(core, true);
                 (*(*fib.slot_ptr()).header).isr_notifiers += 1;
             }
             self.target.set(Some(fib.id()));
@@ -160,15 +160,29 @@ impl IrqFiberNotifier {
 
     /// Ends the attachment: the fiber, if still live, no longer counts this
     /// notifier (its notification waits stop counting as interrupt waits
-    /// once no notifier serves it).
+    /// once no notifier serves it). With `rewait`, a fiber left with no
+    /// notifier that is blocked in a notification wait as an interrupt waiter
+    /// is woken (a spurious wake: it waits again, as a plain waiter now, so a
+    /// deadlock is reported instead of an endless idle).
     ///
     /// # Safety
-    /// Exclusive access to `core`, the runtime the source is registered with.
-    unsafe fn detach(&self, core: *mut Core) {
-        if let Some(id) = self.target.take() {
-            // SAFETY: `target` finds only a live slot of `core`, whose header lives.
-            if let Some(s) = unsafe { crate::notify::target(core, id) } {
-                unsafe { (*(*s).header).isr_notifiers -= 1 };
+    /// Exclusive access to `core`, the runtime the source is registered with,
+    /// from a context that may make fibers ready (`rewait`: a running fiber).
+    unsafe fn detach(&self, core: *mut Core, rewait: bool) {
+        let Some(id) = self.target.take() else { return };
+        // SAFETY: `target` finds only a live slot of `core`, whose header
+        // lives; a Blocked slot with `WaitKind::Notify` is in no queue.
+        unsafe {
+            let Some(s) = crate::notify::target(core, id) else { return };
+            let h = (*s).header;
+            (*h).isr_notifiers -= 1;
+            if rewait
+                && (*h).isr_notifiers == 0
+                && (*s).state == crate::fiber::State::Blocked
+                && (*s).wait_kind == crate::fiber::WaitKind::Notify
+                && (*s).irq_wait
+            {
+                crate::raw::wake(core, s, crate::fiber::Wake::Signaled);
             }
         }
     }
@@ -221,8 +235,8 @@ impl Drain for IrqFiberNotifier {
 
     /// The attachment ends with the registration (the run).
     unsafe fn unregistered(&self, core: *mut Core) {
-        // SAFETY: forwarded contract.
-        unsafe { self.detach(core) };
+        // SAFETY: forwarded contract (the run is over: no wake).
+        unsafe { self.detach(core, false) };
     }
 }
 

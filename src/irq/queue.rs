@@ -245,9 +245,11 @@ impl<T, const N: usize> IrqQueue<T, N> {
             if let Some(v) = self.pop() {
                 // More published and more receivers waiting: pass the wake on
                 // (a drain wakes one receiver per raise it sees).
-                if self.published() {
-                    // SAFETY: the queue holds only blocked fibers of `core`.
-                    unsafe { raw::wake_one(core, &self.waiters) };
+                // A receiver about to stop as suspended is skipped; if only
+                // such receivers wait, the raise keeps the value announced.
+                // SAFETY: the queue holds only blocked fibers of `core`.
+                if self.published() && !unsafe { raw::wake_one_awake(core, &self.waiters) } {
+                    self.src.raise();
                 }
                 // SAFETY: we are the running fiber of `core`.
                 unsafe { choice_point(core) };

@@ -187,29 +187,19 @@ impl Drain for IrqSignal {
     /// no waiter the count stays raised: a fiber about to block takes it
     /// itself, or the drain at a later poll wakes it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
-        if self.waiters.is_empty() {
-            // No plain waiter: the first select sleeping on it (it takes the
-            // count when it runs). With none, the count stays raised.
-            // SAFETY: per the contract we run in `core`, which owns the list.
-            if self.selectors.is_empty() || unsafe { self.selectors.first_sleeping() }.is_none() {
-                return Drained::Keep;
-            }
-            let n = self.pending.swap(0, Ordering::Acquire);
-            if n > 0 {
-                self.banked.fetch_add(n, Ordering::Relaxed);
-                // SAFETY: as above.
-                unsafe { self.selectors.notify_one(core) };
-            }
-            return Drained::Done;
-        }
         if self.pending.load(Ordering::Relaxed) == 0 {
-            return Drained::Done;
+            // Nothing raised since the last take (or the raise was seen).
+            return if self.waiters.is_empty() { Drained::Keep } else { Drained::Done };
         }
+        // The first plain waiter not about to stop as suspended (it would not
+        // take the count), else the first select sleeping on it (it takes the
+        // count when it runs); with neither, the count stays raised.
         // SAFETY: per the contract we run in `core`, whose blocked fibers are
-        // the only ones in the queue (I1, I2). A waiter about to stop as
-        // suspended is skipped (it would not take the count); with only such
-        // waiters the count stays raised until one is resumed.
-        if !unsafe { raw::wake_one_awake(core, &self.waiters) } {
+        // the only ones in the queue and the selector list (I1, I2).
+        let woke = unsafe {
+            raw::wake_one_awake(core, &self.waiters) || (!self.selectors.is_empty() && self.selectors.notify_one(core))
+        };
+        if !woke {
             return Drained::Keep;
         }
         let n = self.pending.swap(0, Ordering::Acquire);

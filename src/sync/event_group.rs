@@ -590,6 +590,20 @@ impl Drain for EventGroup {
         if self.waiters.is_empty() {
             return Drained::Keep;
         }
+        // The running fiber linked its record (the tail) and is in
+        // `block_current`'s poll, not yet in the queue: bits applied now
+        // would skip it and it would sleep with its condition true. Leave the
+        // raise for the next poll (the fiber is queued by then).
+        // SAFETY: per the contract we run in `core`; linked records are alive
+        // (their fibers are suspended in `block` or about to be).
+        unsafe {
+            let cur = (*core).current;
+            let tail = self.tail.get();
+            if !cur.is_null() && !tail.is_null() && (*tail).slot == cur && (*cur).state != crate::fiber::State::Blocked
+            {
+                return Drained::Keep;
+            }
+        }
         // SAFETY: per the contract we run in `core`, the group's runtime.
         unsafe { self.fold_isr_bits(core) };
         Drained::Done

@@ -133,7 +133,8 @@ impl SelList {
         unsafe {
             while !n.is_null() {
                 let s = (*n).slot.get();
-                if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Select {
+                // A select about to stop as suspended would take nothing.
+                if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Select && !(*(*s).header).suspend {
                     return Some(&*n);
                 }
                 n = (*n).next.get();
