@@ -382,7 +382,10 @@ fn empty_fiber_high_water_is_small() {
     let used = rt.stack_high_water(id).unwrap();
     println!("empty fiber used {used} bytes of stack (header + payload + frames)");
     // Header, payload, initial frame and the entry glue (catch_unwind under std).
-    let limit = if cfg!(debug_assertions) { 2048 } else { 256 }; // release: the issue-5 bar
+    // Release: issue 5's bar was 256 bytes with a 112-byte header; the header is
+    // 144 bytes since it holds the priority, notification, suspend and cancel
+    // state (measured 264 bytes in all), so the bar moves by those 32 bytes.
+    let limit = if cfg!(debug_assertions) { 2048 } else { 256 + 32 };
     assert!(used <= limit, "empty fiber used {used} bytes");
     rt.take(h).unwrap();
 }
