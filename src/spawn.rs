@@ -331,7 +331,7 @@ where
         // valid and read by nobody else (dropped here, never read again).
         if unsafe { (*header).cancel_unwind } {
             unsafe { core::ptr::drop_in_place(payload.cast::<F>()) };
-            crate::handle::cancel_unwind();
+            crate::handle::cancel_unwind(header);
         }
         // SAFETY: read exactly once, per the contract; from here on the
         // payload bytes are free for the outcome.
@@ -387,6 +387,21 @@ unsafe fn asan_unpoison_below_here(lo: *mut u8) {
     // SAFETY: [lo, top - 256) lies inside the running fiber's own stack, below
     // every live frame (this function's frame is the lowest one).
     unsafe { asan_unpoison(lo, top - 256 - lo as usize) };
+}
+
+/// AddressSanitizer builds: marks the whole stack of the fiber whose header
+/// is `header` addressable (see `handle::cancel_unwind`).
+///
+/// # Safety
+/// `header` is the running fiber's live header.
+#[cfg(filament_asan)]
+pub(crate) unsafe fn asan_unpoison_stack(header: *mut Header) {
+    // SAFETY: [lo, top) is the fiber's own stack, owned by its token.
+    unsafe {
+        let lo = (*header).stack.lo();
+        let top = (*header).stack.top();
+        asan_unpoison(lo, top as usize - lo as usize);
+    }
 }
 
 #[cfg(filament_asan)]

@@ -135,7 +135,7 @@ impl<'s> Fiber<'s> {
                 // deadlock): a cancelled fiber's call fails or unwinds.
                 let h = (*s).header;
                 if (*s).wake == Wake::Cancelled || (*h).cancel_unwind {
-                    crate::handle::cancel_unwind();
+                    crate::handle::cancel_unwind(h);
                 }
                 if (*h).cancel {
                     return Err(SuspendError::Cancelled);
