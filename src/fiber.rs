@@ -286,6 +286,9 @@ pub(crate) struct Header {
     pub payload: *mut u8,
     /// Drops the payload in place: the closure (`false`: the fiber never
     /// started) or the outcome (`true`: finished, never taken).
+    ///
+    /// # Safety
+    /// Call once, with `payload` holding the value the flag names.
     pub drop_payload: unsafe fn(*mut u8, bool),
     /// A `&'static str` given at spawn.
     pub name: &'static str,

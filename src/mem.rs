@@ -150,5 +150,7 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// The personality routine `core`'s unwind tables name (`core` is precompiled with
 /// `panic = "unwind"`). With `panic = "abort"` nothing ever unwinds, so it is never called;
 /// the symbol only has to exist for the link.
+// SAFETY: the only definition of this symbol in a `mem` build (which excludes
+// `std`, whose runtime would define it); it does nothing and is never called.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}

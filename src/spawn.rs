@@ -327,9 +327,10 @@ where
         // Cancelled by unwinding before it ever ran (a deadlock found it
         // suspended, or `cancel_unwind`): the closure never runs, it is
         // dropped in place and the fiber unwinds as cancelled.
-        // SAFETY: the header lives as long as the fiber; the closure is
-        // valid and read by nobody else (dropped here, never read again).
+        // SAFETY: the header lives as long as the fiber.
         if unsafe { (*header).cancel_unwind } {
+            // SAFETY: the closure is valid and read by nobody else; it is dropped
+            // here once and never read again (the unwind below skips the read).
             unsafe { core::ptr::drop_in_place(payload.cast::<F>()) };
             crate::handle::cancel_unwind(header);
         }
@@ -405,6 +406,8 @@ pub(crate) unsafe fn asan_unpoison_stack(header: *mut Header) {
 }
 
 #[cfg(filament_asan)]
+// SAFETY: ASan's runtime function, linked in every `-Zsanitizer=address`
+// build (the only builds with `--cfg filament_asan`).
 unsafe extern "C" {
     /// AddressSanitizer's runtime: marks `[addr, addr + size)` addressable.
     #[link_name = "__asan_unpoison_memory_region"]

@@ -241,6 +241,8 @@ global_asm!(
     ".size __filament_fiber_start, . - __filament_fiber_start",
 );
 
+// SAFETY: these symbols are defined by the `global_asm!` above, with the
+// calling conventions `switch`, `switch_final` and `init_stack` document.
 unsafe extern "C" {
     fn __filament_switch();
     fn __filament_switch_final();
@@ -249,6 +251,10 @@ unsafe extern "C" {
 }
 
 /// The signature of a fiber entry function called by the trampoline.
+///
+/// # Safety
+/// The trampoline calls it once, on the fiber's fresh stack, with the
+/// arguments `init_stack` stored; it never returns.
 pub(crate) type Entry = unsafe extern "C" fn(arg: *mut u8, core: *mut u8) -> !;
 
 /// Writes a fresh frame below `top` and returns the initial saved stack pointer.
@@ -348,6 +354,7 @@ const HOST_STACK_GAP: usize = 256;
 /// with room for `f` below it; nothing of the running context is used again.
 pub(crate) unsafe fn call_on_stack<A, B>(
     sp: *mut u8,
+    // SAFETY (of calling `f`): it is entered on `sp` with `a`, `b` and never returns.
     f: unsafe extern "C" fn(*mut A, *mut B) -> !,
     a: *mut A,
     b: *mut B,

@@ -228,12 +228,18 @@ impl IrqFiberNotifier {
 impl Drain for IrqFiberNotifier {
     /// Applies the interrupt side's actions to the attached fiber (waking it
     /// if it waits for a notification). With no fiber attached they stay.
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         // SAFETY: forwarded contract.
         unsafe { self.apply(core) }
     }
 
     /// The attachment ends with the registration (the run).
+    ///
+    /// # Safety
+    /// As for `Drain::unregistered`: called by the runtime ending the registration, with exclusive access to it.
     unsafe fn unregistered(&self, core: *mut Core) {
         // SAFETY: forwarded contract (the run is over: no wake).
         unsafe { self.detach(core, false) };

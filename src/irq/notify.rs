@@ -150,6 +150,9 @@ impl IrqNotify {
 impl Drain for IrqNotify {
     /// Wakes the longest waiter when bits are set; it takes them itself. With
     /// no waiter the raise is kept (a fiber may be about to block).
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         if self.waiters.is_empty() {
             return Drained::Keep;

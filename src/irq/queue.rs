@@ -302,6 +302,9 @@ impl<T, const N: usize> IrqQueue<T, N> {
 impl<T, const N: usize> Drain for IrqQueue<T, N> {
     /// Wakes the first receiver once the head value is published. Without a
     /// receiver the raise is kept (one may be about to block).
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         if self.waiters.is_empty() {
             return Drained::Keep;

@@ -186,6 +186,9 @@ impl Drain for IrqSignal {
     /// Banks the raised count for the waiter it wakes (the first one). With
     /// no waiter the count stays raised: a fiber about to block takes it
     /// itself, or the drain at a later poll wakes it.
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         if self.pending.load(Ordering::Relaxed) == 0 {
             // Nothing raised since the last take (or the raise was seen).
@@ -209,6 +212,9 @@ impl Drain for IrqSignal {
 
     /// Only selects parked for good (a poisoned runtime being dropped) can
     /// still be linked: their nodes must not outlive the registration.
+    ///
+    /// # Safety
+    /// As for `Drain::unregistered`: called by the runtime ending the registration, with exclusive access to it.
     unsafe fn unregistered(&self, _core: *mut Core) {
         self.selectors.forget_all();
     }

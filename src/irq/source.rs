@@ -150,9 +150,15 @@ pub(crate) enum Drained {
 }
 
 /// The unregistration callback, type-erased: `ctx` is the registering object.
+///
+/// # Safety
+/// Call with the `ctx` it was registered with, as for [`Drain::unregistered`].
 type UnregisteredFn = unsafe fn(ctx: *const (), core: *mut Core);
 
 /// The drain callback, type-erased: `ctx` is the registering object.
+///
+/// # Safety
+/// Call with the `ctx` it was registered with, as for [`Drain::drain`].
 type DrainFn = unsafe fn(ctx: *const (), core: *mut Core) -> Drained;
 
 /// Calls `T`'s `unregistered` on `ctx`.

@@ -292,6 +292,9 @@ impl Event {
 impl Drain for Event {
     /// Applies an interrupt set for the waiters. With none waiting it stays
     /// pending (the next fiber to use the event applies it).
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         // SAFETY: per the contract we run in `core`, which owns the list.
         if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {

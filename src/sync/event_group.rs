@@ -586,6 +586,9 @@ impl fmt::Debug for EventGroup {
 impl Drain for EventGroup {
     /// Applies interrupt bits for the waiters (waking those they satisfy).
     /// With none waiting they stay pending (the next fiber call applies them).
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         if self.waiters.is_empty() {
             return Drained::Keep;

@@ -168,6 +168,9 @@ impl WaitSide {
 impl Drain for WaitSide {
     /// Wakes the blocked fiber; with none queued yet the raise is kept (one
     /// may be about to block).
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         if self.waiters.is_empty() {
             return Drained::Keep;

@@ -386,6 +386,9 @@ impl Semaphore {
 impl Drain for Semaphore {
     /// Hands interrupt gives to the waiters. With none waiting the gives stay
     /// where they are (the next fiber to use the semaphore takes them).
+    ///
+    /// # Safety
+    /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
         // SAFETY: per the contract we run in `core`, which owns the list.
         if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {

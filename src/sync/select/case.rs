@@ -88,6 +88,9 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for RecvCase<'s, T, CAP> {
         self.ch.select_bind(fib)
     }
     fn begin(&mut self) {}
+    ///
+    /// # Safety
+    /// As for `CaseImpl::fire`: called by the running fiber of the runtime the source is bound to.
     unsafe fn fire(&mut self, fib: &Fiber<'_>) -> bool {
         let core = fib.core_ptr();
         // SAFETY: forwarded contract (a cheap look before the full take).
@@ -105,6 +108,9 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for RecvCase<'s, T, CAP> {
     fn spent(&self) -> bool {
         self.got.is_some()
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::ready`: called by the running fiber of the runtime the source is bound to.
     unsafe fn ready(&self) -> bool {
         // SAFETY: forwarded contract.
         self.got.is_none() && unsafe { self.ch.select_recv_ready() }
@@ -174,6 +180,9 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for SendCase<'s, T, CAP> {
         self.sent = false;
         self.closed = false;
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::fire`: called by the running fiber of the runtime the source is bound to.
     unsafe fn fire(&mut self, fib: &Fiber<'_>) -> bool {
         let core = fib.core_ptr();
         // SAFETY: forwarded contract (a cheap look before the full offer).
@@ -198,6 +207,9 @@ impl<'s, T, const CAP: usize> sealed::CaseImpl<'s> for SendCase<'s, T, CAP> {
     fn spent(&self) -> bool {
         self.value.is_none()
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::ready`: called by the running fiber of the runtime the source is bound to.
     unsafe fn ready(&self) -> bool {
         // SAFETY: forwarded contract.
         self.value.is_some() && unsafe { self.ch.select_send_ready() }
@@ -251,6 +263,9 @@ impl<'s> sealed::CaseImpl<'s> for AcquireCase<'s> {
     fn begin(&mut self) {
         self.acquired = false;
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::fire`: called by the running fiber of the runtime the source is bound to.
     unsafe fn fire(&mut self, fib: &Fiber<'_>) -> bool {
         self.acquired = self.sem.select_take(fib.core_ptr());
         self.acquired
@@ -258,6 +273,9 @@ impl<'s> sealed::CaseImpl<'s> for AcquireCase<'s> {
     fn polled(&self) -> bool {
         self.sem.select_polled()
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::ready`: called by the running fiber of the runtime the source is bound to.
     unsafe fn ready(&self) -> bool {
         self.sem.select_ready()
     }
@@ -301,12 +319,18 @@ impl<'s> sealed::CaseImpl<'s> for EventCase<'s> {
     fn begin(&mut self) {
         self.fired = false;
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::fire`: called by the running fiber of the runtime the source is bound to.
     unsafe fn fire(&mut self, fib: &Fiber<'_>) -> bool {
         // Set now, or set (and maybe reset) since it woke us: as for a plain
         // waiter, a pulse that woke the select counts.
         self.fired = self.node.take_signaled() | self.ev.select_is_set(fib.core_ptr());
         self.fired
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::ready`: called by the running fiber of the runtime the source is bound to.
     unsafe fn ready(&self) -> bool {
         self.ev.select_ready()
     }
@@ -354,10 +378,16 @@ impl<'s> sealed::CaseImpl<'s> for IrqCase<'s> {
     fn begin(&mut self) {
         self.count = 0;
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::fire`: called by the running fiber of the runtime the source is bound to.
     unsafe fn fire(&mut self, _fib: &Fiber<'_>) -> bool {
         self.count = self.sig.select_take();
         self.count > 0
     }
+    ///
+    /// # Safety
+    /// As for `CaseImpl::ready`: called by the running fiber of the runtime the source is bound to.
     unsafe fn ready(&self) -> bool {
         self.sig.pending() > 0
     }

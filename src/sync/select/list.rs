@@ -160,6 +160,10 @@ impl SelList {
 
     #[cold]
     #[inline(never)]
+    /// [`notify_one`](Self::notify_one) once the list is not empty.
+    ///
+    /// # Safety
+    /// As for [`notify_one`](Self::notify_one).
     unsafe fn notify_slow(&self, core: *mut Core) -> bool {
         // SAFETY: a sleeping selector is a Blocked slot of `core` in no wait
         // queue (`WaitKind::Select` has none, I2): `wake` may make it ready.
