@@ -403,22 +403,6 @@ impl<'s> Fiber<'s> {
         self.slot
     }
 
-    /// Blocks the running fiber in no wait queue (`kind` says what it waits
-    /// for; a waker finds it by its id) until woken or `deadline` (if any).
-    ///
-    /// # Safety
-    /// `kind` must be a kind without a queue (`!kind.has_queue()`) other than
-    /// `Sleep`/`None`/`Parked`, whose wakers check `wait_kind` before waking.
-    pub(crate) unsafe fn block_in_no_queue(&self, kind: WaitKind, deadline: Option<Ticks>) -> Wake {
-        debug_assert!(!kind.has_queue());
-        // SAFETY: we are the running fiber; no queue to outlive.
-        unsafe {
-            let wake = raw::block_current(self.core, ptr::null(), kind, 0, deadline);
-            self.check_cancel(wake);
-            wake
-        }
-    }
-
     /// Blocks the running fiber on `q` until woken or `deadline` (if any).
     ///
     /// # Safety
@@ -434,10 +418,14 @@ impl<'s> Fiber<'s> {
     }
 
     /// Blocks the running fiber in no wait queue with `kind` and `obj` (a
-    /// select) until woken or `deadline` (if any).
+    /// select's sources record; 0 for a notification wait) until woken or
+    /// `deadline` (if any). A waker finds it by its id or its nodes and checks
+    /// `wait_kind` before waking it.
     ///
     /// # Safety
-    /// Whatever `obj` names must stay valid while the fiber waits (I11).
+    /// `kind` is a kind without a queue (`!kind.has_queue()`) other than
+    /// `Sleep`/`None`/`Parked`; whatever `obj` names must stay valid while the
+    /// fiber waits (I12).
     pub(crate) unsafe fn wait_off_queue(&self, kind: WaitKind, obj: usize, deadline: Option<Ticks>) -> Wake {
         // SAFETY: we are the running fiber; forwarded contract.
         unsafe {

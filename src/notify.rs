@@ -385,9 +385,9 @@ impl<'s> Fiber<'s> {
         // interrupt waiter (polled, never a deadlock), blocking once.
         let wake = unsafe {
             if (*(*self.slot_ptr()).header).isr_notifiers != 0 {
-                crate::irq::as_irq_waiter(self.core_ptr(), || self.block_in_no_queue(WaitKind::Notify, deadline))
+                crate::irq::as_irq_waiter(self.core_ptr(), || self.wait_off_queue(WaitKind::Notify, 0, deadline))
             } else {
-                self.block_in_no_queue(WaitKind::Notify, deadline)
+                self.wait_off_queue(WaitKind::Notify, 0, deadline)
             }
         };
         match wake {
