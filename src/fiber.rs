@@ -325,6 +325,11 @@ pub(crate) struct Header {
     pub cancel: bool,
     /// With `cancel`: unwind instead (`Fiber::cancel_unwind`, std).
     pub cancel_unwind: bool,
+    /// While the fiber is linked in a `sync::waitlist::WaitList`'s queue: the
+    /// value cell (`Cell<Option<T>>`, `T` that list's) in its waiting frame,
+    /// which a waker fills or empties after popping the fiber (I13). Stale
+    /// otherwise, and never read then.
+    pub wait_value: *const (),
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.

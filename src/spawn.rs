@@ -250,6 +250,7 @@ where
             suspend: false,
             cancel: false,
             cancel_unwind: false,
+            wait_value: core::ptr::null(),
         });
         // AddressSanitizer builds: a fiber that finished left the redzones of
         // its last frames on this memory (it leaves by a jump, never by

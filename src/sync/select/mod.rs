@@ -106,8 +106,8 @@
 //! A plain waiter sits in its primitive's intrusive `WaitQueue`, linked through
 //! its control block — one queue at a time. A selecting fiber must be findable
 //! from several sources, so each case carries a *selector node* (in the case
-//! object, borrowed by the select for its whole run, like a `waitlist::Node`
-//! in a `recv` frame). Each source keeps a second, doubly linked list of such
+//! object, borrowed by the select for its whole run, as a `recv` keeps its
+//! value cell in its frame). Each source keeps a second, doubly linked list of such
 //! nodes (`SelList`: the channel's two `WaitList`s, the semaphore, the event,
 //! the signal each gained one). The fiber itself blocks in *no* queue, with
 //! `WaitKind::Select` and `wait_obj` pointing at a [`SelectSources`] record
