@@ -408,10 +408,14 @@ impl<'s> Fiber<'s> {
     /// # Safety
     /// `q` must stay valid while the fiber waits (it lives in a primitive that
     /// outlives every waiter) and belong to this runtime.
+    #[inline(always)]
     pub(crate) unsafe fn wait_on(&self, q: &WaitQueue, kind: WaitKind, deadline: Option<Ticks>) -> Wake {
         // SAFETY: we are the running fiber; q outlives the wait by contract.
         unsafe {
-            let wake = raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline);
+            let wake = match deadline {
+                None => raw::block_on(self.core, q, kind),
+                Some(_) => raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline),
+            };
             self.check_cancel(wake);
             wake
         }

@@ -196,14 +196,27 @@ pub(crate) unsafe fn arm(core: *mut Core, s: *mut Slot, deadline: Ticks) {
 ///
 /// # Safety
 /// `s` is a live slot of `core`; exclusive access.
-#[inline]
+///
+/// Inline: a wake-up without a deadline (the common case) is one compare.
+#[inline(always)]
 pub(crate) unsafe fn cancel_deadline(core: *mut Core, s: *mut Slot) {
-    // SAFETY: timer_pos, when set, indexes s's entry.
+    // SAFETY: forwarded contract.
+    unsafe {
+        if (*s).timer_pos != u32::MAX {
+            cancel_armed_deadline(core, s);
+        }
+    }
+}
+
+/// [`cancel_deadline`] for a slot with an armed deadline.
+///
+/// # Safety
+/// As for [`cancel_deadline`], and `s` has a deadline (`timer_pos` set).
+#[inline(never)]
+unsafe fn cancel_armed_deadline(core: *mut Core, s: *mut Slot) {
+    // SAFETY: timer_pos indexes s's entry.
     unsafe {
         let i = (*s).timer_pos;
-        if i == u32::MAX {
-            return;
-        }
         (*s).timer_pos = u32::MAX;
         let i = i as usize;
         (*core).ntimers -= 1;

@@ -231,6 +231,44 @@ pub(crate) unsafe fn preempt(core: *mut Core, step: bool) {
     }
 }
 
+/// [`block_current`] on `queue` without a deadline, with the common case
+/// inline: nothing optional in use (`slow` is zero: no pollers, pending
+/// preemption, own-FP fibers, tracer or policy), not unwinding, not
+/// cancelled. Then it is the yield's work plus the queue link — the path a
+/// channel or semaphore hand-off takes. Anything else goes the general way.
+///
+/// # Safety
+/// As for [`block_current`] with a non-null `queue`.
+#[inline(always)]
+pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind) -> Wake {
+    // SAFETY: the caller is `current`; ring pointers are valid (I1); the
+    // queue outlives the wait (forwarded contract, I5).
+    unsafe {
+        let c = (*core).current;
+        let h = (*c).header;
+        if (*core).slow != 0 || unwinding() || (*h).cancel {
+            return block_current(core, queue, kind, queue as *const WaitQueue as usize, None);
+        }
+        // What `block_current` does when `slow` is zero and there is no
+        // deadline: no clock poll (no pollers), no timer to arm, no FP
+        // hand-over (no own-FP fibers), no trace event (no tracer).
+        check_canary(core, c);
+        (*c).state = State::Blocked;
+        (*c).wait_kind = kind;
+        (*c).wait_obj = queue as *const WaitQueue as usize;
+        (*c).wake = Wake::Signaled;
+        (*c).runs = (*c).runs.wrapping_add(1);
+        let n = unlink_current(core);
+        queue.push_back(c);
+        let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
+        arch::switch(&raw mut (*c).sp, to);
+        if (*h).suspend | (*h).irq_uncounted {
+            after_wait_slow(core, c);
+        }
+        (*c).wake
+    }
+}
+
 /// Takes the running fiber off the ready ring, links it into `queue` (if
 /// any), arms `deadline` (if any) and switches to the next ready fiber (or the
 /// host). Returns how it was woken.

@@ -123,6 +123,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     /// Sends `value`, blocking the fiber while the channel is full. Fails with
     /// [`SendError::Closed`] (also if closed while blocked) or
     /// [`SendError::WrongRuntime`], giving the value back.
+    #[inline]
     pub fn send<'s>(&'s self, fib: &Fiber<'s>, value: T) -> Result<(), SendError<T>> {
         self.send_until(fib, value, None)
     }
@@ -147,6 +148,7 @@ impl<T, const CAP: usize> Channel<T, CAP> {
     /// Receives the oldest value, blocking the fiber while the channel is
     /// empty. Fails with [`RecvError::Closed`] once the channel is closed and
     /// drained, or [`RecvError::WrongRuntime`].
+    #[inline]
     pub fn recv<'s>(&'s self, fib: &Fiber<'s>) -> Result<T, RecvError> {
         self.recv_until(fib, None)
     }
@@ -306,6 +308,12 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         self.buf.get_mut().pop_front()
     }
 
+    // Inline (as the yield is): a ping-pong's whole hand-off — bind check,
+    // pop the waiting receiver, move the value into its cell, make it ready,
+    // block — runs in the caller's frame, so the registers the switch
+    // clobbers are saved once per caller, not once per message. The rare
+    // paths (binding, timeouts, cancellation, preemption) stay out of line.
+    #[inline(always)]
     fn send_until<'s>(&'s self, fib: &Fiber<'s>, value: T, deadline: Option<Ticks>) -> Result<(), SendError<T>> {
         let Ok(core) = self.owner.bind(fib) else { return Err(SendError::WrongRuntime(value)) };
         // SAFETY: we are the running fiber of the bound runtime.
@@ -333,6 +341,8 @@ impl<T, const CAP: usize> Channel<T, CAP> {
         }
     }
 
+    // Inline: see `send_until`.
+    #[inline(always)]
     fn recv_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<T, RecvError> {
         let core = self.owner.bind(fib)?;
         // SAFETY: we are the running fiber of the bound runtime.

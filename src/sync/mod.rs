@@ -273,8 +273,23 @@ impl Binding {
     ///
     /// `'s`: the primitive outlives the runtime's stacks, hence the runtime's
     /// `run`, so the runtime may keep it in its list until `run` returns.
-    #[inline]
+    ///
+    /// Inline: the common case, a primitive already bound to this runtime,
+    /// is one load and one compare (a serial never equals `OUTSIDE`).
+    #[inline(always)]
     pub(crate) fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
+        let core = fib.core_ptr();
+        // SAFETY: the fiber's core is live while the fiber runs.
+        let me = unsafe { (*core).serial };
+        if self.owner.load(Ordering::Acquire) == me {
+            return Ok(core);
+        }
+        self.bind_slow(fib)
+    }
+
+    /// [`bind`](Self::bind) for a primitive not bound to this runtime yet.
+    #[inline(never)]
+    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
         let core = fib.core_ptr();
         // SAFETY: the fiber's core is live while the fiber runs.
         let me = unsafe { (*core).serial };
@@ -289,7 +304,7 @@ impl Binding {
             // Another runtime took the free binding meanwhile (a lease by us
             // cannot change: we are running), or code outside any fiber leased
             // it for a moment: look again.
-            return self.bind(fib);
+            return self.bind_slow(fib);
         }
         self.leases.set(0);
         // SAFETY: we own the binding now and run inside our runtime, the only
@@ -304,8 +319,23 @@ impl Binding {
     /// Leases the primitive to `fib`'s runtime for a non-blocking call (if it
     /// is not bound to it already); the lease ends when the returned value is
     /// dropped.
-    #[inline]
+    ///
+    /// Inline: a primitive bound to this runtime (every one a fiber of it
+    /// blocked in this run) needs no lease, one load and one compare.
+    #[inline(always)]
     pub(crate) fn lease(&self, fib: &Fiber<'_>) -> Result<(*mut Core, Lease<'_>), WrongRuntime> {
+        let core = fib.core_ptr();
+        // SAFETY: the fiber's core is live while the fiber runs.
+        let me = unsafe { (*core).serial };
+        if self.owner.load(Ordering::Acquire) == me {
+            return Ok((core, Lease { binding: self, me: 0 }));
+        }
+        self.lease_slow(fib)
+    }
+
+    /// [`lease`](Self::lease) for a primitive not bound to this runtime.
+    #[inline(never)]
+    fn lease_slow(&self, fib: &Fiber<'_>) -> Result<(*mut Core, Lease<'_>), WrongRuntime> {
         let core = fib.core_ptr();
         // SAFETY: the fiber's core is live while the fiber runs.
         let me = unsafe { (*core).serial };
