@@ -413,8 +413,36 @@ impl<'s> Fiber<'s> {
         // SAFETY: we are the running fiber; q outlives the wait by contract.
         unsafe {
             let wake = match deadline {
-                None => raw::block_on(self.core, q, kind),
+                None => raw::block_on(self.core, q, kind, ptr::null()),
                 Some(_) => raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline),
+            };
+            self.check_cancel(wake);
+            wake
+        }
+    }
+
+    /// [`wait_on`](Self::wait_on) for a `WaitList`'s queue: `cell` (the
+    /// waiter's value cell) goes into the header before the fiber blocks.
+    ///
+    /// # Safety
+    /// As for `wait_on`; `cell` names a `Cell<Option<T>>` of the list's `T`
+    /// that lives until this call returns (I13).
+    #[inline(always)]
+    pub(crate) unsafe fn wait_on_with_value(
+        &self,
+        q: &WaitQueue,
+        kind: WaitKind,
+        deadline: Option<Ticks>,
+        cell: *const (),
+    ) -> Wake {
+        // SAFETY: we are the running fiber; forwarded contract.
+        unsafe {
+            let wake = match deadline {
+                None => raw::block_on(self.core, q, kind, cell),
+                Some(_) => {
+                    (*(*self.slot).header).wait_value = cell;
+                    raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline)
+                }
             };
             self.check_cancel(wake);
             wake

@@ -237,15 +237,23 @@ pub(crate) unsafe fn preempt(core: *mut Core, step: bool) {
 /// cancelled. Then it is the yield's work plus the queue link — the path a
 /// channel or semaphore hand-off takes. Anything else goes the general way.
 ///
+/// A non-null `wait_value` is stored in the fiber's header first
+/// (`Header::wait_value`, for a `WaitList`'s waker: I13); a null one, a
+/// constant at every other call site, costs nothing.
+///
 /// # Safety
-/// As for [`block_current`] with a non-null `queue`.
+/// As for [`block_current`] with a non-null `queue`; a non-null
+/// `wait_value` is what I13 requires of a waiter in `queue`.
 #[inline(always)]
-pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind) -> Wake {
+pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind, wait_value: *const ()) -> Wake {
     // SAFETY: the caller is `current`; ring pointers are valid (I1); the
     // queue outlives the wait (forwarded contract, I5).
     unsafe {
         let c = (*core).current;
         let h = (*c).header;
+        if !wait_value.is_null() {
+            (*h).wait_value = wait_value;
+        }
         if (*core).slow != 0 || unwinding() || (*h).cancel {
             return block_current(core, queue, kind, queue as *const WaitQueue as usize, None);
         }
@@ -258,9 +266,25 @@ pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind
         (*c).wait_obj = queue as *const WaitQueue as usize;
         (*c).wake = Wake::Signaled;
         (*c).runs = (*c).runs.wrapping_add(1);
-        let n = unlink_current(core);
+        // `unlink_current` knowing `preempt` is clear (it is part of `slow`)
+        // and no policy or tracer is set: the successor at this level runs,
+        // or the highest other level's head, or the host.
+        let n = (*c).next;
+        let to = if n != c {
+            (*(*core).prev).next = n;
+            (*core).current = n;
+            (*n).sp
+        } else {
+            (*core).current = ptr::null_mut();
+            (*core).prev = ptr::null_mut();
+            if (*core).ready_levels == 0 {
+                (*core).host_sp
+            } else {
+                load_highest(core);
+                (*(*core).current).sp
+            }
+        };
         queue.push_back(c);
-        let to = if n.is_null() { (*core).host_sp } else { (*n).sp };
         arch::switch(&raw mut (*c).sp, to);
         if (*h).suspend | (*h).irq_uncounted {
             after_wait_slow(core, c);
@@ -453,6 +477,24 @@ pub(crate) unsafe fn wake(core: *mut Core, s: *mut Slot, how: Wake) {
         crate::time::cancel_deadline(core, s);
         trace_event!(core, wake(id_of(core, s)));
         make_ready(core, s);
+    }
+}
+
+/// [`wake`] called by the running fiber of `core` (a primitive's waker).
+///
+/// # Safety
+/// As for [`wake`], and a fiber of `core` is running.
+#[inline(always)]
+pub(crate) unsafe fn wake_by_running(core: *mut Core, s: *mut Slot, how: Wake) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        debug_assert!((*s).state == State::Blocked);
+        (*s).wake = how;
+        (*s).wait_kind = WaitKind::None;
+        (*s).wait_obj = 0;
+        crate::time::cancel_deadline(core, s);
+        trace_event!(core, wake(id_of(core, s)));
+        make_ready_by_running(core, s);
     }
 }
 

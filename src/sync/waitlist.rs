@@ -71,10 +71,7 @@ impl<T> WaitList<T> {
         // the queue by then (every wake-up route unlinks it first), so no
         // waker can reach the cell afterwards (I13). Forwarded contract for
         // the queue (I5).
-        let wake = unsafe {
-            (*(*fib.slot_ptr()).header).wait_value = (&raw const cell).cast();
-            fib.wait_on(&self.queue, kind, deadline)
-        };
+        let wake = unsafe { fib.wait_on_with_value(&self.queue, kind, deadline, (&raw const cell).cast()) };
         (wake, cell.into_inner())
     }
 
@@ -83,7 +80,8 @@ impl<T> WaitList<T> {
     /// fiber was there.
     ///
     /// # Safety
-    /// Called by the running fiber of the bound runtime `core`.
+    /// Called by the running fiber of the bound runtime `core`; or with a
+    /// null `core` when the list is unbound, so nobody waits in it.
     #[inline(always)]
     pub(crate) unsafe fn wake_one(&self, core: *mut Core, f: impl FnOnce(&Cell<Option<T>>)) -> bool {
         let Some(s) = self.queue.pop_front() else { return false };
@@ -92,7 +90,7 @@ impl<T> WaitList<T> {
         // cell of this list's `T` (I13).
         unsafe {
             f(&*(*(*s).header).wait_value.cast::<Cell<Option<T>>>());
-            raw::wake(core, s, Wake::Signaled);
+            raw::wake_by_running(core, s, Wake::Signaled);
         }
         true
     }
