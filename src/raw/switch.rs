@@ -513,6 +513,23 @@ pub(crate) unsafe fn wake_one(core: *mut Core, q: &WaitQueue) -> bool {
     }
 }
 
+/// [`wake_one`] called by the running fiber of `core` (a primitive's
+/// hand-off), inline.
+///
+/// # Safety
+/// As for [`wake_one`], and a fiber of `core` is running.
+#[inline(always)]
+pub(crate) unsafe fn wake_one_by_running(core: *mut Core, q: &WaitQueue) -> bool {
+    match q.pop_front() {
+        // SAFETY: queue members are blocked slots of core; forwarded contract.
+        Some(s) => unsafe {
+            wake_by_running(core, s, Wake::Signaled);
+            true
+        },
+        None => false,
+    }
+}
+
 /// Wakes the first fiber of `q` that is not about to stop as suspended
 /// (`Fiber::suspend` while it waits), for objects that only *wake* a waiter
 /// and hand it nothing (it takes what is there when it runs): a waiter that

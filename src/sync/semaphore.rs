@@ -117,11 +117,12 @@ impl Semaphore {
     /// Returns one permit (to the longest waiter, else to the count). Fails
     /// with [`GiveError::Full`] when the semaphore already holds its maximum
     /// ([`bounded`](Self::bounded)), changing nothing.
+    #[inline]
     pub fn give(&self, fib: &Fiber<'_>) -> Result<(), GiveError> {
         let (core, _lease) = self.owner.lease(fib).map_err(|_| GiveError::WrongRuntime)?;
         self.absorb_isr(core);
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
-        if !unsafe { raw::wake_one(core, &self.waiters) } {
+        if !unsafe { raw::wake_one_by_running(core, &self.waiters) } {
             let n = self.permits.get();
             if n >= self.max {
                 return Err(GiveError::Full);
@@ -175,7 +176,8 @@ impl Semaphore {
         Ok(())
     }
 
-    #[inline]
+    // Inline, as `Channel::recv`: the hand-off runs in the caller's frame.
+    #[inline(always)]
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.owner.bind(fib)?;
         // Interrupt-capable (sticky): the interrupt-aware wait, out of line so
@@ -216,6 +218,7 @@ impl Semaphore {
     ///
     /// # Panics
     /// If the count of available permits would overflow `usize`.
+    #[inline(always)]
     pub fn release(&self, fib: &Fiber<'_>, n: usize) -> Result<(), WrongRuntime> {
         let (core, _lease) = self.owner.lease(fib)?;
         // No absorb of interrupt gives here (the hand-off's cost): they are
@@ -223,7 +226,7 @@ impl Semaphore {
         let mut left = n;
         // SAFETY: the queue holds only blocked fibers of `core`; we run in it.
         unsafe {
-            while left > 0 && raw::wake_one(core, &self.waiters) {
+            while left > 0 && raw::wake_one_by_running(core, &self.waiters) {
                 left -= 1;
             }
         }
