@@ -6,7 +6,7 @@ use core::fmt;
 
 use crate::sync::WrongRuntime;
 
-/// Why [`Channel::send`] / [`Channel::send_timeout`] failed; holds the value.
+/// Why [`Channel::send`](super::Channel::send) / [`Channel::send_timeout`](super::Channel::send_timeout) failed; holds the value.
 #[derive(PartialEq, Eq, Clone, Copy)]
 #[non_exhaustive]
 pub enum SendError<T> {
@@ -36,7 +36,7 @@ impl<T> SendError<T> {
     }
 }
 
-/// Why [`Channel::try_send`] failed; holds the value.
+/// Why [`Channel::try_send`](super::Channel::try_send) failed; holds the value.
 #[derive(PartialEq, Eq, Clone, Copy)]
 #[non_exhaustive]
 pub enum TrySendError<T> {
@@ -57,7 +57,7 @@ impl<T> TrySendError<T> {
     }
 }
 
-/// Why [`Channel::recv`] / [`Channel::recv_timeout`] failed.
+/// Why [`Channel::recv`](super::Channel::recv) / [`Channel::recv_timeout`](super::Channel::recv_timeout) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RecvError {
@@ -74,7 +74,7 @@ pub enum RecvError {
     Cancelled,
 }
 
-/// Why [`Channel::try_recv`] failed.
+/// Why [`Channel::try_recv`](super::Channel::try_recv) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TryRecvError {
