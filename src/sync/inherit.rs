@@ -217,7 +217,7 @@ impl PiQueue {
             if !self.waiters.is_empty() {
                 self.lend_rest(core, w);
             }
-            raw::wake(core, w, crate::fiber::Wake::Signaled);
+            raw::wake_by_running(core, w, crate::fiber::Wake::Signaled);
             true
         }
     }

@@ -135,7 +135,8 @@ impl<T: ?Sized> Mutex<T> {
         Ok(guard)
     }
 
-    #[inline]
+    // Inline, as `Channel::recv`: the hand-off runs in the caller's frame.
+    #[inline(always)]
     fn lock_until<'s, 'f>(
         &'s self,
         fib: &'f Fiber<'s>,
@@ -195,6 +196,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// # Safety
     /// Called by the running fiber of `core` (the bound runtime), which holds the lock.
+    #[inline(always)]
     unsafe fn unlock(&self, core: *mut Core) {
         // SAFETY: the queue holds only blocked fibers of `core`; the running
         // fiber is `core.current`.
