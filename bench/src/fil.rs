@@ -268,6 +268,29 @@ pub fn channel_pingpong(ops: u64) -> Measured {
     Measured { time, ops: rounds * 2 }
 }
 
+/// Buffered channel stream: one `Channel<u64, 16>`, fiber A sends, fiber B
+/// receives. A fills the buffer and blocks on the 17th send; B's first
+/// receive refills the room from A's blocked send and wakes A; B then drains
+/// the buffer and blocks, and A runs again: per 16 messages two switches, the
+/// rest are plain buffer pushes and pops. One op = one message.
+pub fn channel_stream(ops: u64) -> Measured {
+    let ch: Channel<u64, 16> = Channel::new();
+    let ch = &ch;
+    let time = run_pair(
+        move |fib| {
+            for i in 0..ops {
+                ch.send(fib, i).expect("send");
+            }
+        },
+        move |fib| {
+            for _ in 0..ops {
+                black_box(ch.recv(fib).expect("recv"));
+            }
+        },
+    );
+    Measured { time, ops }
+}
+
 /// Semaphore ping-pong: two semaphores with no permits; A releases one and
 /// acquires the other, B the reverse. One op = one one-way hand-off.
 pub fn semaphore_pingpong(ops: u64) -> Measured {

@@ -112,6 +112,11 @@ pub const CASES: &[Case] = &[
         run: fil::channel_pingpong,
     },
     Case {
+        name: "fil-channel-stream",
+        what: "filament Channel<u64, 16>: one fiber sends, one receives (buffered), per message",
+        run: fil::channel_stream,
+    },
+    Case {
         name: "fil-semaphore-pingpong",
         what: "filament Semaphore ping-pong between 2 fibers, per one-way hand-off",
         run: fil::semaphore_pingpong,
