@@ -470,22 +470,32 @@ unsafe fn after_wait_slow(core: *mut Core, c: *mut Slot) {
 pub(crate) unsafe fn wake(core: *mut Core, s: *mut Slot, how: Wake) {
     // SAFETY: forwarded contract.
     unsafe {
-        debug_assert!((*s).state == State::Blocked);
-        (*s).wake = how;
-        (*s).wait_kind = WaitKind::None;
-        (*s).wait_obj = 0;
-        crate::time::cancel_deadline(core, s);
-        trace_event!(core, wake(id_of(core, s)));
+        record_wake(core, s, how);
         make_ready(core, s);
     }
 }
 
-/// [`wake`] called by the running fiber of `core` (a primitive's waker).
+/// [`wake`] called by the running fiber of `core` (a primitive's waker):
+/// the ring it links into is known not to be empty.
 ///
 /// # Safety
 /// As for [`wake`], and a fiber of `core` is running.
 #[inline(always)]
 pub(crate) unsafe fn wake_by_running(core: *mut Core, s: *mut Slot, how: Wake) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        record_wake(core, s, how);
+        make_ready_by_running(core, s);
+    }
+}
+
+/// What both wakes record before linking `s` in: how it woke, no wait, no
+/// deadline (I3).
+///
+/// # Safety
+/// As for [`wake`].
+#[inline(always)]
+unsafe fn record_wake(core: *mut Core, s: *mut Slot, how: Wake) {
     // SAFETY: forwarded contract.
     unsafe {
         debug_assert!((*s).state == State::Blocked);
@@ -494,7 +504,6 @@ pub(crate) unsafe fn wake_by_running(core: *mut Core, s: *mut Slot, how: Wake) {
         (*s).wait_obj = 0;
         crate::time::cancel_deadline(core, s);
         trace_event!(core, wake(id_of(core, s)));
-        make_ready_by_running(core, s);
     }
 }
 
@@ -503,14 +512,8 @@ pub(crate) unsafe fn wake_by_running(core: *mut Core, s: *mut Slot, how: Wake) {
 /// # Safety
 /// `q` must hold only blocked slots of `core`.
 pub(crate) unsafe fn wake_one(core: *mut Core, q: &WaitQueue) -> bool {
-    match q.pop_front() {
-        // SAFETY: queue members are blocked slots of core.
-        Some(s) => unsafe {
-            wake(core, s, Wake::Signaled);
-            true
-        },
-        None => false,
-    }
+    // SAFETY: queue members are blocked slots of core.
+    q.pop_front().map(|s| unsafe { wake(core, s, Wake::Signaled) }).is_some()
 }
 
 /// [`wake_one`] called by the running fiber of `core` (a primitive's
@@ -520,14 +523,8 @@ pub(crate) unsafe fn wake_one(core: *mut Core, q: &WaitQueue) -> bool {
 /// As for [`wake_one`], and a fiber of `core` is running.
 #[inline(always)]
 pub(crate) unsafe fn wake_one_by_running(core: *mut Core, q: &WaitQueue) -> bool {
-    match q.pop_front() {
-        // SAFETY: queue members are blocked slots of core; forwarded contract.
-        Some(s) => unsafe {
-            wake_by_running(core, s, Wake::Signaled);
-            true
-        },
-        None => false,
-    }
+    // SAFETY: queue members are blocked slots of core; forwarded contract.
+    q.pop_front().map(|s| unsafe { wake_by_running(core, s, Wake::Signaled) }).is_some()
 }
 
 /// Wakes the first fiber of `q` that is not about to stop as suspended
