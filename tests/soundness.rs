@@ -459,3 +459,69 @@ fn a_panicking_orphan_cannot_skip_the_scoped_runtime_check() {
     assert!(!out.stdout.contains("SURVIVED"), "{out:?}");
     assert!(out.stderr.contains("scoped runtime was dropped with 1 suspended fiber"), "{out:?}");
 }
+
+/// Review 7: `Channel::try_peek` ran the value's `Clone` while it held a
+/// reference into the channel's buffer, and the clone could re-enter the
+/// channel (its lease nests for the same fiber): a `try_recv` inside `clone`
+/// popped and dropped the value being cloned (heap use-after-free under
+/// AddressSanitizer). While a peek clones, every other call on the channel
+/// is now refused with `WrongRuntime`, and the peeked value is intact.
+#[test]
+fn a_peek_clone_that_reenters_the_channel_is_refused() {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicBool;
+
+    use filament::sync::{TryRecvError, TrySendError};
+
+    static NESTED_TOOK_THE_VALUE: AtomicBool = AtomicBool::new(false);
+
+    struct Msg<'a> {
+        ch: &'a Cell<Option<&'a Channel<Msg<'a>, 2>>>,
+        fib: &'a filament::Fiber<'static>,
+        data: String,
+        nested: Cell<Option<(bool, bool)>>,
+    }
+    impl Clone for Msg<'_> {
+        fn clone(&self) -> Self {
+            let mut nested = None;
+            if let Some(ch) = self.ch.get() {
+                let recv = match ch.try_recv(self.fib) {
+                    Ok(v) => {
+                        // The bug: the value under the peek was popped. Leak
+                        // it so the failing run reads no freed memory.
+                        NESTED_TOOK_THE_VALUE.store(true, Ordering::SeqCst);
+                        std::mem::forget(v);
+                        false
+                    }
+                    Err(e) => e == TryRecvError::WrongRuntime,
+                };
+                let spare = Msg { ch: self.ch, fib: self.fib, data: String::new(), nested: Cell::new(None) };
+                let send = matches!(ch.try_send(self.fib, spare), Err(TrySendError::WrongRuntime(_)));
+                nested = Some((recv, send));
+            }
+            Msg { ch: self.ch, fib: self.fib, data: self.data.clone(), nested: Cell::new(nested) }
+        }
+    }
+
+    let rt = Runtime::<'static, 1>::new();
+    let h = rt
+        .spawn(stack(), |fib| {
+            let slot: &Cell<Option<&Channel<Msg<'_>, 2>>> = Box::leak(Box::new(Cell::new(None)));
+            let ch: &Channel<Msg<'_>, 2> = Box::leak(Box::new(Channel::new()));
+            slot.set(Some(ch));
+            ch.try_send(fib, Msg { ch: slot, fib, data: "A".repeat(64), nested: Cell::new(None) }).ok().unwrap();
+            let peeked = ch.try_peek(fib).ok().unwrap();
+            // After the peek the channel works again and still holds the value.
+            let after = ch.try_recv(fib).ok().map(|m| m.data);
+            (peeked.data.clone(), peeked.nested.get(), after, ch.len(fib).unwrap())
+        })
+        .ok()
+        .unwrap();
+    rt.run().unwrap();
+    let (data, nested, after, len) = rt.take(h).ok().unwrap();
+    assert!(!NESTED_TOOK_THE_VALUE.load(Ordering::SeqCst), "a try_recv inside the peek's clone took the peeked value");
+    assert_eq!(nested, Some((true, true)), "calls inside the peek's clone must fail with WrongRuntime");
+    assert_eq!(data, "A".repeat(64));
+    assert_eq!(after.as_deref(), Some("A".repeat(64).as_str()));
+    assert_eq!(len, 0);
+}

@@ -133,7 +133,9 @@ impl Barrier {
     }
 
     /// Blocks until `parties` fibers have called `wait` in this generation.
-    /// Fails only with [`WaitError::WrongRuntime`].
+    /// Fails with [`WaitError::WrongRuntime`], [`WaitError::Cancelled`] (the
+    /// fiber was cancelled) or [`WaitError::Unwinding`] (it unwinds and would
+    /// have blocked); never times out.
     pub fn wait<'s>(&'s self, fib: &Fiber<'s>) -> Result<BarrierWaitResult, WaitError> {
         self.wait_until(fib, None)
     }

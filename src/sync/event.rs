@@ -158,7 +158,9 @@ impl Event {
     }
 
     /// Blocks the fiber until the event is set (returns at once if it is).
-    /// Fails only with [`WaitError::WrongRuntime`].
+    /// Fails with [`WaitError::WrongRuntime`], [`WaitError::Cancelled`] (the
+    /// fiber was cancelled) or [`WaitError::Unwinding`] (it unwinds and would
+    /// have blocked); never times out.
     pub fn wait<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WaitError> {
         self.wait_until(fib, None)
     }

@@ -274,8 +274,9 @@ impl EventGroup {
     }
 
     /// Blocks the fiber until `want` holds; returns the bits that satisfied
-    /// it (before any clear-on-exit). Fails only with
-    /// [`WaitError::WrongRuntime`] (or `Unwinding`).
+    /// it (before any clear-on-exit). Fails with [`WaitError::WrongRuntime`], [`WaitError::Cancelled`] (the
+    /// fiber was cancelled) or [`WaitError::Unwinding`] (it unwinds and would
+    /// have blocked); never times out.
     pub fn wait<'s>(&'s self, fib: &Fiber<'s>, want: Want) -> Result<u32, WaitError> {
         self.wait_until(fib, want, None)
     }

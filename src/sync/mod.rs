@@ -380,6 +380,37 @@ impl Binding {
 /// runtime serial is 0).
 const OUTSIDE: u64 = LEASED;
 
+/// The owner value while [`Binding::lock_out`] shuts every caller out: no
+/// runtime's serial, neither free nor `OUTSIDE`, so every `bind`, `lease`
+/// and `lease_outside` fails at once with `WrongRuntime` (none spins).
+const LOCKED_OUT: u64 = u64::MAX;
+
+impl Binding {
+    /// Shuts every caller out — the calling fiber's nested calls included —
+    /// until the returned guard is dropped (also on unwind): for the rare
+    /// operation that runs user code (`T::clone`) while it holds a reference
+    /// into the primitive's state. The caller holds a bind or lease of its
+    /// own runtime, so no other thread changes `owner` meanwhile (every other
+    /// transition starts from 0), and the guard restores it exactly.
+    pub(crate) fn lock_out(&self) -> LockOut<'_> {
+        let prev = self.owner.swap(LOCKED_OUT, Ordering::AcqRel);
+        debug_assert!(prev != 0 && prev != OUTSIDE && prev != LOCKED_OUT);
+        LockOut { binding: self, prev }
+    }
+}
+
+/// Undoes [`Binding::lock_out`] when dropped.
+pub(crate) struct LockOut<'a> {
+    binding: &'a Binding,
+    prev: u64,
+}
+
+impl Drop for LockOut<'_> {
+    fn drop(&mut self) {
+        self.binding.owner.store(self.prev, Ordering::Release);
+    }
+}
+
 impl Binding {
     /// Leases a free primitive to the caller, outside any fiber (setup before
     /// `run`, queries between runs), for as long as the returned value lives.

@@ -106,8 +106,9 @@ impl<T: Default> Default for Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    /// Blocks the fiber until it owns the lock. Fails only with
-    /// [`WaitError::WrongRuntime`].
+    /// Blocks the fiber until it owns the lock. Fails with [`WaitError::WrongRuntime`], [`WaitError::Cancelled`] (the
+    /// fiber was cancelled) or [`WaitError::Unwinding`] (it unwinds and would
+    /// have blocked); never times out.
     pub fn lock<'s, 'f>(&'s self, fib: &'f Fiber<'s>) -> Result<MutexGuard<'f, T>, WaitError> {
         self.lock_until(fib, None)
     }

@@ -149,8 +149,10 @@ impl Semaphore {
         self
     }
 
-    /// Takes one permit, blocking the fiber until one is available. Fails only
-    /// with [`WaitError::WrongRuntime`].
+    /// Takes one permit, blocking the fiber until one is available.
+    /// Fails with [`WaitError::WrongRuntime`], [`WaitError::Cancelled`] (the
+    /// fiber was cancelled) or [`WaitError::Unwinding`] (it unwinds and would
+    /// have blocked); never times out.
     #[inline]
     pub fn acquire<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WaitError> {
         self.acquire_until(fib, None)

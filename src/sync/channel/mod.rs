@@ -164,12 +164,21 @@ impl<T, const CAP: usize> Channel<T, CAP> {
 
     /// A copy of the oldest value, leaving it queued (FreeRTOS's
     /// `xQueuePeek`); never blocks. `Empty` when nothing is queued.
+    ///
+    /// `T::clone` runs while the value stays in the channel, so the channel
+    /// refuses every call made meanwhile — by `clone` itself, or by other
+    /// fibers if `clone` switches — with `WrongRuntime` (nothing changes).
     pub fn try_peek(&self, fib: &Fiber<'_>) -> Result<T, TryRecvError>
     where
         T: Clone,
     {
         let (_core, _lease) = self.owner.lease(fib)?;
-        // SAFETY: bound runtime's fiber; no other reference to the buffer lives.
+        // Dropped before the lease, also when `clone` unwinds.
+        let _shut = self.owner.lock_out();
+        // SAFETY: bound runtime's fiber; no other reference to the buffer
+        // lives, and none can be made while `_shut` lives (every call on the
+        // channel fails before touching the buffer), so the `&T` that
+        // `clone` gets stays valid.
         let buf = unsafe { &*self.buf.get() };
         match buf.front() {
             Some(v) => Ok(v.clone()),
