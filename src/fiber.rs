@@ -318,7 +318,7 @@ pub(crate) struct Header {
     pub irq_uncounted: bool,
     /// `Fiber::suspend` asked this fiber to stop: it is Blocked with
     /// `WaitKind::Suspended`, or will be as soon as its current wait ends
-    /// (`raw::switch::block_current`'s tail). Cleared by `Fiber::resume`.
+    /// (`raw::block::block_current`'s tail). Cleared by `Fiber::resume`.
     pub suspend: bool,
     /// `Fiber::cancel` was called for this fiber (until `clear_cancel`):
     /// every blocking call returns its `Cancelled` error without blocking.

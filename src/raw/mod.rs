@@ -75,12 +75,14 @@ use crate::time::Ticks;
 use crate::trace::trace_event;
 use crate::wait::WaitQueue;
 
+mod block;
 mod describe;
 mod exit;
 mod prio;
 mod ring;
 mod switch;
 
+pub(crate) use block::*;
 pub(crate) use describe::*;
 pub(crate) use exit::*;
 pub(crate) use prio::*;
