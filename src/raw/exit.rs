@@ -72,7 +72,9 @@ pub(crate) fn fp_own_any(core: *mut Core) -> bool {
     }
 }
 
-/// [`exit_current`] with joiners to wake or FP control state to hand over.
+/// [`exit_current`] with joiners to wake, FP control state to hand over, or
+/// a next fiber that the plain unlink does not pick (another level, a
+/// pending preemption, the explorer's policy, a tracer).
 ///
 /// # Safety
 /// As for `exit_current`; `c` is current and `h` its header.
@@ -95,15 +97,26 @@ pub(crate) unsafe fn exit_slow(core: *mut Core, c: *mut Slot, h: *mut crate::fib
 /// buffer). A mapped host stack must be unmapped by a call: that fiber becomes a
 /// zombie, released by the next context that reclaims zombies.
 ///
+/// `general`: take the general unlink and hand over FP state (`exit_slow`);
+/// otherwise the plain unlink, falling back to `exit_slow` when it does not
+/// apply.
+///
 /// # Safety
-/// As for `exit_current`; joiners already woken; `c` is current, `h` its header.
+/// As for `exit_current`; joiners already woken (or none, when not
+/// `general`); `c` is current, `h` its header.
 #[inline(always)]
-pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Header, fp: bool) -> ! {
+pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Header, general: bool) -> ! {
     // SAFETY: everything read from the header (on the dying stack) is read
     // before the final switch, which is the last thing that runs on it.
     unsafe {
-        let n = unlink_current(core);
-        if fp {
+        // The common exit needs no call that returns: the general unlink
+        // (another level to load, a pending preemption, the explorer's
+        // policy, a tracer's switch-in) is taken by `exit_slow`. With a call
+        // that returns on the path, the values live across it took
+        // callee-saved registers, saved by a prologue that never pays off
+        // (this function never returns): 5 pushes per exit.
+        let n = if general { unlink_current(core) } else { unlink_current_plain(core, c, h) };
+        if general {
             fp_handover(core, c, n);
             #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
             if (*c).fp {
@@ -135,6 +148,40 @@ pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::f
         }
         (*c).state = State::Finished;
         arch::switch_final(to, scratch)
+    }
+}
+
+/// [`unlink_current`] for the common exit: the ring has another fiber and
+/// no preemption is pending, or no fiber is ready at any level (the host
+/// runs next). Anything else (a level to load or switch to, the explorer's
+/// policy, a tracer's switch-in hook) goes to [`exit_slow`], which never
+/// returns either. Returns the fiber to switch to, null for the host.
+///
+/// # Safety
+/// As for [`exit_switch`]; no joiners are waiting on `h`.
+#[inline(always)]
+unsafe fn unlink_current_plain(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Header) -> *mut Slot {
+    // SAFETY: `c` is current, the ring pointers are valid slots of core.
+    unsafe {
+        if cfg!(any(feature = "trace", feature = "explore")) {
+            exit_slow(core, c, h);
+        }
+        let n = (*c).next;
+        if n != c {
+            if (*core).preempt {
+                exit_slow(core, c, h);
+            }
+            (*(*core).prev).next = n;
+            (*core).current = n;
+            n
+        } else {
+            if (*core).ready_levels != 0 {
+                exit_slow(core, c, h);
+            }
+            (*core).current = ptr::null_mut();
+            (*core).prev = ptr::null_mut();
+            ptr::null_mut()
+        }
     }
 }
 
@@ -170,9 +217,10 @@ pub(crate) unsafe fn retire_slot(core: *mut Core, s: *mut Slot) {
     unsafe {
         // `header`, `lo` and `sp` keep stale values: nothing reads them in a
         // free slot (every reader checks `state` first).
+        // Adjacent bytes, stored together (one store, not two).
         (*s).state = State::Free;
-        (*core).retired_runs += (*s).runs;
         (*s).started = false;
+        (*core).retired_runs += (*s).runs;
         if (*s).local {
             (*s).local = false;
             (*core).local_fibers -= 1;
