@@ -195,11 +195,15 @@ impl<const SIZE: usize> Default for StaticStack<SIZE> {
 
 // The tag is a whole word under `std` (three variants, no niche): a claim
 // writes it with one 8-byte store, so the word-by-word move in
-// [`Stack::moved`] can forward it (see there).
+// [`Stack::moved`] can forward it (see there). Every byte of every variant is
+// initialised (no padding: `Borrowed` and `Mapped` fill their payload word),
+// which lets `moved` carry the token as plain words; without `std` the enum is
+// a nullable pointer (`Borrowed` is the null niche), one initialised word.
 #[cfg_attr(feature = "std", repr(usize))]
 pub(crate) enum Owner<'a> {
     /// A borrowed buffer: nothing to do on release; the borrow ends with `'a`.
-    Borrowed(PhantomData<&'a mut [u8]>),
+    /// (Under `std` with a zero word filling the payload, see above.)
+    Borrowed(PhantomData<&'a mut [u8]>, #[cfg(feature = "std")] usize),
     /// A static stack: release the claim.
     Claim(&'a AtomicBool),
     /// An mmap'd host stack: unmap it. The mapping is the usable range plus
@@ -210,8 +214,34 @@ pub(crate) enum Owner<'a> {
     Mapped {
         /// Its entry in the guard-page registry (`host::guard`).
         guard: u32,
+        /// Zero: fills the payload word (see above).
+        fill: u32,
     },
 }
+
+impl Owner<'_> {
+    /// A borrowed buffer's owner (its payload word zero under `std`).
+    pub(crate) const fn borrowed() -> Self {
+        #[cfg(feature = "std")]
+        {
+            Owner::Borrowed(PhantomData, 0)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            Owner::Borrowed(PhantomData)
+        }
+    }
+}
+
+// No padding anywhere in a token (see `Owner`): 4 words under `std`, 3
+// without (where only the null niche can make `Owner` one word).
+#[cfg(feature = "std")]
+const _: () = assert!(core::mem::size_of::<Owner<'static>>() == 2 * core::mem::size_of::<usize>());
+#[cfg(not(feature = "std"))]
+const _: () = assert!(core::mem::size_of::<Owner<'static>>() == core::mem::size_of::<usize>());
+const _: () = assert!(
+    core::mem::size_of::<Stack<'static>>() == 2 * core::mem::size_of::<usize>() + core::mem::size_of::<Owner<'static>>()
+);
 
 /// The low bit of [`Stack`]'s `len_painted`: spawn paints the stack. Sizes
 /// are multiples of 16, so the bit is free.
@@ -269,7 +299,7 @@ impl<'a> Stack<'a> {
             Stack::from_raw_parts(
                 NonNull::new(lo).expect("slice pointer is non-null"),
                 usable,
-                Owner::Borrowed(PhantomData),
+                Owner::borrowed(),
             )
         })
     }
@@ -312,30 +342,37 @@ impl<'a> Stack<'a> {
         }
     }
 
-    /// The token, moved word by word with 8-byte loads.
+    /// The token, moved as plain words, each kept in a general register.
     ///
     /// The caller of `spawn` built the token with one store per word (a
     /// `claim`, or a `take_with_stack`), usually a few instructions earlier;
     /// a plain move of the 32-byte struct loads it with 16-byte vector
     /// loads, each spanning two of those stores, which the CPU cannot
     /// forward from its store buffer: each waits for the stores to reach the
-    /// cache. Word-sized loads forward. (Volatile, so they are not merged
-    /// back into vector loads.)
+    /// cache. Each word passes through an empty `asm!` (opaque to the
+    /// optimiser), so the words are never merged into vector loads: loaded
+    /// one by one if the token is in memory, and left in registers if it
+    /// already is there (a claim inlined into the spawn: no memory round
+    /// trip at all). The earlier volatile word loads forced every token into
+    /// memory first (16 instructions of an in-fiber spawn).
     #[inline(always)]
     pub(crate) fn moved(self) -> Self {
+        const N: usize = core::mem::size_of::<Stack<'static>>() / core::mem::size_of::<usize>();
+        const { assert!(core::mem::size_of::<Stack<'static>>() == N * core::mem::size_of::<usize>()) };
         let src = core::mem::ManuallyDrop::new(self);
-        let mut dst = MaybeUninit::<Self>::uninit();
-        let from = (&raw const *src).cast::<MaybeUninit<usize>>();
-        let to = dst.as_mut_ptr().cast::<MaybeUninit<usize>>();
-        const { assert!(core::mem::size_of::<Stack<'static>>().is_multiple_of(core::mem::size_of::<usize>())) };
-        for i in 0..core::mem::size_of::<Self>() / core::mem::size_of::<usize>() {
-            // SAFETY: both are whole `Stack`s (a multiple of words, word
-            // aligned); padding is copied as `MaybeUninit`. `src` is never
-            // dropped, so the bytes move exactly once.
-            unsafe { to.add(i).write(from.add(i).read_volatile()) };
+        // SAFETY: a token is N words with every byte initialised (no padding,
+        // see `Owner`), so it reads as N pointer-sized words; read as pointers,
+        // the words that are pointers keep their provenance (the others are
+        // integers, carried and written back unchanged). `src` is never
+        // dropped, so the token moves exactly once.
+        let mut words: [*mut u8; N] = unsafe { core::mem::transmute_copy(&*src) };
+        for w in &mut words {
+            // SAFETY: an empty template: the register is left as it is; no
+            // memory, stack or flags are touched.
+            unsafe { core::arch::asm!("/* {0} */", inout(reg) *w, options(pure, nomem, nostack, preserves_flags)) };
         }
-        // SAFETY: every byte of `src` was copied.
-        unsafe { dst.assume_init() }
+        // SAFETY: the same words, unchanged, in the same order.
+        unsafe { core::mem::transmute_copy(&words) }
     }
 
     pub(crate) fn lo(&self) -> *mut u8 {
@@ -368,10 +405,10 @@ impl<'a> Stack<'a> {
 impl Drop for Stack<'_> {
     fn drop(&mut self) {
         match self.owner {
-            Owner::Borrowed(_) => {}
+            Owner::Borrowed(..) => {}
             Owner::Claim(flag) => flag.store(false, Ordering::Release),
             #[cfg(feature = "std")]
-            Owner::Mapped { guard } => {
+            Owner::Mapped { guard, .. } => {
                 crate::host::guard::unregister(guard);
                 // The guard page below `lo` is part of the mapping (`Stack::host`).
                 let page = crate::host::page_size();
