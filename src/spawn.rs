@@ -242,14 +242,14 @@ where
             has_outcome: false,
             cancelled: false,
             base_priority: opts.priority.get(),
-            held: core::ptr::null(),
-            fp: mem::MaybeUninit::uninit(),
-            note: crate::notify::Note::EMPTY,
-            isr_notifiers: 0,
             irq_uncounted: false,
             suspend: false,
             cancel: false,
             cancel_unwind: false,
+            held: core::ptr::null(),
+            note: crate::notify::Note::EMPTY,
+            isr_notifiers: 0,
+            fp: mem::MaybeUninit::uninit(),
         });
         // AddressSanitizer builds: a fiber that finished left the redzones of
         // its last frames on this memory (it leaves by a jump, never by
