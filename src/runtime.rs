@@ -212,6 +212,10 @@ impl<'s, const N: usize> Runtime<'s, N> {
             if old.is_null() {
                 (*core).serial = raw::NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
                 (*core).live_slot = crate::orphans::register_live((*core).serial);
+                #[cfg(feature = "std")]
+                {
+                    (*core).signal_reserve = crate::host::signal_reserve();
+                }
                 (*core).slots = base;
                 (*core).cap = N;
                 (*core).timers = self.timers.get().cast::<TimerEntry>();

@@ -104,16 +104,25 @@ const fn entry_headroom<F, T>() -> usize {
 
 /// Stack a signal may take below a running fiber's deepest frame: on a host
 /// (`std`), the kernel's signal frame, the red zone and a small handler
-/// allowance (`host::signal_reserve`); without `std` (bare metal) nothing,
+/// allowance (`host::signal_reserve`, copied into the core when the runtime
+/// is bound: one plain load per spawn, where the process-wide cache cost a
+/// load and its is-it-computed-yet test); without `std` (bare metal) nothing,
 /// there are no signals.
+///
+/// # Safety
+/// `core` is a bound core the caller may read.
 #[inline(always)]
-fn signal_reserve() -> usize {
+unsafe fn signal_reserve(core: *const Core) -> usize {
     #[cfg(feature = "std")]
     {
-        crate::host::signal_reserve()
+        // SAFETY: per the contract; `bind` set it before any spawn.
+        let r = unsafe { (*core).signal_reserve };
+        debug_assert_eq!(r, crate::host::signal_reserve());
+        r
     }
     #[cfg(not(feature = "std"))]
     {
+        let _ = core;
         0
     }
 }
@@ -123,8 +132,8 @@ fn signal_reserve() -> usize {
 /// canary, rounded up to the stack alignment (so a stack of exactly this size
 /// is accepted).
 #[inline(always)]
-fn stack_needed(above: usize, headroom: usize) -> usize {
-    stack_needed_fixed(above, headroom).saturating_add(signal_reserve())
+fn stack_needed(above: usize, headroom: usize, reserve: usize) -> usize {
+    stack_needed_fixed(above, headroom).saturating_add(reserve)
 }
 
 /// [`stack_needed`] without the signal reserve (a multiple of the stack
@@ -140,13 +149,13 @@ fn stack_needed_fixed(above: usize, headroom: usize) -> usize {
 }
 
 /// Whether a stack of `size` bytes is smaller than [`stack_needed`]`(above,
-/// headroom)`, tested as `size - reserve < fixed` so that the constant part
-/// is folded and the run-time part is one subtraction and two branches (the
-/// sum was an add, a saturation and a mask per spawn). Equal to
+/// headroom, reserve)`, tested as `size - reserve < fixed` so that the
+/// constant part is folded and the run-time part is one subtraction and two
+/// branches (the sum was an add, a saturation and a mask per spawn). Equal to
 /// `size < fixed + reserve` (a saturated `fixed` exceeds any stack size).
 #[inline(always)]
-fn stack_too_small(size: usize, above: usize, headroom: usize) -> bool {
-    size.checked_sub(signal_reserve()).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
+fn stack_too_small(size: usize, above: usize, headroom: usize, reserve: usize) -> bool {
+    size.checked_sub(reserve).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
 }
 
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
@@ -200,6 +209,7 @@ where
         // The token guarantees a 16-aligned `top`, so with a payload aligned to
         // at most 16 every offset below is a compile-time constant.
         let size = stack.size();
+        let reserve = signal_reserve(core);
         let base = stack.lo();
         let top = stack.top();
         const { assert!(mem::align_of::<Header>() <= arch::STACK_ALIGN) };
@@ -207,8 +217,8 @@ where
             // Constants (sizes of types), folded at compile time.
             let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
             let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
-            if stack_too_small(size, frame_off, entry_headroom::<F, T>()) {
-                let needed = stack_needed(frame_off, entry_headroom::<F, T>());
+            if stack_too_small(size, frame_off, entry_headroom::<F, T>(), reserve) {
+                let needed = stack_needed(frame_off, entry_headroom::<F, T>(), reserve);
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
             (top.sub(header_off).cast::<Header>(), top.sub(frame_off), top.sub(frame_off))
@@ -219,7 +229,7 @@ where
             let payload_at =
                 header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
             let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
-            let needed = stack_needed(top - frame_top, entry_headroom::<F, T>());
+            let needed = stack_needed(top - frame_top, entry_headroom::<F, T>(), reserve);
             if payload_at <= lo || size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }

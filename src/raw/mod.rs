@@ -125,6 +125,10 @@ pub(crate) struct Core {
     /// The thread those fibers belong to, while there are any.
     #[cfg(feature = "std")]
     pub local_thread: Option<std::thread::ThreadId>,
+    /// `host::signal_reserve()`, copied at bind time (`Runtime::bind`):
+    /// spawn's stack check reads it with one plain load.
+    #[cfg(feature = "std")]
+    pub signal_reserve: usize,
     /// `run` is on the host's stack right now.
     pub in_run: bool,
     /// The runtime's clock, in ticks.
@@ -213,6 +217,8 @@ impl Core {
             local_fibers: 0,
             #[cfg(feature = "std")]
             local_thread: None,
+            #[cfg(feature = "std")]
+            signal_reserve: 0,
             in_run: false,
             now: 0,
             timers: ptr::null_mut(),
