@@ -202,8 +202,11 @@ impl<const SIZE: usize> Default for StaticStack<SIZE> {
 #[cfg_attr(feature = "std", repr(usize))]
 pub(crate) enum Owner<'a> {
     /// A borrowed buffer: nothing to do on release; the borrow ends with `'a`.
-    /// (Under `std` with a zero word filling the payload, see above.)
-    Borrowed(PhantomData<&'a mut [u8]>, #[cfg(feature = "std")] usize),
+    /// Under `std` the payload word is the buffer's first usable byte
+    /// (`lo`), the byte [`Stack::release_byte`] names: a claim's flag and
+    /// this share the payload position, so telling a release store from an
+    /// unmap is one compare.
+    Borrowed(PhantomData<&'a mut [u8]>, #[cfg(feature = "std")] *mut u8),
     /// A static stack: release the claim.
     Claim(&'a AtomicBool),
     /// An mmap'd host stack: unmap it. The mapping is the usable range plus
@@ -220,14 +223,15 @@ pub(crate) enum Owner<'a> {
 }
 
 impl Owner<'_> {
-    /// A borrowed buffer's owner (its payload word zero under `std`).
-    pub(crate) const fn borrowed() -> Self {
+    /// The owner of a borrowed buffer whose usable part starts at `lo`.
+    pub(crate) const fn borrowed(lo: *mut u8) -> Self {
         #[cfg(feature = "std")]
         {
-            Owner::Borrowed(PhantomData, 0)
+            Owner::Borrowed(PhantomData, lo)
         }
         #[cfg(not(feature = "std"))]
         {
+            let _ = lo;
             Owner::Borrowed(PhantomData)
         }
     }
@@ -299,7 +303,7 @@ impl<'a> Stack<'a> {
             Stack::from_raw_parts(
                 NonNull::new(lo).expect("slice pointer is non-null"),
                 usable,
-                Owner::borrowed(),
+                Owner::borrowed(lo),
             )
         })
     }
@@ -385,19 +389,29 @@ impl<'a> Stack<'a> {
 
     /// If releasing this token is at most a single byte store of `0` — a
     /// [`StaticStack`] claim (its flag), or a borrowed buffer (nothing to do:
-    /// `otherwise`, a byte the caller may harmlessly clear) — returns that
-    /// byte. The caller may then release the token by that store instead of
+    /// under `std` its own first byte, which the token owns until it is
+    /// released; otherwise `otherwise`, a byte the caller may harmlessly
+    /// clear) — returns that byte. The caller may then release the token by
+    /// that store, made once no frame is on the stack any more, instead of
     /// dropping it (and must not drop it as well). `None`: the token must be
     /// dropped (a mapped host stack is unmapped by a call).
     #[inline(always)]
     pub(crate) fn release_byte(&self, otherwise: *const u8) -> Option<*const u8> {
-        if let Owner::Claim(flag) = self.owner {
-            return Some(flag.as_ptr().cast_const().cast::<u8>());
+        #[cfg(feature = "std")]
+        {
+            let _ = otherwise;
+            match self.owner {
+                Owner::Mapped { .. } => None,
+                Owner::Claim(flag) => Some(flag.as_ptr().cast_const().cast::<u8>()),
+                Owner::Borrowed(_, first) => Some(first.cast_const()),
+            }
         }
-        match self.owner {
-            #[cfg(feature = "std")]
-            Owner::Mapped { .. } => None,
-            _ => Some(otherwise),
+        #[cfg(not(feature = "std"))]
+        {
+            match self.owner {
+                Owner::Claim(flag) => Some(flag.as_ptr().cast_const().cast::<u8>()),
+                Owner::Borrowed(..) => Some(otherwise),
+            }
         }
     }
 }
