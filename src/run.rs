@@ -22,13 +22,11 @@ impl Drop for EndRun {
             (*core).stop_at = None;
             (*core).clock = None;
             (*core).in_run = false;
-            // Every fiber finished (or the runtime is poisoned, which keeps
-            // them): the primitives this run bound are free for the next user.
-            crate::sync::release_bindings(core);
-            // Interrupt signals likewise (nobody waits in them now; their
-            // counts stay on the signals, so no notification is lost).
-            if !(*core).poisoned {
-                crate::irq::unregister_all(core);
+            // A run of fibers that bound no primitive and registered no
+            // interrupt source (both lists empty) has nothing to release:
+            // two compares, the work out of line.
+            if !(*core).bound.is_null() || !(*core).irq.is_empty() {
+                end_run_release(core);
             }
             // Last, once the runtime is back in order (it runs user code: a
             // result's Drop may panic, which then reaches the caller of `run`):
@@ -37,6 +35,40 @@ impl Drop for EndRun {
             crate::orphans::adopt(core);
         }
     }
+}
+
+/// [`EndRun`]'s release of the run's primitives and interrupt sources.
+///
+/// # Safety
+/// As for `EndRun::drop`: the lock is held, this is the host context.
+#[cold]
+#[inline(never)]
+unsafe fn end_run_release(core: *mut Core) {
+    // SAFETY: per the contract.
+    unsafe {
+        // Every fiber finished (or the runtime is poisoned, which keeps
+        // them): the primitives this run bound are free for the next user.
+        crate::sync::release_bindings(core);
+        // Interrupt signals likewise (nobody waits in them now; their
+        // counts stay on the signals, so no notification is lost).
+        if !(*core).poisoned {
+            crate::irq::unregister_all(core);
+        }
+    }
+}
+
+/// [`run_held`] for [`NoIdle`](crate::NoIdle) and no time limit
+/// (`Runtime::run`, `Locked::run`): its own copy, so the hook and the limit
+/// are constants there (the hook's selection and the clock's start cost 8
+/// instructions per `run` when passed as arguments).
+///
+/// # Safety
+/// As for [`run_held`].
+#[allow(clippy::result_large_err)]
+#[inline(never)]
+pub(crate) unsafe fn run_plain(core: *mut Core) -> Result<(), RunError> {
+    // SAFETY: forwarded contract.
+    unsafe { run_body(core, None, None) }
 }
 
 /// `Runtime::run` once the runtime's lock is held (by `run` itself, or by a
@@ -50,12 +82,23 @@ impl Drop for EndRun {
 /// clock, so the clock's start needs no `Idle::now` call (a virtual call
 /// per `run`, measured 8 instructions of a spawn + run cycle).
 #[allow(clippy::result_large_err)]
-#[inline]
+#[inline(never)]
 pub(crate) unsafe fn run_held(
     core: *mut Core,
     idle: Option<&mut dyn crate::Idle>,
     limit: Option<Ticks>,
 ) -> Result<(), RunError> {
+    // SAFETY: forwarded contract.
+    unsafe { run_body(core, idle, limit) }
+}
+
+/// The body of [`run_held`] and [`run_plain`].
+///
+/// # Safety
+/// As for [`run_held`].
+#[allow(clippy::result_large_err)]
+#[inline(always)]
+unsafe fn run_body(core: *mut Core, idle: Option<&mut dyn crate::Idle>, limit: Option<Ticks>) -> Result<(), RunError> {
     let mut no_idle = crate::NoIdle;
     let clockless = idle.is_none();
     let idle: &mut dyn crate::Idle = match idle {

@@ -474,7 +474,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
             return Err(RunError::Busy);
         };
         // SAFETY: we hold the lock; this is the host context (not a fiber stack).
-        unsafe { run_held(self.core(), idle, limit) }
+        unsafe {
+            match (idle, limit) {
+                (None, None) => crate::run::run_plain(self.core()),
+                (idle, limit) => run_held(self.core(), idle, limit),
+            }
+        }
     }
 
     /// Takes the runtime's lock and keeps it until the returned [`Locked`]
