@@ -218,7 +218,7 @@ pub(crate) enum Owner<'a> {
         /// Its entry in the guard-page registry (`host::guard`).
         guard: u32,
         /// Zero: fills the payload word (see above).
-        fill: u32,
+        _fill: u32,
     },
 }
 
