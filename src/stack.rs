@@ -244,7 +244,8 @@ const _: () = assert!(core::mem::size_of::<Owner<'static>>() == 2 * core::mem::s
 #[cfg(not(feature = "std"))]
 const _: () = assert!(core::mem::size_of::<Owner<'static>>() == core::mem::size_of::<usize>());
 const _: () = assert!(
-    core::mem::size_of::<Stack<'static>>() == 2 * core::mem::size_of::<usize>() + core::mem::size_of::<Owner<'static>>()
+    core::mem::size_of::<Stack<'static>>()
+        == 2 * core::mem::size_of::<usize>() + core::mem::size_of::<Owner<'static>>()
 );
 
 /// The low bit of [`Stack`]'s `len_painted`: spawn paints the stack. Sizes
@@ -300,11 +301,7 @@ impl<'a> Stack<'a> {
         // SAFETY: [lo, lo+usable) lies inside `buf`, which is exclusively borrowed
         // for 'a; lo is 16-aligned and usable >= MIN_STACK_SIZE.
         Ok(unsafe {
-            Stack::from_raw_parts(
-                NonNull::new(lo).expect("slice pointer is non-null"),
-                usable,
-                Owner::borrowed(lo),
-            )
+            Stack::from_raw_parts(NonNull::new(lo).expect("slice pointer is non-null"), usable, Owner::borrowed(lo))
         })
     }
 
@@ -370,10 +367,12 @@ impl<'a> Stack<'a> {
         // integers, carried and written back unchanged). `src` is never
         // dropped, so the token moves exactly once.
         let mut words: [*mut u8; N] = unsafe { core::mem::transmute_copy(&*src) };
+        // The asm reads no memory: a word is only passed through a register.
+        #[allow(clippy::pointers_in_nomem_asm_block)]
         for w in &mut words {
             // SAFETY: an empty template: the register is left as it is; no
             // memory, stack or flags are touched.
-            unsafe { core::arch::asm!("/* {0} */", inout(reg) *w, options(pure, nomem, nostack, preserves_flags)) };
+            unsafe { core::arch::asm!("/* {0} */", inout(reg) * w, options(pure, nomem, nostack, preserves_flags)) };
         }
         // SAFETY: the same words, unchanged, in the same order.
         unsafe { core::mem::transmute_copy(&words) }
