@@ -19,8 +19,11 @@ impl Drop for EndRun {
         let core = self.0;
         // SAFETY: `run_inner` holds the runtime's lock; the host context.
         unsafe {
+            // The clock's idle state between runs (see `run_body`).
             (*core).stop_at = None;
             (*core).clock = None;
+            (*core).clock_offset = 0;
+            (*core).clock_synced = true;
             (*core).in_run = false;
             // A run of fibers that bound no primitive and registered no
             // interrupt source (both lists empty) has nothing to release:
@@ -80,7 +83,8 @@ pub(crate) unsafe fn run_plain(core: *mut Core) -> Result<(), RunError> {
 ///
 /// `idle: None` is [`NoIdle`](crate::NoIdle) (`Runtime::run`): it has no
 /// clock, so the clock's start needs no `Idle::now` call (a virtual call
-/// per `run`, measured 8 instructions of a spawn + run cycle).
+/// per `run`, measured 8 instructions of a spawn + run cycle), and no hook
+/// is installed at all (`time::idle` calls `NoIdle` itself).
 #[allow(clippy::result_large_err)]
 #[inline(never)]
 pub(crate) unsafe fn run_held(
@@ -99,12 +103,6 @@ pub(crate) unsafe fn run_held(
 #[allow(clippy::result_large_err)]
 #[inline(always)]
 unsafe fn run_body(core: *mut Core, idle: Option<&mut dyn crate::Idle>, limit: Option<Ticks>) -> Result<(), RunError> {
-    let mut no_idle = crate::NoIdle;
-    let clockless = idle.is_none();
-    let idle: &mut dyn crate::Idle = match idle {
-        Some(idle) => idle,
-        None => &mut no_idle,
-    };
     // SAFETY: we hold the lock; this is the host context (not a fiber stack).
     unsafe {
         if (*core).poisoned {
@@ -127,20 +125,25 @@ unsafe fn run_body(core: *mut Core, idle: Option<&mut dyn crate::Idle>, limit: O
         #[cfg(feature = "std")]
         crate::host::guard::ensure_altstack();
         (*core).in_run = true;
-        // Erase the hook's lifetime: it is cleared below, before `idle`'s
-        // borrow ends, and only used while this call runs.
-        let idle: *mut (dyn crate::Idle + '_) = idle;
-        (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
-        if clockless {
-            // `time::start_clock` for a hook without `now`: offset 0.
-            (*core).clock_synced = true;
-            (*core).clock_offset = 0;
-        } else {
+        // Between runs the clock is in its idle state (no hook, offset 0,
+        // synced; no limit): `EndRun` leaves it so. That is already the
+        // state of a run with `NoIdle` (`idle: None`), which has no clock,
+        // so such a run stores nothing here (`time::idle` calls `NoIdle`
+        // when no hook is installed).
+        debug_assert!((*core).clock.is_none() && (*core).clock_synced && (*core).clock_offset == 0);
+        debug_assert!((*core).stop_at.is_none());
+        if let Some(idle) = idle {
+            // Erase the hook's lifetime: it is cleared by `EndRun`, before
+            // `idle`'s borrow ends, and only used while this call runs.
+            let idle: *mut (dyn crate::Idle + '_) = idle;
+            (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
             time::start_clock(core);
         }
-        // Counted from the clock's first reading (start_clock moved the
-        // runtime's time to it); a limit past `Ticks::MAX` is no limit.
-        (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
+        if let Some(t) = limit {
+            // Counted from the clock's first reading (start_clock moved the
+            // runtime's time to it); a limit past `Ticks::MAX` is no limit.
+            (*core).stop_at = (*core).now.checked_add(t).filter(|&t| t != Ticks::MAX);
+        }
         // The run's end, as a guard dropped after `run_loop`'s result is
         // built in place: the (large) `Result` is never moved, so the
         // common path copies no deadlock report.

@@ -153,6 +153,7 @@ pub(crate) struct Core {
     pub ambient_fp: crate::arch::FpControl,
     /// The running `run` call's idle hook, also the clock read while polling
     /// (lifetime erased: set and cleared by `run`, which outlives every use).
+    /// `None` between runs and during a run with `NoIdle`.
     pub clock: Option<*mut dyn crate::time::Idle>,
     /// The running `run` call's clock readings plus this are the runtime's
     /// time (`time::clock_time`), fixed by the first reading of the call.
@@ -229,7 +230,8 @@ impl Core {
             ambient_fp: crate::arch::FpControl::DEFAULT,
             clock: None,
             clock_offset: 0,
-            clock_synced: false,
+            // The clock's idle state between runs (`run::run_body`).
+            clock_synced: true,
             stop_at: None,
             timer_seq: 0,
             bound: ptr::null(),
