@@ -158,6 +158,45 @@ fn stack_too_small(size: usize, above: usize, headroom: usize, reserve: usize) -
     size.checked_sub(reserve).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
 }
 
+/// Frees slots for a spawn that found none: adopts dropped handles' fibers
+/// (not while unwinding: a second panic would abort) and releases zombies.
+/// A panic from a dropped result's `Drop` is returned, to be resumed by the
+/// caller once it has dropped what it holds.
+///
+/// # Safety
+/// As for [`spawn_raw`].
+#[cfg(feature = "std")]
+#[cold]
+#[inline(never)]
+unsafe fn make_room(core: *mut Core) -> Result<(), std::boxed::Box<dyn core::any::Any + Send>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: forwarded contract.
+        unsafe {
+            if !raw::unwinding() {
+                crate::orphans::adopt(core);
+            }
+            raw::reclaim_zombies(core);
+        }
+    }))
+}
+
+/// Frees slots for a spawn that found none (without `std` nothing unwinds).
+///
+/// # Safety
+/// As for [`spawn_raw`].
+#[cfg(not(feature = "std"))]
+#[cold]
+#[inline(never)]
+unsafe fn make_room(core: *mut Core) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if !raw::unwinding() {
+            crate::orphans::adopt(core);
+        }
+        raw::reclaim_zombies(core);
+    }
+}
+
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
 ///
 /// # Safety
@@ -188,13 +227,21 @@ where
         }
         if (*core).free.is_null() {
             // Dropped handles' fibers free their slots (their results are
-            // dropped here: a panic in such a Drop reaches this caller, and the
-            // closure and stack of this spawn are dropped with the unwind).
-            // Not while unwinding: a second panic would abort.
-            if !raw::unwinding() {
-                crate::orphans::adopt(core);
+            // dropped there: a panic in such a Drop reaches this caller, and
+            // the closure and stack of this spawn are dropped with the
+            // unwind). The panic is caught out of line and resumed here,
+            // after dropping them, rather than unwinding through this frame:
+            // a landing pad dropping the token needs it in memory, which kept
+            // every spawn storing the token to the stack first (7
+            // instructions of an in-fiber spawn).
+            #[cfg(feature = "std")]
+            if let Err(panic) = make_room(core) {
+                drop(f);
+                drop(stack);
+                std::panic::resume_unwind(panic);
             }
-            raw::reclaim_zombies(core);
+            #[cfg(not(feature = "std"))]
+            make_room(core);
         }
         let s = (*core).free;
         if s.is_null() {
