@@ -326,14 +326,17 @@ where
                 (*core).local_thread = Some(std::thread::current().id());
             }
         }
+        (*core).unfinished += 1;
+        (*core).spawns += 1;
+        trace_event!(core, spawn(raw::id_of(core, s), opts.name));
+        // The slot's stores last, next to `make_ready`, which reads the
+        // priority back: with no store to the core in between, the value is
+        // forwarded (it was reloaded after the counters' stores).
         (*s).sp = sp;
         (*s).lo = base;
         (*s).header = header;
         (*s).runs = 0;
         (*s).priority = opts.priority.get();
-        (*core).unfinished += 1;
-        (*core).spawns += 1;
-        trace_event!(core, spawn(raw::id_of(core, s), opts.name));
         raw::make_ready(core, s);
         Ok((raw::id_of(core, s), header, ((*core).serial, (*core).live_slot)))
     }
