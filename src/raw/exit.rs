@@ -115,7 +115,13 @@ pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::f
         // that returns on the path, the values live across it took
         // callee-saved registers, saved by a prologue that never pays off
         // (this function never returns): 5 pushes per exit.
+        #[cfg(not(any(feature = "trace", feature = "explore")))]
         let n = if general { unlink_current(core) } else { unlink_current_plain(core, c, h) };
+        // With a tracer or a scheduling policy compiled in, always the
+        // general unlink (it calls them); the plain one is not compiled, so
+        // an unoptimised build's exit frame has no room for it.
+        #[cfg(any(feature = "trace", feature = "explore"))]
+        let n = unlink_current(core);
         if general {
             fp_handover(core, c, n);
             #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
@@ -153,19 +159,18 @@ pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::f
 
 /// [`unlink_current`] for the common exit: the ring has another fiber and
 /// no preemption is pending, or no fiber is ready at any level (the host
-/// runs next). Anything else (a level to load or switch to, the explorer's
-/// policy, a tracer's switch-in hook) goes to [`exit_slow`], which never
-/// returns either. Returns the fiber to switch to, null for the host.
+/// runs next). Anything else (a level to load or switch to) goes to
+/// [`exit_slow`], which never returns either. Not used with a tracer or a
+/// scheduling policy compiled in (`unlink_current` calls them). Returns the
+/// fiber to switch to, null for the host.
 ///
 /// # Safety
 /// As for [`exit_switch`]; no joiners are waiting on `h`.
+#[cfg(not(any(feature = "trace", feature = "explore")))]
 #[inline(always)]
 unsafe fn unlink_current_plain(core: *mut Core, c: *mut Slot, h: *mut crate::fiber::Header) -> *mut Slot {
     // SAFETY: `c` is current, the ring pointers are valid slots of core.
     unsafe {
-        if cfg!(any(feature = "trace", feature = "explore")) {
-            exit_slow(core, c, h);
-        }
         let n = (*c).next;
         if n != c {
             if (*core).preempt {
