@@ -116,15 +116,12 @@ pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::f
         // callee-saved registers, saved by a prologue that never pays off
         // (this function never returns): 5 pushes per exit.
         #[cfg(not(any(feature = "trace", feature = "explore")))]
-        let to = if general { unlink_current_general(core, c) } else { unlink_current_plain(core, c, h) };
+        let to = if general { unlink_current_general(core, c, true) } else { unlink_current_plain(core, c, h) };
         // With a tracer or a scheduling policy compiled in, always the
         // general unlink (it calls them); the plain one is not compiled, so
         // an unoptimised build's exit frame has no room for it.
         #[cfg(any(feature = "trace", feature = "explore"))]
-        let to = {
-            let _ = general;
-            unlink_current_general(core, c)
-        };
+        let to = unlink_current_general(core, c, general);
         let scratch = &raw const (*core).scratch;
         if (*h).detached {
             // Detached fibers have no joiners: join and detach both consume
@@ -145,19 +142,22 @@ pub(crate) unsafe fn exit_switch(core: *mut Core, c: *mut Slot, h: *mut crate::f
 }
 
 /// The general unlink of the exiting fiber `c` (`unlink_current`, which
-/// calls the tracer's and the policy's hooks), the FP state handed over,
-/// and the saved stack pointer of the context to switch to.
+/// calls the tracer's and the policy's hooks), the FP state handed over
+/// (`fp`: some fiber may have its own), and the saved stack pointer of the
+/// context to switch to.
 ///
 /// # Safety
 /// As for [`exit_switch`].
 #[inline(always)]
-unsafe fn unlink_current_general(core: *mut Core, c: *mut Slot) -> *mut u8 {
+unsafe fn unlink_current_general(core: *mut Core, c: *mut Slot, fp: bool) -> *mut u8 {
     // SAFETY: per the contract.
     unsafe {
         let n = unlink_current(core);
-        fp_handover(core, c, n);
+        if fp {
+            fp_handover(core, c, n);
+        }
         #[cfg(not(any(feature = "no-fp-control", feature = "fp-control-always")))]
-        if (*c).fp {
+        if fp && (*c).fp {
             (*c).fp = false;
             (*core).fp_fibers -= 1;
             refresh_slow(core);
