@@ -292,6 +292,10 @@ pub(crate) struct Header {
     pub drop_payload: unsafe fn(*mut u8, bool),
     /// A `&'static str` given at spawn.
     pub name: &'static str,
+    // The fields below are stored at every spawn. They are ordered so the
+    // stores merge: the eight flags are one 8-byte word; `held`, `note` and
+    // `isr_notifiers` are 24 contiguous zero bytes (two stores); `fp`, never
+    // written at spawn, comes last.
     /// The outcome is dropped at finish and the slot freed at once.
     pub detached: bool,
     /// The payload currently holds the outcome (not the closure).
@@ -301,18 +305,6 @@ pub(crate) struct Header {
     /// The priority given at spawn or by `set_priority` (the slot's
     /// `priority` is this, raised by inheritance).
     pub base_priority: u8,
-    /// Mutexes this fiber holds that have (or had) waiters while it held them,
-    /// linked through the mutexes (priority inheritance).
-    pub held: *const crate::sync::inherit::PiQueue,
-    /// The fiber's own FP control state while it is switched out. Written
-    /// by `Fiber::set_fp_control` (not at spawn): read only for fibers that
-    /// called it.
-    pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
-    /// The fiber's notification value and pending flag (`crate::notify`).
-    pub note: crate::notify::Note,
-    /// How many `IrqFiberNotifier`s deliver to this fiber: while non-zero its
-    /// notification waits count as waiting for an interrupt.
-    pub isr_notifiers: u32,
     /// Counted as an interrupt waiter by its wait, but not while it is
     /// suspended (`raw::irq_uncount`): to be counted again when resumed.
     pub irq_uncounted: bool,
@@ -325,11 +317,23 @@ pub(crate) struct Header {
     pub cancel: bool,
     /// With `cancel`: unwind instead (`Fiber::cancel_unwind`, std).
     pub cancel_unwind: bool,
+    /// Mutexes this fiber holds that have (or had) waiters while it held them,
+    /// linked through the mutexes (priority inheritance).
+    pub held: *const crate::sync::inherit::PiQueue,
+    /// The fiber's notification value and pending flag (`crate::notify`).
+    pub note: crate::notify::Note,
+    /// How many `IrqFiberNotifier`s deliver to this fiber: while non-zero its
+    /// notification waits count as waiting for an interrupt.
+    pub isr_notifiers: u32,
     /// While the fiber is linked in a `sync::waitlist::WaitList`'s queue: the
     /// value cell (`Cell<Option<T>>`, `T` that list's) in its waiting frame,
     /// which a waker fills or empties after popping the fiber (I13). Stale
     /// otherwise, and never read then.
     pub wait_value: *const (),
+    /// The fiber's own FP control state while it is switched out. Written
+    /// by `Fiber::set_fp_control` (not at spawn): read only for fibers that
+    /// called it.
+    pub fp: core::mem::MaybeUninit<crate::arch::FpControl>,
 }
 
 /// Frees the stack token stored in `header`, after the payload is gone.

@@ -110,7 +110,8 @@ pub(crate) unsafe fn take_outcome<T>(core: *mut Core, handle: JoinHandle<T>) -> 
         let h = (*s).header;
         debug_assert!((*h).has_outcome);
         let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
-        (*h).has_outcome = false;
+        // `has_outcome` is not cleared: nothing reads this header again (the
+        // slot is freed and its token dropped next; neither can panic).
         handle.disarm();
         raw::free_slot(core, s);
         outcome.map_err(JoinError::cast)
@@ -143,7 +144,7 @@ pub(crate) unsafe fn take_outcome_and_stack<'s, T>(
         let h = (*s).header;
         debug_assert!((*h).has_outcome);
         let outcome = (*h).payload.cast::<Result<T, JoinError<()>>>().read();
-        (*h).has_outcome = false;
+        // `has_outcome` is not cleared: nothing reads this header again.
         handle.disarm();
         let stack = ManuallyDrop::take(&mut (*h).stack);
         raw::retire_slot(core, s);

@@ -170,7 +170,12 @@ impl<'r, 's, const N: usize> Locked<'r, 's, N> {
         };
         // SAFETY: we hold the lock, the core is bound; no other call of this
         // guard is under way, so this is the host context, not inside `run`.
-        unsafe { crate::run::run_held(self.core, idle, None) }
+        unsafe {
+            match idle {
+                None => crate::run::run_plain(self.core),
+                idle => crate::run::run_held(self.core, idle, None),
+            }
+        }
     }
 
     /// [`Runtime::take`] without taking the lock.

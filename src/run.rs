@@ -19,16 +19,17 @@ impl Drop for EndRun {
         let core = self.0;
         // SAFETY: `run_inner` holds the runtime's lock; the host context.
         unsafe {
+            // The clock's idle state between runs (see `run_body`).
             (*core).stop_at = None;
             (*core).clock = None;
+            (*core).clock_offset = 0;
+            (*core).clock_synced = true;
             (*core).in_run = false;
-            // Every fiber finished (or the runtime is poisoned, which keeps
-            // them): the primitives this run bound are free for the next user.
-            crate::sync::release_bindings(core);
-            // Interrupt signals likewise (nobody waits in them now; their
-            // counts stay on the signals, so no notification is lost).
-            if !(*core).poisoned {
-                crate::irq::unregister_all(core);
+            // A run of fibers that bound no primitive and registered no
+            // interrupt source (both lists empty) has nothing to release:
+            // two compares, the work out of line.
+            if !(*core).bound.is_null() || !(*core).irq.is_empty() {
+                end_run_release(core);
             }
             // Last, once the runtime is back in order (it runs user code: a
             // result's Drop may panic, which then reaches the caller of `run`):
@@ -37,6 +38,40 @@ impl Drop for EndRun {
             crate::orphans::adopt(core);
         }
     }
+}
+
+/// [`EndRun`]'s release of the run's primitives and interrupt sources.
+///
+/// # Safety
+/// As for `EndRun::drop`: the lock is held, this is the host context.
+#[cold]
+#[inline(never)]
+unsafe fn end_run_release(core: *mut Core) {
+    // SAFETY: per the contract.
+    unsafe {
+        // Every fiber finished (or the runtime is poisoned, which keeps
+        // them): the primitives this run bound are free for the next user.
+        crate::sync::release_bindings(core);
+        // Interrupt signals likewise (nobody waits in them now; their
+        // counts stay on the signals, so no notification is lost).
+        if !(*core).poisoned {
+            crate::irq::unregister_all(core);
+        }
+    }
+}
+
+/// [`run_held`] for [`NoIdle`](crate::NoIdle) and no time limit
+/// (`Runtime::run`, `Locked::run`): its own copy, so the hook and the limit
+/// are constants there (the hook's selection and the clock's start cost 8
+/// instructions per `run` when passed as arguments).
+///
+/// # Safety
+/// As for [`run_held`].
+#[allow(clippy::result_large_err)]
+#[inline(never)]
+pub(crate) unsafe fn run_plain(core: *mut Core) -> Result<(), RunError> {
+    // SAFETY: forwarded contract.
+    unsafe { run_body(core, None, None) }
 }
 
 /// `Runtime::run` once the runtime's lock is held (by `run` itself, or by a
@@ -48,20 +83,26 @@ impl Drop for EndRun {
 ///
 /// `idle: None` is [`NoIdle`](crate::NoIdle) (`Runtime::run`): it has no
 /// clock, so the clock's start needs no `Idle::now` call (a virtual call
-/// per `run`, measured 8 instructions of a spawn + run cycle).
+/// per `run`, measured 8 instructions of a spawn + run cycle), and no hook
+/// is installed at all (`time::idle` calls `NoIdle` itself).
 #[allow(clippy::result_large_err)]
-#[inline]
+#[inline(never)]
 pub(crate) unsafe fn run_held(
     core: *mut Core,
     idle: Option<&mut dyn crate::Idle>,
     limit: Option<Ticks>,
 ) -> Result<(), RunError> {
-    let mut no_idle = crate::NoIdle;
-    let clockless = idle.is_none();
-    let idle: &mut dyn crate::Idle = match idle {
-        Some(idle) => idle,
-        None => &mut no_idle,
-    };
+    // SAFETY: forwarded contract.
+    unsafe { run_body(core, idle, limit) }
+}
+
+/// The body of [`run_held`] and [`run_plain`].
+///
+/// # Safety
+/// As for [`run_held`].
+#[allow(clippy::result_large_err)]
+#[inline(always)]
+unsafe fn run_body(core: *mut Core, idle: Option<&mut dyn crate::Idle>, limit: Option<Ticks>) -> Result<(), RunError> {
     // SAFETY: we hold the lock; this is the host context (not a fiber stack).
     unsafe {
         if (*core).poisoned {
@@ -84,20 +125,25 @@ pub(crate) unsafe fn run_held(
         #[cfg(feature = "std")]
         crate::host::guard::ensure_altstack();
         (*core).in_run = true;
-        // Erase the hook's lifetime: it is cleared below, before `idle`'s
-        // borrow ends, and only used while this call runs.
-        let idle: *mut (dyn crate::Idle + '_) = idle;
-        (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
-        if clockless {
-            // `time::start_clock` for a hook without `now`: offset 0.
-            (*core).clock_synced = true;
-            (*core).clock_offset = 0;
-        } else {
+        // Between runs the clock is in its idle state (no hook, offset 0,
+        // synced; no limit): `EndRun` leaves it so. That is already the
+        // state of a run with `NoIdle` (`idle: None`), which has no clock,
+        // so such a run stores nothing here (`time::idle` calls `NoIdle`
+        // when no hook is installed).
+        debug_assert!((*core).clock.is_none() && (*core).clock_synced && (*core).clock_offset == 0);
+        debug_assert!((*core).stop_at.is_none());
+        if let Some(idle) = idle {
+            // Erase the hook's lifetime: it is cleared by `EndRun`, before
+            // `idle`'s borrow ends, and only used while this call runs.
+            let idle: *mut (dyn crate::Idle + '_) = idle;
+            (*core).clock = Some(mem::transmute::<*mut (dyn crate::Idle + '_), *mut dyn crate::Idle>(idle));
             time::start_clock(core);
         }
-        // Counted from the clock's first reading (start_clock moved the
-        // runtime's time to it); a limit past `Ticks::MAX` is no limit.
-        (*core).stop_at = limit.and_then(|t| (*core).now.checked_add(t)).filter(|&t| t != Ticks::MAX);
+        if let Some(t) = limit {
+            // Counted from the clock's first reading (start_clock moved the
+            // runtime's time to it); a limit past `Ticks::MAX` is no limit.
+            (*core).stop_at = (*core).now.checked_add(t).filter(|&t| t != Ticks::MAX);
+        }
         // The run's end, as a guard dropped after `run_loop`'s result is
         // built in place: the (large) `Result` is never moved, so the
         // common path copies no deadlock report.

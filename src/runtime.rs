@@ -212,6 +212,10 @@ impl<'s, const N: usize> Runtime<'s, N> {
             if old.is_null() {
                 (*core).serial = raw::NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
                 (*core).live_slot = crate::orphans::register_live((*core).serial);
+                #[cfg(feature = "std")]
+                {
+                    (*core).signal_reserve = crate::host::signal_reserve();
+                }
                 (*core).slots = base;
                 (*core).cap = N;
                 (*core).timers = self.timers.get().cast::<TimerEntry>();
@@ -470,7 +474,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
             return Err(RunError::Busy);
         };
         // SAFETY: we hold the lock; this is the host context (not a fiber stack).
-        unsafe { run_held(self.core(), idle, limit) }
+        unsafe {
+            match (idle, limit) {
+                (None, None) => crate::run::run_plain(self.core()),
+                (idle, limit) => run_held(self.core(), idle, limit),
+            }
+        }
     }
 
     /// Takes the runtime's lock and keeps it until the returned [`Locked`]

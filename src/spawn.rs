@@ -104,16 +104,25 @@ const fn entry_headroom<F, T>() -> usize {
 
 /// Stack a signal may take below a running fiber's deepest frame: on a host
 /// (`std`), the kernel's signal frame, the red zone and a small handler
-/// allowance (`host::signal_reserve`); without `std` (bare metal) nothing,
+/// allowance (`host::signal_reserve`, copied into the core when the runtime
+/// is bound: one plain load per spawn, where the process-wide cache cost a
+/// load and its is-it-computed-yet test); without `std` (bare metal) nothing,
 /// there are no signals.
+///
+/// # Safety
+/// `core` is a bound core the caller may read.
 #[inline(always)]
-fn signal_reserve() -> usize {
+unsafe fn signal_reserve(core: *const Core) -> usize {
     #[cfg(feature = "std")]
     {
-        crate::host::signal_reserve()
+        // SAFETY: per the contract; `bind` set it before any spawn.
+        let r = unsafe { (*core).signal_reserve };
+        debug_assert_eq!(r, crate::host::signal_reserve());
+        r
     }
     #[cfg(not(feature = "std"))]
     {
+        let _ = core;
         0
     }
 }
@@ -123,8 +132,8 @@ fn signal_reserve() -> usize {
 /// canary, rounded up to the stack alignment (so a stack of exactly this size
 /// is accepted).
 #[inline(always)]
-fn stack_needed(above: usize, headroom: usize) -> usize {
-    stack_needed_fixed(above, headroom).saturating_add(signal_reserve())
+fn stack_needed(above: usize, headroom: usize, reserve: usize) -> usize {
+    stack_needed_fixed(above, headroom).saturating_add(reserve)
 }
 
 /// [`stack_needed`] without the signal reserve (a multiple of the stack
@@ -140,13 +149,52 @@ fn stack_needed_fixed(above: usize, headroom: usize) -> usize {
 }
 
 /// Whether a stack of `size` bytes is smaller than [`stack_needed`]`(above,
-/// headroom)`, tested as `size - reserve < fixed` so that the constant part
-/// is folded and the run-time part is one subtraction and two branches (the
-/// sum was an add, a saturation and a mask per spawn). Equal to
+/// headroom, reserve)`, tested as `size - reserve < fixed` so that the
+/// constant part is folded and the run-time part is one subtraction and two
+/// branches (the sum was an add, a saturation and a mask per spawn). Equal to
 /// `size < fixed + reserve` (a saturated `fixed` exceeds any stack size).
 #[inline(always)]
-fn stack_too_small(size: usize, above: usize, headroom: usize) -> bool {
-    size.checked_sub(signal_reserve()).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
+fn stack_too_small(size: usize, above: usize, headroom: usize, reserve: usize) -> bool {
+    size.checked_sub(reserve).is_none_or(|rest| rest < stack_needed_fixed(above, headroom))
+}
+
+/// Frees slots for a spawn that found none: adopts dropped handles' fibers
+/// (not while unwinding: a second panic would abort) and releases zombies.
+/// A panic from a dropped result's `Drop` is returned, to be resumed by the
+/// caller once it has dropped what it holds.
+///
+/// # Safety
+/// As for [`spawn_raw`].
+#[cfg(feature = "std")]
+#[cold]
+#[inline(never)]
+unsafe fn make_room(core: *mut Core) -> Result<(), std::boxed::Box<dyn core::any::Any + Send>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: forwarded contract.
+        unsafe {
+            if !raw::unwinding() {
+                crate::orphans::adopt(core);
+            }
+            raw::reclaim_zombies(core);
+        }
+    }))
+}
+
+/// Frees slots for a spawn that found none (without `std` nothing unwinds).
+///
+/// # Safety
+/// As for [`spawn_raw`].
+#[cfg(not(feature = "std"))]
+#[cold]
+#[inline(never)]
+unsafe fn make_room(core: *mut Core) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if !raw::unwinding() {
+            crate::orphans::adopt(core);
+        }
+        raw::reclaim_zombies(core);
+    }
 }
 
 /// Places the closure on the stack, builds the initial frame and queues the fiber.
@@ -179,13 +227,21 @@ where
         }
         if (*core).free.is_null() {
             // Dropped handles' fibers free their slots (their results are
-            // dropped here: a panic in such a Drop reaches this caller, and the
-            // closure and stack of this spawn are dropped with the unwind).
-            // Not while unwinding: a second panic would abort.
-            if !raw::unwinding() {
-                crate::orphans::adopt(core);
+            // dropped there: a panic in such a Drop reaches this caller, and
+            // the closure and stack of this spawn are dropped with the
+            // unwind). The panic is caught out of line and resumed here,
+            // after dropping them, rather than unwinding through this frame:
+            // a landing pad dropping the token needs it in memory, which kept
+            // every spawn storing the token to the stack first (7
+            // instructions of an in-fiber spawn).
+            #[cfg(feature = "std")]
+            if let Err(panic) = make_room(core) {
+                drop(f);
+                drop(stack);
+                std::panic::resume_unwind(panic);
             }
-            raw::reclaim_zombies(core);
+            #[cfg(not(feature = "std"))]
+            make_room(core);
         }
         let s = (*core).free;
         if s.is_null() {
@@ -200,6 +256,7 @@ where
         // The token guarantees a 16-aligned `top`, so with a payload aligned to
         // at most 16 every offset below is a compile-time constant.
         let size = stack.size();
+        let reserve = signal_reserve(core);
         let base = stack.lo();
         let top = stack.top();
         const { assert!(mem::align_of::<Header>() <= arch::STACK_ALIGN) };
@@ -207,8 +264,8 @@ where
             // Constants (sizes of types), folded at compile time.
             let header_off = mem::size_of::<Header>().next_multiple_of(arch::STACK_ALIGN);
             let frame_off = header_off + mem::size_of::<Payload<F, T>>().next_multiple_of(arch::STACK_ALIGN);
-            if stack_too_small(size, frame_off, entry_headroom::<F, T>()) {
-                let needed = stack_needed(frame_off, entry_headroom::<F, T>());
+            if stack_too_small(size, frame_off, entry_headroom::<F, T>(), reserve) {
+                let needed = stack_needed(frame_off, entry_headroom::<F, T>(), reserve);
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
             (top.sub(header_off).cast::<Header>(), top.sub(frame_off), top.sub(frame_off))
@@ -219,7 +276,7 @@ where
             let payload_at =
                 header_at.saturating_sub(mem::size_of::<Payload<F, T>>()) & !(mem::align_of::<Payload<F, T>>() - 1);
             let frame_top = payload_at & !(arch::STACK_ALIGN - 1);
-            let needed = stack_needed(top - frame_top, entry_headroom::<F, T>());
+            let needed = stack_needed(top - frame_top, entry_headroom::<F, T>(), reserve);
             if payload_at <= lo || size < needed {
                 return Err(SpawnError::new(SpawnErrorKind::StackTooSmall { needed, size }, stack, f));
             }
@@ -242,15 +299,15 @@ where
             has_outcome: false,
             cancelled: false,
             base_priority: opts.priority.get(),
-            held: core::ptr::null(),
-            fp: mem::MaybeUninit::uninit(),
-            note: crate::notify::Note::EMPTY,
-            isr_notifiers: 0,
             irq_uncounted: false,
             suspend: false,
             cancel: false,
             cancel_unwind: false,
+            held: core::ptr::null(),
+            note: crate::notify::Note::EMPTY,
+            isr_notifiers: 0,
             wait_value: core::ptr::null(),
+            fp: mem::MaybeUninit::uninit(),
         });
         // AddressSanitizer builds: a fiber that finished left the redzones of
         // its last frames on this memory (it leaves by a jump, never by
@@ -270,14 +327,17 @@ where
                 (*core).local_thread = Some(std::thread::current().id());
             }
         }
+        (*core).unfinished += 1;
+        (*core).spawns += 1;
+        trace_event!(core, spawn(raw::id_of(core, s), opts.name));
+        // The slot's stores last, next to `make_ready`, which reads the
+        // priority back: with no store to the core in between, the value is
+        // forwarded (it was reloaded after the counters' stores).
         (*s).sp = sp;
         (*s).lo = base;
         (*s).header = header;
         (*s).runs = 0;
         (*s).priority = opts.priority.get();
-        (*core).unfinished += 1;
-        (*core).spawns += 1;
-        trace_event!(core, spawn(raw::id_of(core, s), opts.name));
         raw::make_ready(core, s);
         Ok((raw::id_of(core, s), header, ((*core).serial, (*core).live_slot)))
     }

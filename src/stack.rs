@@ -195,11 +195,18 @@ impl<const SIZE: usize> Default for StaticStack<SIZE> {
 
 // The tag is a whole word under `std` (three variants, no niche): a claim
 // writes it with one 8-byte store, so the word-by-word move in
-// [`Stack::moved`] can forward it (see there).
+// [`Stack::moved`] can forward it (see there). Every byte of every variant is
+// initialised (no padding: `Borrowed` and `Mapped` fill their payload word),
+// which lets `moved` carry the token as plain words; without `std` the enum is
+// a nullable pointer (`Borrowed` is the null niche), one initialised word.
 #[cfg_attr(feature = "std", repr(usize))]
 pub(crate) enum Owner<'a> {
     /// A borrowed buffer: nothing to do on release; the borrow ends with `'a`.
-    Borrowed(PhantomData<&'a mut [u8]>),
+    /// Under `std` the payload word is the buffer's first usable byte
+    /// (`lo`), the byte [`Stack::release_byte`] names: a claim's flag and
+    /// this share the payload position, so telling a release store from an
+    /// unmap is one compare.
+    Borrowed(PhantomData<&'a mut [u8]>, #[cfg(feature = "std")] *mut u8),
     /// A static stack: release the claim.
     Claim(&'a AtomicBool),
     /// An mmap'd host stack: unmap it. The mapping is the usable range plus
@@ -210,8 +217,36 @@ pub(crate) enum Owner<'a> {
     Mapped {
         /// Its entry in the guard-page registry (`host::guard`).
         guard: u32,
+        /// Zero: fills the payload word (see above).
+        _fill: u32,
     },
 }
+
+impl Owner<'_> {
+    /// The owner of a borrowed buffer whose usable part starts at `lo`.
+    pub(crate) const fn borrowed(lo: *mut u8) -> Self {
+        #[cfg(feature = "std")]
+        {
+            Owner::Borrowed(PhantomData, lo)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = lo;
+            Owner::Borrowed(PhantomData)
+        }
+    }
+}
+
+// No padding anywhere in a token (see `Owner`): 4 words under `std`, 3
+// without (where only the null niche can make `Owner` one word).
+#[cfg(feature = "std")]
+const _: () = assert!(core::mem::size_of::<Owner<'static>>() == 2 * core::mem::size_of::<usize>());
+#[cfg(not(feature = "std"))]
+const _: () = assert!(core::mem::size_of::<Owner<'static>>() == core::mem::size_of::<usize>());
+const _: () = assert!(
+    core::mem::size_of::<Stack<'static>>()
+        == 2 * core::mem::size_of::<usize>() + core::mem::size_of::<Owner<'static>>()
+);
 
 /// The low bit of [`Stack`]'s `len_painted`: spawn paints the stack. Sizes
 /// are multiples of 16, so the bit is free.
@@ -266,11 +301,7 @@ impl<'a> Stack<'a> {
         // SAFETY: [lo, lo+usable) lies inside `buf`, which is exclusively borrowed
         // for 'a; lo is 16-aligned and usable >= MIN_STACK_SIZE.
         Ok(unsafe {
-            Stack::from_raw_parts(
-                NonNull::new(lo).expect("slice pointer is non-null"),
-                usable,
-                Owner::Borrowed(PhantomData),
-            )
+            Stack::from_raw_parts(NonNull::new(lo).expect("slice pointer is non-null"), usable, Owner::borrowed(lo))
         })
     }
 
@@ -312,30 +343,39 @@ impl<'a> Stack<'a> {
         }
     }
 
-    /// The token, moved word by word with 8-byte loads.
+    /// The token, moved as plain words, each kept in a general register.
     ///
     /// The caller of `spawn` built the token with one store per word (a
     /// `claim`, or a `take_with_stack`), usually a few instructions earlier;
     /// a plain move of the 32-byte struct loads it with 16-byte vector
     /// loads, each spanning two of those stores, which the CPU cannot
     /// forward from its store buffer: each waits for the stores to reach the
-    /// cache. Word-sized loads forward. (Volatile, so they are not merged
-    /// back into vector loads.)
+    /// cache. Each word passes through an empty `asm!` (opaque to the
+    /// optimiser), so the words are never merged into vector loads: loaded
+    /// one by one if the token is in memory, and left in registers if it
+    /// already is there (a claim inlined into the spawn: no memory round
+    /// trip at all). The earlier volatile word loads forced every token into
+    /// memory first (16 instructions of an in-fiber spawn).
     #[inline(always)]
     pub(crate) fn moved(self) -> Self {
+        const N: usize = core::mem::size_of::<Stack<'static>>() / core::mem::size_of::<usize>();
+        const { assert!(core::mem::size_of::<Stack<'static>>() == N * core::mem::size_of::<usize>()) };
         let src = core::mem::ManuallyDrop::new(self);
-        let mut dst = MaybeUninit::<Self>::uninit();
-        let from = (&raw const *src).cast::<MaybeUninit<usize>>();
-        let to = dst.as_mut_ptr().cast::<MaybeUninit<usize>>();
-        const { assert!(core::mem::size_of::<Stack<'static>>().is_multiple_of(core::mem::size_of::<usize>())) };
-        for i in 0..core::mem::size_of::<Self>() / core::mem::size_of::<usize>() {
-            // SAFETY: both are whole `Stack`s (a multiple of words, word
-            // aligned); padding is copied as `MaybeUninit`. `src` is never
-            // dropped, so the bytes move exactly once.
-            unsafe { to.add(i).write(from.add(i).read_volatile()) };
+        // SAFETY: a token is N words with every byte initialised (no padding,
+        // see `Owner`), so it reads as N pointer-sized words; read as pointers,
+        // the words that are pointers keep their provenance (the others are
+        // integers, carried and written back unchanged). `src` is never
+        // dropped, so the token moves exactly once.
+        let mut words: [*mut u8; N] = unsafe { core::mem::transmute_copy(&*src) };
+        // The asm reads no memory: a word is only passed through a register.
+        #[allow(clippy::pointers_in_nomem_asm_block)]
+        for w in &mut words {
+            // SAFETY: an empty template: the register is left as it is; no
+            // memory, stack or flags are touched.
+            unsafe { core::arch::asm!("/* {0} */", inout(reg) * w, options(pure, nomem, nostack, preserves_flags)) };
         }
-        // SAFETY: every byte of `src` was copied.
-        unsafe { dst.assume_init() }
+        // SAFETY: the same words, unchanged, in the same order.
+        unsafe { core::mem::transmute_copy(&words) }
     }
 
     pub(crate) fn lo(&self) -> *mut u8 {
@@ -348,19 +388,29 @@ impl<'a> Stack<'a> {
 
     /// If releasing this token is at most a single byte store of `0` — a
     /// [`StaticStack`] claim (its flag), or a borrowed buffer (nothing to do:
-    /// `otherwise`, a byte the caller may harmlessly clear) — returns that
-    /// byte. The caller may then release the token by that store instead of
+    /// under `std` its own first byte, which the token owns until it is
+    /// released; otherwise `otherwise`, a byte the caller may harmlessly
+    /// clear) — returns that byte. The caller may then release the token by
+    /// that store, made once no frame is on the stack any more, instead of
     /// dropping it (and must not drop it as well). `None`: the token must be
     /// dropped (a mapped host stack is unmapped by a call).
     #[inline(always)]
     pub(crate) fn release_byte(&self, otherwise: *const u8) -> Option<*const u8> {
-        if let Owner::Claim(flag) = self.owner {
-            return Some(flag.as_ptr().cast_const().cast::<u8>());
+        #[cfg(feature = "std")]
+        {
+            let _ = otherwise;
+            match self.owner {
+                Owner::Mapped { .. } => None,
+                Owner::Claim(flag) => Some(flag.as_ptr().cast_const().cast::<u8>()),
+                Owner::Borrowed(_, first) => Some(first.cast_const()),
+            }
         }
-        match self.owner {
-            #[cfg(feature = "std")]
-            Owner::Mapped { .. } => None,
-            _ => Some(otherwise),
+        #[cfg(not(feature = "std"))]
+        {
+            match self.owner {
+                Owner::Claim(flag) => Some(flag.as_ptr().cast_const().cast::<u8>()),
+                Owner::Borrowed(..) => Some(otherwise),
+            }
         }
     }
 }
@@ -368,10 +418,10 @@ impl<'a> Stack<'a> {
 impl Drop for Stack<'_> {
     fn drop(&mut self) {
         match self.owner {
-            Owner::Borrowed(_) => {}
+            Owner::Borrowed(..) => {}
             Owner::Claim(flag) => flag.store(false, Ordering::Release),
             #[cfg(feature = "std")]
-            Owner::Mapped { guard } => {
+            Owner::Mapped { guard, .. } => {
                 crate::host::guard::unregister(guard);
                 // The guard page below `lo` is part of the mapping (`Stack::host`).
                 let page = crate::host::page_size();
@@ -400,6 +450,20 @@ pub(crate) unsafe fn prepare(lo: *mut u8, until: *mut u8, paint: bool) {
     let words = lo.cast::<u64>();
     // SAFETY: the caller guarantees the range is writable and aligned.
     unsafe {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(debug_assertions)))]
+        {
+            // Two 16-byte stores (one constant load) where the four 8-byte
+            // ones took five instructions of every spawn; `lo` is 16-aligned
+            // (every stack token's is). Unoptimised builds keep the words,
+            // as `canary_intact` does (the intrinsics are calls there).
+            use core::arch::x86_64::{__m128i, _mm_set1_epi64x};
+            const { assert!(CANARY_WORDS == 4) };
+            let c = _mm_set1_epi64x(CANARY as i64);
+            let p = lo.cast::<__m128i>();
+            p.write_volatile(c);
+            p.add(1).write_volatile(c);
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(debug_assertions))))]
         for i in 0..CANARY_WORDS {
             words.add(i).write_volatile(CANARY);
         }

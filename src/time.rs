@@ -384,11 +384,14 @@ unsafe fn clock_now(core: *mut Core) -> Option<Ticks> {
 pub(crate) unsafe fn idle(core: *mut Core, next: Option<Ticks>) -> Ticks {
     // SAFETY: per the contract; `run` installed the hook.
     unsafe {
-        let hook = (*core).clock.expect("run installs the idle hook");
         let off = (*core).clock_offset;
         let now = (*core).now.saturating_sub(off);
         let next = next.map(|d| if d == Ticks::MAX { d } else { d.saturating_sub(off) });
-        let raw = raw::no_unwind("the Idle hook", || (*hook).idle(now, next));
+        // No hook installed: the run's hook is `NoIdle` (`run::run_body`).
+        let raw = match (*core).clock {
+            Some(hook) => raw::no_unwind("the Idle hook", || (*hook).idle(now, next)),
+            None => NoIdle.idle(now, next),
+        };
         raw.saturating_add(off)
     }
 }

@@ -525,3 +525,40 @@ fn a_peek_clone_that_reenters_the_channel_is_refused() {
     assert_eq!(after.as_deref(), Some("A".repeat(64).as_str()));
     assert_eq!(len, 0);
 }
+
+/// A spawn into a full table adopts dropped handles, dropping their results;
+/// a result whose `Drop` panics unwinds out of that spawn, and the spawn's own
+/// closure and stack are dropped on the way (the stack's claim is released:
+/// the static stack can be claimed again). `spawn` catches that panic in its
+/// out-of-line slot reclaim and resumes it after dropping both, so its hot
+/// path keeps the stack token in registers.
+#[test]
+fn a_panicking_orphan_result_unwinds_out_of_spawn_dropping_its_closure_and_stack() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STACK_A: filament::StaticStack<{ 64 * 1024 }> = filament::StaticStack::new();
+    static STACK_B: filament::StaticStack<{ 64 * 1024 }> = filament::StaticStack::new();
+    static CLOSURE_DROPPED: AtomicBool = AtomicBool::new(false);
+    struct Flag;
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            CLOSURE_DROPPED.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = Box::new(Runtime::<'static, 1>::new());
+    let boom = rt.spawn(STACK_A.claim().unwrap(), |_| BoomOnDrop).unwrap();
+    rt.run().unwrap();
+    drop(boom); // the slot now holds a finished fiber whose handle is gone
+    let flag = Flag;
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.spawn_detached(STACK_B.claim().unwrap(), move |_| drop(flag)).map(|_| ())
+    }));
+    let panic = spawned.expect_err("the orphan's result panicked in its drop");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"result dropped"));
+    assert!(CLOSURE_DROPPED.load(Ordering::SeqCst), "the spawn's closure was dropped by the unwind");
+    assert!(!STACK_B.is_claimed(), "the spawn's stack was released by the unwind");
+    // The orphan's slot was freed before its result was dropped: the runtime
+    // is usable, and its stack is back.
+    assert!(!STACK_A.is_claimed());
+    rt.spawn_detached(STACK_B.claim().unwrap(), |_| ()).unwrap();
+    rt.run().unwrap();
+}

@@ -205,7 +205,7 @@ impl Stack<'static> {
             Stack::from_raw_parts(
                 NonNull::new(base.add(page)).expect("mmap never returns null on success"),
                 usable,
-                Owner::Mapped { guard: guard::register(base, usable) },
+                Owner::Mapped { guard: guard::register(base, usable), _fill: 0 },
             )
         })
     }

@@ -284,6 +284,12 @@ impl IrqList {
     pub(crate) const fn new() -> Self {
         IrqList { head: ptr::null(), waiters: 0 }
     }
+
+    /// No interrupt source is registered (nothing for `unregister_all`).
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
 }
 
 /// Runs `block` (the running fiber's wait on an interrupt-capable object) with

@@ -128,6 +128,10 @@ pub(crate) struct Core {
     /// The thread those fibers belong to, while there are any.
     #[cfg(feature = "std")]
     pub local_thread: Option<std::thread::ThreadId>,
+    /// `host::signal_reserve()`, copied at bind time (`Runtime::bind`):
+    /// spawn's stack check reads it with one plain load.
+    #[cfg(feature = "std")]
+    pub signal_reserve: usize,
     /// `run` is on the host's stack right now.
     pub in_run: bool,
     /// The runtime's clock, in ticks.
@@ -152,6 +156,7 @@ pub(crate) struct Core {
     pub ambient_fp: crate::arch::FpControl,
     /// The running `run` call's idle hook, also the clock read while polling
     /// (lifetime erased: set and cleared by `run`, which outlives every use).
+    /// `None` between runs and during a run with `NoIdle`.
     pub clock: Option<*mut dyn crate::time::Idle>,
     /// The running `run` call's clock readings plus this are the runtime's
     /// time (`time::clock_time`), fixed by the first reading of the call.
@@ -216,6 +221,8 @@ impl Core {
             local_fibers: 0,
             #[cfg(feature = "std")]
             local_thread: None,
+            #[cfg(feature = "std")]
+            signal_reserve: 0,
             in_run: false,
             now: 0,
             timers: ptr::null_mut(),
@@ -226,7 +233,8 @@ impl Core {
             ambient_fp: crate::arch::FpControl::DEFAULT,
             clock: None,
             clock_offset: 0,
-            clock_synced: false,
+            // The clock's idle state between runs (`run::run_body`).
+            clock_synced: true,
             stop_at: None,
             timer_seq: 0,
             bound: ptr::null(),
