@@ -387,13 +387,25 @@ where
     let run = || {
         // Cancelled by unwinding before it ever ran (a deadlock found it
         // suspended, or `cancel_unwind`): the closure never runs, it is
-        // dropped in place and the fiber unwinds as cancelled.
+        // dropped in place and the fiber finishes as an unwound one would,
+        // `Cancelled`. Without an unwind: it has no frames to unwind, and the
+        // unwinder's own frames would not fit the glue's reserve (they ate
+        // the room kept for a signal frame; review 8).
         // SAFETY: the header lives as long as the fiber.
         if unsafe { (*header).cancel_unwind } {
-            // SAFETY: the closure is valid and read by nobody else; it is dropped
-            // here once and never read again (the unwind below skips the read).
+            // SAFETY: the closure is valid and read by nobody else; it is
+            // dropped here once and never read again (a panic in its drop is
+            // caught below, with no outcome written yet).
             unsafe { core::ptr::drop_in_place(payload.cast::<F>()) };
-            crate::handle::cancel_unwind(header);
+            // SAFETY: the closure's bytes are free for the outcome now; the
+            // header lives as long as the fiber.
+            unsafe {
+                if !(*header).detached {
+                    out.write(Err(JoinError::Cancelled));
+                    (*header).has_outcome = true;
+                }
+            }
+            return;
         }
         // SAFETY: read exactly once, per the contract; from here on the
         // payload bytes are free for the outcome.
