@@ -368,7 +368,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
     /// [`RunError::WrongThread`]) or spawn more local fibers; the returned
     /// handle is `!Send` when `T` is. A runtime dropped on another thread
     /// leaks what local fibers left (closures, results) instead of dropping
-    /// it on the wrong thread.
+    /// it on the wrong thread; their stacks are released all the same.
     ///
     /// ```
     /// use std::cell::RefCell;
@@ -652,7 +652,9 @@ impl<const N: usize> Drop for Runtime<'_, N> {
                 ));
             }
             // Local fibers' closures and results belong to their thread: on
-            // another one they are leaked, never dropped.
+            // another one they are leaked, never dropped — but their slots
+            // and stacks are freed (as `join::detach_orphan` does), so a
+            // static stack is not claimed for good.
             #[cfg(feature = "std")]
             let foreign_locals = (*core).local_thread.is_some_and(|t| t != std::thread::current().id());
             #[cfg(not(feature = "std"))]
@@ -662,6 +664,17 @@ impl<const N: usize> Drop for Runtime<'_, N> {
             for i in 0..N {
                 let s = (*core).slots.add(i);
                 if foreign_locals && (*s).local {
+                    match (*s).state {
+                        State::Finished => {
+                            (*(*s).header).has_outcome = false; // leaked, never dropped
+                            raw::free_slot(core, s);
+                        }
+                        State::Ready if !(*s).started => {
+                            (*s).started = true; // its closure is leaked, never dropped
+                            raw::free_slot(core, s);
+                        }
+                        _ => {}
+                    }
                     continue;
                 }
                 match (*s).state {

@@ -411,3 +411,23 @@ fn a_full_live_table_does_not_disable_detach_on_drop() {
     });
     assert!(out.success() && out.stdout.contains("DETACH-STILL-WORKS"), "{out:?}");
 }
+
+/// Review 8: a runtime dropped on another thread than its local fibers'
+/// skipped those slots entirely, so their stacks were never released (a
+/// `StaticStack` stayed claimed for the rest of the process), although a
+/// dropped handle on another thread frees them (`detach_orphan`). The
+/// closures and results stay leaked (they belong to the local thread); the
+/// stacks come back.
+#[test]
+fn a_runtime_dropped_on_another_thread_releases_local_fibers_stacks() {
+    static FINISHED: filament::StaticStack<65536> = filament::StaticStack::new();
+    static NEVER_STARTED: filament::StaticStack<65536> = filament::StaticStack::new();
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    let h = rt.spawn_local(FINISHED.claim().unwrap(), |_| std::rc::Rc::new(5)).ok().unwrap();
+    rt.run().unwrap();
+    drop(h);
+    let _unstarted = rt.spawn_local(NEVER_STARTED.claim().unwrap(), |_| std::rc::Rc::new(6)).ok().unwrap();
+    std::thread::spawn(move || drop(rt)).join().unwrap();
+    assert!(!FINISHED.is_claimed(), "a finished local fiber's stack stayed claimed");
+    assert!(!NEVER_STARTED.is_claimed(), "a never-started local fiber's stack stayed claimed");
+}
