@@ -413,7 +413,7 @@ impl<'s> Fiber<'s> {
         // SAFETY: we are the running fiber; q outlives the wait by contract.
         unsafe {
             let wake = match deadline {
-                None => raw::block_on(self.core, q, kind, ptr::null()),
+                None => raw::block_on(self.core, q, kind, q as *const WaitQueue as usize, ptr::null()),
                 Some(_) => raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline),
             };
             self.check_cancel(wake);
@@ -438,7 +438,7 @@ impl<'s> Fiber<'s> {
         // SAFETY: we are the running fiber; forwarded contract.
         unsafe {
             let wake = match deadline {
-                None => raw::block_on(self.core, q, kind, cell),
+                None => raw::block_on(self.core, q, kind, q as *const WaitQueue as usize, cell),
                 Some(_) => {
                     (*(*self.slot).header).wait_value = cell;
                     raw::block_current(self.core, q, kind, q as *const WaitQueue as usize, deadline)
@@ -458,10 +458,14 @@ impl<'s> Fiber<'s> {
     /// `kind` is a kind without a queue (`!kind.has_queue()`) other than
     /// `Sleep`/`None`/`Parked`; whatever `obj` names must stay valid while the
     /// fiber waits (I12).
+    #[inline(always)]
     pub(crate) unsafe fn wait_off_queue(&self, kind: WaitKind, obj: usize, deadline: Option<Ticks>) -> Wake {
         // SAFETY: we are the running fiber; forwarded contract.
         unsafe {
-            let wake = raw::block_current(self.core, ptr::null(), kind, obj, deadline);
+            let wake = match deadline {
+                None => raw::block_on(self.core, ptr::null(), kind, obj, ptr::null()),
+                Some(_) => raw::block_current(self.core, ptr::null(), kind, obj, deadline),
+            };
             self.check_cancel(wake);
             wake
         }

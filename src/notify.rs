@@ -226,16 +226,17 @@ pub(crate) unsafe fn target(core: *mut Core, id: FiberId) -> Option<*mut Slot> {
 #[inline]
 pub(crate) unsafe fn deliver(core: *mut Core, id: FiberId, action: Notify) -> Result<bool, NotifyError> {
     // SAFETY: forwarded contract.
-    unsafe { deliver_with(core, id, |note| note.apply(action)) }
+    unsafe { deliver_with::<false>(core, id, |note| note.apply(action)) }
 }
 
 /// [`deliver`] with the update as a closure (`IrqFiberNotifier` adds many
-/// increments at once).
+/// increments at once). `BY_RUNNING`: called by the running fiber of `core`
+/// (`Fiber::notify`), whose wake links without the empty-ring test.
 ///
 /// # Safety
-/// As for [`deliver`].
-#[inline]
-pub(crate) unsafe fn deliver_with(
+/// As for [`deliver`]; with `BY_RUNNING`, a fiber of `core` is running.
+#[inline(always)]
+pub(crate) unsafe fn deliver_with<const BY_RUNNING: bool>(
     core: *mut Core,
     id: FiberId,
     update: impl FnOnce(&mut Note) -> Result<(), NotifyError>,
@@ -248,7 +249,11 @@ pub(crate) unsafe fn deliver_with(
         if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Notify {
             // A waiter re-checks its condition when it runs (a take waits for
             // a non-zero value, which `Signal` does not give it).
-            raw::wake(core, s, Wake::Signaled);
+            if BY_RUNNING {
+                raw::wake_by_running(core, s, Wake::Signaled);
+            } else {
+                raw::wake(core, s, Wake::Signaled);
+            }
             return Ok(true);
         }
         Ok(false)
@@ -268,7 +273,7 @@ impl<'s> Fiber<'s> {
     pub fn notify(&self, id: FiberId, action: Notify) -> Result<(), NotifyError> {
         let core = self.core_ptr();
         // SAFETY: we are the running fiber of `core`.
-        let woke = unsafe { deliver(core, id, action)? };
+        let woke = unsafe { deliver_with::<true>(core, id, |note| note.apply(action))? };
         if woke {
             // SAFETY: as above.
             unsafe { crate::sync::choice_point(core) };
@@ -355,7 +360,8 @@ impl<'s> Fiber<'s> {
         self.notify_take_until(how, Some(deadline))
     }
 
-    #[inline]
+    // Inline, as `Channel::recv`: the hand-off runs in the caller's frame.
+    #[inline(always)]
     fn notify_take_until(&self, how: Take, deadline: Option<Ticks>) -> Result<u32, NotifyWaitError> {
         loop {
             // SAFETY: our own header, while we run; no switch in between.
@@ -377,7 +383,7 @@ impl<'s> Fiber<'s> {
 
     /// Blocks until a notification arrives or `deadline`. `Ok` on a
     /// notification (re-check), `Err(how)` otherwise.
-    #[inline]
+    #[inline(always)]
     fn block_for_note(&self, deadline: Option<Ticks>) -> Result<(), Wake> {
         // SAFETY: we are the running fiber; a notification wait is in no
         // queue (`WaitKind::Notify`), so there is nothing to outlive. With an

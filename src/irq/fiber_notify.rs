@@ -216,7 +216,7 @@ impl IrqFiberNotifier {
         }
         if increments != 0 {
             // SAFETY: forwarded contract.
-            let applied = unsafe { deliver_with(core, id, |note| note.add(increments)) };
+            let applied = unsafe { deliver_with::<false>(core, id, |note| note.add(increments)) };
             if let Err(NotifyError::NoSuchFiber(_)) = applied {
                 self.target.set(None);
             }

@@ -8,7 +8,7 @@ use core::ptr;
 
 use super::*;
 
-/// [`block_current`] on `queue` without a deadline, with the common case
+/// [`block_current`] without a deadline, with the common case
 /// inline: nothing optional in use (`slow` is zero: no pollers, pending
 /// preemption, own-FP fibers, tracer or policy), not unwinding, not
 /// cancelled. Then it is the yield's work plus the queue link — the path a
@@ -19,10 +19,17 @@ use super::*;
 /// constant at every other call site, costs nothing.
 ///
 /// # Safety
-/// As for [`block_current`] with a non-null `queue`; a non-null
-/// `wait_value` is what I13 requires of a waiter in `queue`.
+/// As for [`block_current`] (`queue` null: a wait in no queue, `obj` what
+/// the waker and reports find it by; else `obj` is the queue's address); a
+/// non-null `wait_value` is what I13 requires of a waiter in `queue`.
 #[inline(always)]
-pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind, wait_value: *const ()) -> Wake {
+pub(crate) unsafe fn block_on(
+    core: *mut Core,
+    queue: *const WaitQueue,
+    kind: WaitKind,
+    obj: usize,
+    wait_value: *const (),
+) -> Wake {
     // SAFETY: the caller is `current`; ring pointers are valid (I1); the
     // queue outlives the wait (forwarded contract, I5).
     unsafe {
@@ -32,7 +39,7 @@ pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind
             (*h).wait_value = wait_value;
         }
         if (*core).slow != 0 || unwinding() || (*h).cancel {
-            return block_current(core, queue, kind, queue as *const WaitQueue as usize, None);
+            return block_current(core, queue, kind, obj, None);
         }
         // What `block_current` does when `slow` is zero and there is no
         // deadline: no clock poll (no pollers), no timer to arm, no FP
@@ -40,7 +47,7 @@ pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind
         check_canary(core, c);
         (*c).state = State::Blocked;
         (*c).wait_kind = kind;
-        (*c).wait_obj = queue as *const WaitQueue as usize;
+        (*c).wait_obj = obj;
         (*c).wake = Wake::Signaled;
         (*c).runs = (*c).runs.wrapping_add(1);
         // `unlink_current` knowing `preempt` is clear (it is part of `slow`)
@@ -61,7 +68,9 @@ pub(crate) unsafe fn block_on(core: *mut Core, queue: &WaitQueue, kind: WaitKind
                 (*(*core).current).sp
             }
         };
-        queue.push_back(c);
+        if !queue.is_null() {
+            (*queue).push_back(c);
+        }
         arch::switch(&raw mut (*c).sp, to);
         if (*h).suspend | (*h).irq_uncounted {
             after_wait_slow(core, c);
