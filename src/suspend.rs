@@ -180,6 +180,16 @@ impl<'s> Fiber<'s> {
             if (*s).state == State::Blocked && (*s).wait_kind != WaitKind::Suspended {
                 // Withdrawn while it still waits: an interrupt may end the wait again.
                 raw::irq_recount(core, s);
+                if (*s).wait_kind == WaitKind::Select {
+                    // Its sources skipped it while the suspension was
+                    // pending (it would have taken nothing), so what became
+                    // ready meanwhile woke nobody: wake it to look again (a
+                    // select re-checks its cases on every wake-up and blocks
+                    // again, keeping its place, if none fires; review 9).
+                    raw::wake(core, s, crate::fiber::Wake::Signaled);
+                    crate::sync::choice_point(core);
+                    return Ok(());
+                }
             }
             if (*s).state == State::Blocked && (*s).wait_kind == WaitKind::Suspended {
                 (*s).wait_kind = WaitKind::None;

@@ -560,3 +560,62 @@ fn cancel_withdraws_the_suspension_of_a_woken_fiber() {
         assert_eq!(joined, Ok((Ok(7), Err(filament::sync::RecvError::Cancelled))));
     });
 }
+
+/// Review 9: a fiber blocked in `select` whose suspension was withdrawn
+/// (`resume` while it still waited) missed what became ready meanwhile: the
+/// sources skip a selector whose suspension is pending (it would take
+/// nothing), and nothing looked at its cases again after the withdrawal.
+/// `run` then reported a deadlock and cancelled it with the permit, the
+/// event and the value still in the sources. Now the withdrawal wakes the
+/// select, which looks again.
+#[test]
+fn a_select_whose_suspension_is_withdrawn_sees_what_became_ready() {
+    use filament::sync::Event;
+    use filament::sync::select::{self, AcquireCase, EventCase, RecvCase};
+
+    static SEM: Semaphore = Semaphore::new(0);
+    static EV: Event = Event::new();
+    static CH: Channel<u32, 1> = Channel::new();
+    let rt = Runtime::<'static, 4>::new();
+    let on_sem = rt
+        .spawn(stack(), |fib| {
+            let mut a = AcquireCase::new(&SEM);
+            let r = select::select(fib, [&mut a]);
+            (r, a.is_acquired())
+        })
+        .ok()
+        .unwrap();
+    let on_event = rt
+        .spawn(stack(), |fib| {
+            let mut e = EventCase::new(&EV);
+            select::select(fib, [&mut e])
+        })
+        .ok()
+        .unwrap();
+    let on_channel = rt
+        .spawn(stack(), |fib| {
+            let mut r = RecvCase::new(&CH);
+            let fired = select::select(fib, [&mut r]);
+            (fired, r.take())
+        })
+        .ok()
+        .unwrap();
+    let ids = [on_sem.id(), on_event.id(), on_channel.id()];
+    rt.spawn_detached(stack(), move |fib| {
+        for id in ids {
+            fib.suspend(id).unwrap();
+        }
+        SEM.give(fib).unwrap();
+        EV.set(fib).unwrap();
+        CH.try_send(fib, 7).unwrap();
+        for id in ids {
+            fib.resume(id).unwrap();
+        }
+    })
+    .ok()
+    .unwrap();
+    assert_eq!(rt.run(), Ok(()), "the selects must see what became ready while their suspension was pending");
+    assert_eq!(rt.take(on_sem).ok().unwrap(), (Ok(0), true));
+    assert_eq!(rt.take(on_event).ok().unwrap(), Ok(0));
+    assert_eq!(rt.take(on_channel).ok().unwrap(), (Ok(0), Some(Ok(7))));
+}
