@@ -214,7 +214,7 @@ fn profile() -> &'static str {
 /// The measurement: what the glue writes on a big stack, against the smallest
 /// stack spawn accepts for the same closure, which must also leave room for a
 /// signal frame. The table is printed (run with `--nocapture`); the reserve in
-/// `src/runtime.rs` is derived from it.
+/// `src/spawn.rs` (`ENTRY_HEADROOM`) is derived from it.
 #[test]
 fn glue_stack_use_fits_the_reserve() {
     if under_asan() {
