@@ -385,7 +385,11 @@ fn empty_fiber_high_water_is_small() {
     // Release: issue 5's bar was 256 bytes with a 112-byte header; the header is
     // 144 bytes since it holds the priority, notification, suspend and cancel
     // state (measured 264 bytes in all), so the bar moves by those 32 bytes.
-    let limit = if cfg!(debug_assertions) { 2048 } else { 256 + 32 };
+    // Unoptimised code (the `dev` profile, or `unopt-nodebug`: no debug
+    // assertions, still unoptimised) keeps every local in its own slot; the
+    // build script tells the optimisation level (`cfg!(debug_assertions)` is
+    // no proxy for it).
+    let limit = if cfg!(filament_unoptimized) { 2048 } else { 256 + 32 };
     assert!(used <= limit, "empty fiber used {used} bytes");
     rt.take(h).unwrap();
 }
