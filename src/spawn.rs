@@ -575,7 +575,7 @@ where
     // SAFETY: read exactly once, per the contract; the header lives as long
     // as the fiber.
     unsafe {
-        let value = payload.cast::<F>().read()(fib);
+        let value = read_and_call::<F, T>(payload, fib);
         core::mem::forget(guard);
         if (*header).detached {
             drop(value);

@@ -683,7 +683,7 @@ fn page_aligned_marker_check() {
     buf.fill(0xEE);
     let (below, rest) = buf.split_at_mut(end - needed);
     Runtime::<1>::scope(|rt| {
-        let h = rt.spawn(Stack::from_slice(&mut rest[..needed]).unwrap(), body).ok().expect("accepted");
+        let h = rt.spawn(Stack::from_slice(&mut rest[..needed]).unwrap(), body).expect("accepted");
         rt.run().unwrap();
         rt.take(h).unwrap()
     });
