@@ -88,9 +88,22 @@ const OUTCOME_COPIES: usize = 6;
 
 /// Stack one copy of a value of this size and alignment takes in a glue frame,
 /// including the padding a frame realigning `rsp` for it may waste.
+///
+/// An over-aligned frame wastes up to `align` realigning `rsp` and rounds its
+/// own size up to `align`: for a value at least as large as its alignment
+/// (every sized type but a zero-sized one) the rounding is inside `size`; a
+/// zero-sized over-aligned value (a marker type) costs up to twice its
+/// alignment for zero bytes, and is charged so (an adversarial review: a
+/// 4096-aligned marker capture wrote 760 bytes below an accepted stack in a
+/// debug build when it was charged one alignment).
 const fn glue_slot(size: usize, align: usize) -> usize {
     let size = size.next_multiple_of(arch::STACK_ALIGN);
-    if align > arch::STACK_ALIGN { size.saturating_add(align) } else { size }
+    if align > arch::STACK_ALIGN {
+        let rounded = if size > align { size } else { align };
+        rounded.saturating_add(align)
+    } else {
+        size
+    }
 }
 
 /// Stack the entry glue needs below the initial frame for a closure `F`
@@ -409,7 +422,7 @@ where
         }
         // SAFETY: read exactly once, per the contract; from here on the
         // payload bytes are free for the outcome.
-        let value = unsafe { payload.cast::<F>().read() }(fib);
+        let value = unsafe { read_and_call::<F, T>(payload, fib) };
         // SAFETY: the header lives as long as the fiber; `detached` may have
         // been set while the fiber ran (detach of a running fiber).
         unsafe {
@@ -439,6 +452,51 @@ where
             }
         }
     }
+}
+
+/// Moves the closure out of `payload` and calls it.
+///
+/// A closure aligned to a page or more is read and called in a frame of its
+/// own: `call_closure`'s frame, holding such a local among its branches, was
+/// miscompiled (rustc 1.95.0, release: the realigning prologue `push rbp;
+/// mov rbp, rsp; and rsp, -align` was left out of the path that reads the
+/// closure while its epilogue `mov rsp, rbp; pop rbp` stayed, loading `rsp`
+/// from the initial frame's zero `rbp`: a segfault; found by an adversarial
+/// review with a zero-sized `#[repr(align(4096))]` capture). A frame whose
+/// only job is the read and the call has no branch for the prologue to be
+/// sunk into.
+///
+/// # Safety
+/// `payload` holds a valid `F` that nobody else reads; it is read once.
+#[inline(always)]
+unsafe fn read_and_call<'s, F, T>(payload: *mut u8, fib: &Fiber<'s>) -> T
+where
+    F: FnOnce(&Fiber<'s>) -> T,
+{
+    if const { mem::align_of::<F>() >= PAGE_ALIGN } {
+        // SAFETY: forwarded contract.
+        unsafe { read_and_call_own_frame::<F, T>(payload, fib) }
+    } else {
+        // SAFETY: forwarded contract.
+        (unsafe { payload.cast::<F>().read() })(fib)
+    }
+}
+
+/// Alignment from which a closure is called from a frame of its own
+/// ([`read_and_call`]): where the frame holding it needs a stack probe.
+const PAGE_ALIGN: usize = 4096;
+
+/// [`read_and_call`] for a page-aligned closure, out of line.
+///
+/// # Safety
+/// As for [`read_and_call`].
+#[inline(never)]
+unsafe fn read_and_call_own_frame<'s, F, T>(payload: *mut u8, fib: &Fiber<'s>) -> T
+where
+    F: FnOnce(&Fiber<'s>) -> T,
+{
+    // SAFETY: forwarded contract.
+    (unsafe { payload.cast::<F>().read() })(fib)
 }
 
 /// AddressSanitizer builds (`--cfg filament_asan`, set by CI): after an
@@ -517,7 +575,7 @@ where
     // SAFETY: read exactly once, per the contract; the header lives as long
     // as the fiber.
     unsafe {
-        let value = payload.cast::<F>().read()(fib);
+        let value = read_and_call::<F, T>(payload, fib);
         core::mem::forget(guard);
         if (*header).detached {
             drop(value);

@@ -8,7 +8,8 @@
 //! are built (`cargo test` and `cargo test --release`), and check that a stack
 //! sized at exactly the smallest size `spawn` accepts keeps every byte around
 //! it intact — with an empty closure (first tried on exactly `MIN_STACK_SIZE`),
-//! with captures and results up to 16 KiB aligned up to 8192, and with a
+//! with captures and results up to 16 KiB aligned up to 8192, zero-sized ones
+//! aligned up to 16384, and with a
 //! signal delivered on the fiber's stack while it runs.
 
 use std::hint::black_box;
@@ -23,8 +24,10 @@ const CANARY_BYTES: usize = 32;
 const SLACK_BELOW: usize = 512 * 1024;
 /// Sentinel-filled bytes above it.
 const SLACK_ABOVE: usize = 4096;
-/// Where the stack's top may be placed relative to 8192-byte boundaries.
-const TOP_PERIOD: usize = 8192;
+/// Where the stack's top may be placed relative to 16384-byte boundaries (the
+/// largest alignment measured: the layout of an over-aligned payload depends on
+/// the top modulo its alignment).
+const TOP_PERIOD: usize = 16384;
 /// The sentinel byte.
 const SENTINEL: u8 = 0xA5;
 /// A stack large enough for every closure below, for the measurement runs.
@@ -62,6 +65,20 @@ macro_rules! aligned {
     )*};
 }
 aligned!(A1 = 1, A16 = 16, A64 = 64, A256 = 256, A4096 = 4096, A8192 = 8192);
+
+/// Zero-sized captures and results aligned above the stack alignment (marker
+/// types): a frame holding one realigns `rsp` and rounds its size up to the
+/// alignment, paying up to twice the alignment for zero bytes (an adversarial
+/// review: the reserve charged one alignment, and 4096-aligned ones crashed a
+/// release build's glue).
+macro_rules! aligned_zst {
+    ($($name:ident = $align:literal),* $(,)?) => {$(
+        #[repr(C, align($align))]
+        #[derive(Clone, Copy, Default)]
+        struct $name;
+    )*};
+}
+aligned_zst!(Z32 = 32, Z256 = 256, Z4096 = 4096, Z16384 = 16384);
 
 /// One fiber run on a borrowed stack inside a sentinel-filled buffer.
 struct Run {
@@ -195,6 +212,10 @@ fn all_cases(top_mod: usize, run_min: bool) -> Vec<Row> {
     sizes!(A256: 256, 4096);
     sizes!(A4096: 4096, 8192);
     sizes!(A8192: 8192, 16384);
+    closures_of::<Z32>(top_mod, run_min, &mut rows);
+    closures_of::<Z256>(top_mod, run_min, &mut rows);
+    closures_of::<Z4096>(top_mod, run_min, &mut rows);
+    closures_of::<Z16384>(top_mod, run_min, &mut rows);
     rows
 }
 
@@ -271,7 +292,9 @@ fn stack_of_exactly_the_accepted_size_is_never_written_outside() {
     }
     in_child("stack_of_exactly_the_accepted_size_is_never_written_outside", || {
         let mut bad = Vec::new();
-        for top_mod in [0, 16, 4096 + 48] {
+        // Tops at several residues modulo the largest alignment: an
+        // over-aligned frame's padding depends on where the stack ends.
+        for top_mod in [0, 16, 4096 + 48, 4096 - 16, 8192 + 2048 + 32, TOP_PERIOD - 16] {
             for r in all_cases(top_mod, true) {
                 let m = &r.min;
                 if m.clobbered_below != 0 || m.clobbered_above != 0 || m.high_water + CANARY_BYTES >= m.size {
@@ -283,6 +306,42 @@ fn stack_of_exactly_the_accepted_size_is_never_written_outside() {
                 }
             }
         }
+        assert!(bad.is_empty(), "{} ({}): {bad:#?}", bad.len(), profile());
+    });
+}
+
+/// Zero-sized over-aligned captures at every placement of the stack's top
+/// (each multiple of 16 below the alignment): a frame holding one wastes up
+/// to twice the alignment, depending on where `rsp` lands. An adversarial
+/// review found a 4096-aligned marker capture writing 760 bytes below an
+/// accepted stack (and a local copy of it in the body, 8952) at a top the
+/// fixed placements above did not try.
+#[test]
+fn over_aligned_zero_sized_captures_fit_at_every_placement() {
+    if under_asan() {
+        eprintln!("SKIPPED under AddressSanitizer: this test measures stack bytes (ASan redzones change every frame)");
+        return;
+    }
+    fn sweep<C: Default + Copy + Send + 'static>(bad: &mut Vec<String>) {
+        for top_mod in (0..align_of::<C>().max(16)).step_by(16) {
+            let mut rows = Vec::new();
+            closures_of::<C>(top_mod, true, &mut rows);
+            for r in rows {
+                let m = &r.min;
+                if m.clobbered_below != 0 || m.clobbered_above != 0 {
+                    bad.push(format!(
+                        "{} 0x{} on {} bytes (top = {top_mod} mod {TOP_PERIOD}): written {} bytes below, {} above",
+                        r.what, r.align, m.size, m.clobbered_below, m.clobbered_above
+                    ));
+                }
+            }
+        }
+    }
+    in_child("over_aligned_zero_sized_captures_fit_at_every_placement", || {
+        let mut bad = Vec::new();
+        sweep::<Z32>(&mut bad);
+        sweep::<Z256>(&mut bad);
+        sweep::<Z4096>(&mut bad);
         assert!(bad.is_empty(), "{} ({}): {bad:#?}", bad.len(), profile());
     });
 }
@@ -584,4 +643,52 @@ fn a_fiber_cancelled_before_it_starts_fits_the_reserve() {
         }
         assert!(bad.is_empty(), "{} ({}): {bad:#?}", bad.len(), profile());
     });
+}
+
+/// An adversarial review's reproducer, as it came: a zero-sized 4096-aligned
+/// marker captured by a closure, spawned on exactly the size a first refusal
+/// asked for, with the top wherever the allocation put it. Before the reserve
+/// charged a zero-sized over-aligned value twice its alignment, the glue wrote
+/// 760 bytes below the accepted stack (debug build); in release, before the
+/// closure was called from a frame of its own, the glue's frame was
+/// miscompiled and the fiber crashed (SIGSEGV; in a child process here).
+#[test]
+fn a_page_aligned_marker_capture_stays_inside_an_accepted_stack() {
+    if under_asan() {
+        eprintln!("SKIPPED under AddressSanitizer: this test measures stack bytes (ASan redzones change every frame)");
+        return;
+    }
+    in_child("a_page_aligned_marker_capture_stays_inside_an_accepted_stack", page_aligned_marker_check);
+}
+
+fn page_aligned_marker_check() {
+    #[derive(Clone, Copy)]
+    #[repr(align(4096))]
+    struct Page;
+    const TOTAL: usize = 1 << 20;
+    let mut buf = vec![0xEEu8; TOTAL];
+    let end = TOTAL - (buf.as_ptr() as usize + TOTAL) % 16;
+    let p = Page;
+    let body = move |_: &filament::Fiber<'_>| {
+        black_box(&p);
+    };
+    let needed =
+        Runtime::<1>::scope(|rt| match rt.spawn(Stack::from_slice(&mut buf[end - 2048..end]).unwrap(), body) {
+            Err(e) => match e.kind() {
+                SpawnErrorKind::StackTooSmall { needed, .. } => needed,
+                k => panic!("{k:?}"),
+            },
+            Ok(_) => unreachable!(),
+        });
+    buf.fill(0xEE);
+    let (below, rest) = buf.split_at_mut(end - needed);
+    Runtime::<1>::scope(|rt| {
+        let h = rt.spawn(Stack::from_slice(&mut rest[..needed]).unwrap(), body).expect("accepted");
+        rt.run().unwrap();
+        rt.take(h).unwrap()
+    });
+    let deepest = below.iter().position(|&b| b != 0xEE).map(|i| below.len() - i);
+    let top = (below.as_ptr() as usize + below.len() + needed) % 16384;
+    let vals: Vec<u8> = below.iter().copied().filter(|&b| b != 0xEE).take(16).collect();
+    assert_eq!(deepest, None, "needed {needed}, top mod 16384 = {top}, values {vals:x?}");
 }
