@@ -382,8 +382,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
         unsafe { detach_raw(core, handle) }
     }
 
-    /// Advances the runtime's clock to `now` (ticks), waking sleepers whose
-    /// deadline passed. Usually called by the idle hook or between runs.
+    /// Advances the runtime's clock to `now` (ticks; never backwards), waking
+    /// sleepers whose deadline passed. For use between runs (e.g. to start a
+    /// run at a hardware tick counter's reading); `false`, changing nothing,
+    /// while the runtime is busy — always during [`run`](Self::run), so from
+    /// a fiber or from the idle hook too: an idle hook moves the clock by
+    /// returning the new time instead ([`Idle::idle`](crate::Idle::idle)).
     pub fn set_now(&self, now: Ticks) -> bool {
         let Some(_guard) = self.try_lock(BUSY) else { return false };
         let core = self.core();
