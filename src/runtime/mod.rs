@@ -213,7 +213,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
             let old = (*core).slots;
             if old.is_null() {
                 (*core).serial = raw::NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
-                (*core).live_slot = crate::orphans::register_live((*core).serial);
+                (*core).live_slot = crate::orphans::register_live((*core).serial, N);
                 #[cfg(feature = "std")]
                 {
                     (*core).signal_reserve = crate::host::signal_reserve();
@@ -472,8 +472,8 @@ impl<const N: usize> Drop for Runtime<'_, N> {
         // SAFETY: &mut self: nobody else can reach the runtime; no fiber runs.
         unsafe {
             // No user code before the scoped-runtime check below. Dropped
-            // handles' notes just go: what they name is dropped right here.
-            crate::orphans::runtime_gone((*core).serial, (*core).live_slot);
+            // handles' bits just go: what they name is dropped right here.
+            crate::orphans::runtime_gone((*core).serial, (*core).live_slot, N);
             raw::reclaim_zombies(core);
             crate::irq::unregister_all(core);
             crate::sync::release_bindings(core);
