@@ -38,7 +38,7 @@
 //! another thread's; do not drop a runtime in an interrupt handler that may
 //! have interrupted a handle's drop on the same CPU.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::mutex::SpinMutex;
 
@@ -57,6 +57,11 @@ const GONE: u64 = u64::MAX;
 
 /// In [`Live::word`]: a handle set a bit since the runtime last looked.
 const DROPPED: u32 = 1 << 31;
+
+/// Entries with [`DROPPED`] set (a hint, briefly off while a handle and its
+/// runtime race): the runtimes' cheap "anything to do?" — one load, so a
+/// runtime with nothing dropped pays no more than that where it adopts.
+static FLAGGED: AtomicUsize = AtomicUsize::new(0);
 
 /// One live runtime's entry.
 struct Live {
@@ -114,6 +119,8 @@ fn find_run(map: &[u64; POOL_WORDS / 64], n: usize) -> Option<usize> {
 /// Registers a runtime of `cap` slots as live; returns its entry, or
 /// `u32::MAX` if the live table or the pool is full (its dropped handles
 /// then keep their slots until it is dropped).
+#[cold]
+#[inline(never)]
 pub(crate) fn register_live(serial: u64, cap: usize) -> u32 {
     let n = words_for(cap);
     let mut map = RESERVED.lock();
@@ -134,6 +141,9 @@ pub(crate) fn register_live(serial: u64, cap: usize) -> u32 {
 
 /// A runtime of `cap` slots is being dropped: it is no longer live, and its
 /// bits go (no user code runs; what they name is dropped with the runtime).
+/// Once per runtime: out of line.
+#[cold]
+#[inline(never)]
 pub(crate) fn runtime_gone(serial: u64, slot: u32, cap: usize) {
     let Some(e) = LIVE.get(slot as usize) else { return };
     if e.serial.compare_exchange(serial, GONE, Ordering::SeqCst, Ordering::Relaxed).is_err() {
@@ -148,7 +158,9 @@ pub(crate) fn runtime_gone(serial: u64, slot: u32, cap: usize) {
     for w in &POOL[base..base + n] {
         w.store(0, Ordering::Relaxed);
     }
-    e.word.store(0, Ordering::Relaxed);
+    if e.word.swap(0, Ordering::Relaxed) & DROPPED != 0 {
+        FLAGGED.fetch_sub(1, Ordering::Relaxed);
+    }
     let mut map = RESERVED.lock();
     reserve(&mut map, base, n, false);
     // Free for another runtime (after the stores above: SeqCst).
@@ -167,7 +179,9 @@ pub(crate) fn leave(serial: u64, live_slot: u32, index: u32) {
         let base = (e.word.load(Ordering::Relaxed) & !DROPPED) as usize;
         let i = index as usize;
         POOL[base + i / 64].fetch_or(1 << (i % 64), Ordering::Release);
-        e.word.fetch_or(DROPPED, Ordering::Release);
+        if e.word.fetch_or(DROPPED, Ordering::Release) & DROPPED == 0 {
+            FLAGGED.fetch_add(1, Ordering::Release);
+        }
     }
     e.users.fetch_sub(1, Ordering::Release);
 }
@@ -181,28 +195,30 @@ pub(crate) fn leave(serial: u64, live_slot: u32, index: u32) {
 /// finished).
 #[inline]
 pub(crate) unsafe fn adopt(core: *mut Core) {
-    // SAFETY: plain read of the runtime's own entry number.
-    let slot = unsafe { (*core).live_slot };
-    if let Some(e) = LIVE.get(slot as usize)
-        && e.word.load(Ordering::Relaxed) & DROPPED != 0
-    {
+    if FLAGGED.load(Ordering::Acquire) != 0 {
         // SAFETY: forwarded contract.
-        unsafe { adopt_dropped(core, e) }
+        unsafe { adopt_dropped(core) }
     }
 }
 
-/// [`adopt`]'s work when a handle was dropped.
+/// [`adopt`]'s work when some runtime's handle was dropped.
 ///
 /// # Safety
-/// As for [`adopt`]; `e` is the runtime's own entry.
+/// As for [`adopt`].
 #[cold]
 #[inline(never)]
-unsafe fn adopt_dropped(core: *mut Core, e: &Live) {
+unsafe fn adopt_dropped(core: *mut Core) {
+    // SAFETY: plain reads of the runtime's own entry number and capacity.
+    let (slot, cap) = unsafe { ((*core).live_slot, (*core).cap) };
+    let Some(e) = LIVE.get(slot as usize) else { return };
     // Clear the flag first: a handle that sets its bit after the scan below
     // raises it again for the next call.
-    let base = (e.word.fetch_and(!DROPPED, Ordering::Acquire) & !DROPPED) as usize;
-    // SAFETY: plain read of the runtime's capacity.
-    let cap = unsafe { (*core).cap };
+    let word = e.word.fetch_and(!DROPPED, Ordering::Acquire);
+    if word & DROPPED == 0 {
+        return; // another runtime's
+    }
+    FLAGGED.fetch_sub(1, Ordering::Relaxed);
+    let base = (word & !DROPPED) as usize;
     for (k, w) in POOL[base..base + words_for(cap)].iter().enumerate() {
         let mut bits = w.swap(0, Ordering::Acquire);
         while bits != 0 {

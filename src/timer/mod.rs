@@ -59,7 +59,7 @@
 //! expiry costs no extra switch.
 //!
 //! Expiries saturate at `Ticks::MAX`, which means "never", as for deadlines
-//! (see [`Ticks`](crate::Ticks)): a timer whose expiry reaches it stays
+//! (see [`Ticks`]): a timer whose expiry reaches it stays
 //! active but never fires ([`remaining`](Timer::remaining) answers
 //! `Ticks::MAX`), even on a clock that reads `Ticks::MAX`. An auto-reload
 //! timer's re-arming saturates there too, so it stops firing rather than
