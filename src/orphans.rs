@@ -178,7 +178,11 @@ pub(crate) fn leave(serial: u64, live_slot: u32, index: u32) {
         // The runtime stays registered, with this base, until `users` is 0.
         let base = (e.word.load(Ordering::Relaxed) & !DROPPED) as usize;
         let i = index as usize;
-        POOL[base + i / 64].fetch_or(1 << (i % 64), Ordering::Release);
+        // In range (`index < cap`, the range has `cap` bits); never a panic
+        // in a destructor all the same.
+        if let Some(w) = POOL.get(base + i / 64) {
+            w.fetch_or(1 << (i % 64), Ordering::Release);
+        }
         if e.word.fetch_or(DROPPED, Ordering::Release) & DROPPED == 0 {
             FLAGGED.fetch_add(1, Ordering::Release);
         }
