@@ -16,6 +16,13 @@ use crate::stack::Stack;
 /// Dropping a handle without joining detaches the fiber (its result is
 /// dropped when it finishes and its slot freed), as std's and tokio's
 /// handles do; [`Runtime::detach`](crate::Runtime::detach) does it at once.
+/// The handle cannot reach its runtime, so the runtime learns of the drop
+/// when it runs out of free slots, when a `run` returns, or when it is
+/// dropped. One exception: a runtime that found no room in the process-wide
+/// tables at its first use (4 096 runtimes alive at once, or live runtimes'
+/// capacities adding up to 262 144 slots) keeps a dropped handle's slot until
+/// it is dropped; [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
+/// counts such slots.
 #[must_use = "dropping the handle detaches the fiber: its result is lost"]
 pub struct JoinHandle<T> {
     /// The fiber's id as `index | generation << 32`. Every field is a whole
@@ -60,12 +67,12 @@ impl<T> JoinHandle<T> {
 /// Dropping a handle detaches its fiber, as std's and tokio's do: the result
 /// is dropped when the fiber finishes (at once if it has) and the slot is
 /// freed. The handle cannot reach its runtime (which may have moved or been
-/// dropped), so it leaves a note the runtime adopts when it runs out of free
-/// slots, when a `run` returns, or when it is dropped (`crate::orphans`).
+/// dropped), so it sets its fiber's bit in static memory the runtime owns,
+/// which the runtime adopts when it runs out of free slots, when a `run`
+/// returns, or when it is dropped (`crate::orphans`).
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        let id = self.id();
-        crate::orphans::leave(self.runtime, self.live_slot as u32, id.index, id.generation, self.header as usize);
+        crate::orphans::leave(self.runtime, self.live_slot as u32, self.id().index);
     }
 }
 
@@ -171,20 +178,21 @@ pub(crate) unsafe fn detach_raw<T>(core: *mut Core, handle: JoinHandle<T>) -> Re
     }
 }
 
-/// Detaches the fiber a dropped handle named (see [`crate::orphans`]), if it
-/// is still that fiber.
+/// Detaches the fiber in slot `index`, whose handle was dropped (see
+/// [`crate::orphans`]: such a slot still holds that fiber).
 ///
 /// # Safety
 /// Exclusive access to `core`; not on that fiber's stack if it finished.
-pub(crate) unsafe fn detach_orphan(core: *mut Core, index: u32, generation: u32, header: usize) {
-    // SAFETY: index bounds-checked; the slot is checked like a handle's.
+pub(crate) unsafe fn detach_orphan(core: *mut Core, index: u32) {
+    // SAFETY: index bounds-checked; a free slot (never the case: see
+    // `crate::orphans`) is left alone.
     unsafe {
         if index as usize >= (*core).cap {
             return;
         }
         let s = (*core).slots.add(index as usize);
-        if (*s).state == State::Free || (*s).generation != generation || (*s).header as usize != header {
-            return; // that fiber is gone already
+        if (*s).state == State::Free {
+            return;
         }
         // A local fiber's closure and result belong to its thread: never
         // dropped on another. There, a finished one's result and a never

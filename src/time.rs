@@ -11,9 +11,14 @@ use crate::raw::{self, Core};
 
 /// A point or span of time in the user's ticks.
 ///
-/// `Ticks::MAX` means "never": as a deadline it is never reached, and as a
-/// timeout (`_timeout` methods, [`Fiber::sleep`](crate::Fiber::sleep)) it
-/// waits forever. Deadlines saturate at it.
+/// `Ticks::MAX` means "never": as a deadline (or a timer's expiry) it is
+/// never reached, and as a timeout (`_timeout` methods,
+/// [`Fiber::sleep`](crate::Fiber::sleep)) it waits forever. Deadlines and
+/// timer expiries saturate at it. A clock may still read `Ticks::MAX`
+/// ([`Runtime::set_now`](crate::Runtime::set_now), an [`Idle`] hook): every
+/// earlier deadline has then passed, and every deadline or expiry set from
+/// then on saturates to "never" — the end of time, where only notifications
+/// wake fibers.
 pub type Ticks = u64;
 
 /// One armed deadline.

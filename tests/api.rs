@@ -431,3 +431,37 @@ fn a_runtime_dropped_on_another_thread_releases_local_fibers_stacks() {
     assert!(!FINISHED.is_claimed(), "a finished local fiber's stack stayed claimed");
     assert!(!NEVER_STARTED.is_claimed(), "a never-started local fiber's stack stayed claimed");
 }
+
+/// `Runtime::set_now` works between runs only: during `run` (from a fiber or
+/// from the idle hook) it answers `false` and changes nothing; the hook moves
+/// the clock by returning the new time. Its doc used to say it was "usually
+/// called by the idle hook", where it always fails.
+#[test]
+fn set_now_works_between_runs_and_the_idle_hook_returns_the_time_instead() {
+    static RT: Runtime<'static, 2> = Runtime::new();
+    let rt = &RT;
+    assert!(rt.set_now(100));
+    let rt_ref = rt;
+    let h = rt
+        .spawn(stack(), move |fib| {
+            let from_fiber = rt_ref.set_now(1_000);
+            let before = fib.now();
+            fib.sleep(10);
+            (from_fiber, before, fib.now())
+        })
+        .unwrap();
+    let mut hook_calls = Vec::new();
+    rt.run_with_idle(&mut |now: Ticks, next: Option<Ticks>| {
+        hook_calls.push(rt_ref.set_now(5_000));
+        next.unwrap_or(now) + 1
+    })
+    .unwrap();
+    assert_eq!(rt.take(h).unwrap(), (false, 100, 111));
+    assert_eq!(hook_calls, [false]);
+    for (set, want) in [(50, 111), (200, 200)] {
+        assert!(rt.set_now(set)); // between runs; never backwards
+        let h = rt.spawn(stack(), |fib| fib.now()).unwrap();
+        rt.run().unwrap();
+        assert_eq!(rt.take(h).unwrap(), want);
+    }
+}

@@ -453,8 +453,12 @@ fn run_timers(modes: [Mode; NT], periods: [Ticks; NT], ops: &[Op]) -> Result<(),
                     Op::Sleep(d) => {
                         fib.sleep(d);
                         // Let the service run what expired at this very tick
-                        // before the next command (the model's convention).
-                        fib.yield_now();
+                        // before the next command (the model's convention);
+                        // it yields between two callbacks, so one yield is
+                        // not always enough.
+                        while timers.iter().any(|t| t.expiry(fib).unwrap().is_some_and(|e| e <= fib.now())) {
+                            fib.yield_now();
+                        }
                     }
                 }
                 fib.debug_check_invariants().unwrap();
@@ -491,4 +495,90 @@ proptest! {
     ) {
         run_timers(modes, periods, &ops)?;
     }
+}
+
+// ================================================================ the end of time
+
+/// An expiry of `Ticks::MAX` is "never", as a deadline is: on a clock at
+/// `Ticks::MAX` a started timer (its expiry saturates there) stays armed and
+/// never fires. The service used to compare `expiry <= now`, fire the one-shot
+/// at once and the auto-reload timer forever (its next expiry saturated to
+/// `Ticks::MAX` too) without ever yielding.
+#[test]
+fn a_clock_at_ticks_max_never_fires_a_timer() {
+    static SVC: TimerService = TimerService::new();
+    fn stop_after_100(fib: &Fiber<'_>, t: &Timer<'_>) {
+        record(fib, t);
+        // Bounds the old endless loop so this test fails instead of hanging.
+        if FIRED.with(|f| f.borrow().len()) >= 100 {
+            let _ = if t.id() == 1 { AUTO.stop(fib) } else { Ok(()) };
+        }
+    }
+    static ONCE: Timer = Timer::one_shot(&SVC, 10, stop_after_100).with_id(0);
+    static AUTO: Timer = Timer::auto_reload(&SVC, 10, stop_after_100).with_id(1);
+    fired();
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    assert!(rt.set_now(Ticks::MAX));
+    let svc = rt.spawn(stack(), |fib| SVC.run(fib)).unwrap();
+    let h = rt
+        .spawn(stack(), |fib| {
+            ONCE.start(fib).unwrap();
+            AUTO.start(fib).unwrap();
+            for _ in 0..3 {
+                fib.yield_now();
+            }
+            let seen = [&ONCE, &AUTO].map(|t| (t.is_active(fib), t.expiry(fib), t.remaining(fib)));
+            ONCE.stop(fib).unwrap();
+            AUTO.stop(fib).unwrap();
+            SVC.shutdown(fib).unwrap();
+            (seen, fib.now())
+        })
+        .unwrap();
+    rt.run().unwrap();
+    rt.take(svc).unwrap().unwrap();
+    let never = (Ok(true), Ok(Some(Ticks::MAX)), Ok(Some(Ticks::MAX)));
+    assert_eq!(rt.take(h).unwrap(), ([never, never], Ticks::MAX));
+    assert_eq!(fired(), []);
+}
+
+/// A service that fell behind (a clock that jumped, a callback that blocked)
+/// catches up one callback per missed period, as FreeRTOS's timer task does,
+/// but lets the other ready fibers run between two callbacks. It used to run
+/// them all back to back: here 1000 callbacks while the other fiber never
+/// ran (and with a clock far ahead, indefinitely long).
+#[test]
+fn catching_up_on_missed_periods_lets_other_fibers_run_between_callbacks() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static SVC: TimerService = TimerService::new();
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    static TURNS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static SEEN: RefCell<Vec<(Ticks, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+    fn late(fib: &Fiber<'_>, _: &Timer<'_>) {
+        SEEN.with(|s| s.borrow_mut().push((fib.now(), TURNS.load(Relaxed))));
+        if CALLS.fetch_add(1, Relaxed) == 0 {
+            fib.sleep(1000); // at tick 1: the service misses 1000 periods
+        }
+    }
+    static EVERY: Timer = Timer::auto_reload(&SVC, 1, late);
+    let rt = Box::new(Runtime::<'static, 2>::new());
+    rt.spawn_detached(stack(), |fib| SVC.run(fib).unwrap()).unwrap();
+    rt.spawn_detached(stack(), |fib| {
+        EVERY.start(fib).unwrap();
+        fib.sleep(1001);
+        while CALLS.load(Relaxed) < 300 {
+            TURNS.fetch_add(1, Relaxed);
+            fib.yield_now();
+        }
+        EVERY.stop(fib).unwrap();
+        SVC.shutdown(fib).unwrap();
+    })
+    .unwrap();
+    rt.run().unwrap();
+    let seen = SEEN.with(|s| s.take());
+    assert_eq!(seen[0], (1, 0));
+    let late: Vec<u64> = seen[1..].iter().map(|&(now, turns)| if now == 1001 { turns } else { u64::MAX }).collect();
+    assert!(late.len() >= 299, "{} late callbacks", late.len());
+    assert!(late.windows(2).all(|w| w[0] < w[1]), "the other fiber did not run between two late callbacks: {late:?}");
 }

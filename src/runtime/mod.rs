@@ -213,7 +213,7 @@ impl<'s, const N: usize> Runtime<'s, N> {
             let old = (*core).slots;
             if old.is_null() {
                 (*core).serial = raw::NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
-                (*core).live_slot = crate::orphans::register_live((*core).serial);
+                (*core).live_slot = crate::orphans::register_live((*core).serial, N);
                 #[cfg(feature = "std")]
                 {
                     (*core).signal_reserve = crate::host::signal_reserve();
@@ -382,8 +382,12 @@ impl<'s, const N: usize> Runtime<'s, N> {
         unsafe { detach_raw(core, handle) }
     }
 
-    /// Advances the runtime's clock to `now` (ticks), waking sleepers whose
-    /// deadline passed. Usually called by the idle hook or between runs.
+    /// Advances the runtime's clock to `now` (ticks; never backwards), waking
+    /// sleepers whose deadline passed. For use between runs (e.g. to start a
+    /// run at a hardware tick counter's reading); `false`, changing nothing,
+    /// while the runtime is busy — always during [`run`](Self::run), so from
+    /// a fiber or from the idle hook too: an idle hook moves the clock by
+    /// returning the new time instead ([`Idle::idle`](crate::Idle::idle)).
     pub fn set_now(&self, now: Ticks) -> bool {
         let Some(_guard) = self.try_lock(BUSY) else { return false };
         let core = self.core();
@@ -468,8 +472,8 @@ impl<const N: usize> Drop for Runtime<'_, N> {
         // SAFETY: &mut self: nobody else can reach the runtime; no fiber runs.
         unsafe {
             // No user code before the scoped-runtime check below. Dropped
-            // handles' notes just go: what they name is dropped right here.
-            crate::orphans::runtime_gone((*core).serial, (*core).live_slot);
+            // handles' bits just go: what they name is dropped right here.
+            crate::orphans::runtime_gone((*core).serial, (*core).live_slot, N);
             raw::reclaim_zombies(core);
             crate::irq::unregister_all(core);
             crate::sync::release_bindings(core);

@@ -45,9 +45,25 @@
 //! active timer restarts its period; changing the period of a dormant timer
 //! starts it). An auto-reload timer's next expiry is its previous expiry plus
 //! the period, never "now plus the period", so it does not drift; if the
-//! service fell behind by several periods, the callback runs once for each
-//! (each call sees the late `now`). Timers expiring at the same tick run in
-//! the order they were armed.
+//! service fell behind by several periods (a long callback, a clock that
+//! jumped ahead), the callback runs once for each (each call sees the late
+//! `now`), as FreeRTOS's timer task catches up (`prvReloadTimer`). Timers
+//! expiring at the same tick run in the order they were armed.
+//!
+//! Between two callbacks with no wait in between (several timers due at
+//! once, or catching up) the service yields ([`Fiber::yield_now`]): every
+//! other ready fiber runs once before the next callback. FreeRTOS's timer
+//! task calls the callbacks back to back and relies on preemption by
+//! higher-priority tasks; a cooperative service yields instead, so catching
+//! up on many missed periods never starves the other fibers. A single
+//! expiry costs no extra switch.
+//!
+//! Expiries saturate at `Ticks::MAX`, which means "never", as for deadlines
+//! (see [`Ticks`]): a timer whose expiry reaches it stays
+//! active but never fires ([`remaining`](Timer::remaining) answers
+//! `Ticks::MAX`), even on a clock that reads `Ticks::MAX`. An auto-reload
+//! timer's re-arming saturates there too, so it stops firing rather than
+//! firing forever at the end of time.
 //!
 //! # From interrupt handlers
 //!
@@ -61,6 +77,7 @@
 //!
 //! [`Fiber::sleep`]: crate::Fiber::sleep
 //! [`Fiber::now`]: crate::Fiber::now
+//! [`Fiber::yield_now`]: crate::Fiber::yield_now
 
 use core::cell::Cell;
 use core::fmt;
@@ -241,10 +258,16 @@ impl<'t> Timer<'t> {
     }
 
     /// Ticks left until it expires (0 if it is due and the service has not run
-    /// yet); `None` while dormant (FreeRTOS's `xTimerGetExpiryTime` minus now).
+    /// yet; `Ticks::MAX`, "never", for an expiry at `Ticks::MAX`); `None`
+    /// while dormant (FreeRTOS's `xTimerGetExpiryTime` minus now).
     pub fn remaining(&self, fib: &Fiber<'_>) -> Result<Option<Ticks>, WrongRuntime> {
         let now = fib.now();
-        self.service.query(fib, || self.active.get().then(|| self.expiry.get().saturating_sub(now)))
+        self.service.query(fib, || {
+            self.active.get().then(|| match self.expiry.get() {
+                Ticks::MAX => Ticks::MAX,
+                e => e.saturating_sub(now),
+            })
+        })
     }
 
     /// Starts (or restarts) the timer from an interrupt handler.

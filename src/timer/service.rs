@@ -134,6 +134,8 @@ impl<'t> TimerService<'t> {
             return Err(ServiceError::AlreadyRunning);
         }
         let _running = Running(self);
+        // A callback ran and the service has not waited since.
+        let mut after_callback = false;
         loop {
             self.take_isr_commands(fib);
             if self.stop.replace(false) {
@@ -142,8 +144,17 @@ impl<'t> TimerService<'t> {
             let now = fib.now();
             let head = self.head.get();
             // SAFETY: listed timers live for 't, longer than the service's use.
-            let next = (!head.is_null()).then(|| unsafe { (*head).expiry_cell().get() });
+            // An expiry of `Ticks::MAX` is "never" (as a deadline is): such a
+            // timer stays armed and unfired, whatever the clock reads.
+            let next = (!head.is_null()).then(|| unsafe { (*head).expiry_cell().get() }).filter(|&e| e != Ticks::MAX);
             match next {
+                Some(expiry) if expiry <= now && after_callback => {
+                    // Two callbacks in a row (timers expiring at one tick, or
+                    // catching up on missed periods): every other ready fiber
+                    // runs once first, then the list is read again.
+                    after_callback = false;
+                    fib.yield_now();
+                }
                 Some(expiry) if expiry <= now => {
                     // SAFETY: as above; `head` is the earliest active timer.
                     let t = unsafe { &*head };
@@ -158,8 +169,10 @@ impl<'t> TimerService<'t> {
                         Mode::OneShot => t.active_cell().set(false),
                     }
                     (t.callback())(fib, t);
+                    after_callback = true;
                 }
                 _ => {
+                    after_callback = false;
                     let waited = match next {
                         Some(expiry) => self.signal.wait_timeout(fib, expiry - now),
                         None => self.signal.wait(fib),
