@@ -148,7 +148,17 @@ impl<'s> Fiber<'s> {
                 // has not run yet) is kept for when it resumes.
                 raw::unlink_ready(core, s);
                 // Woken from an interrupt wait and not yet run: it counts
-                // again when it resumes (`block_current`'s tail).
+                // again when it resumes (`block_current`'s tail). Such a wake
+                // handed it nothing (an `IrqQueue`, `IrqSignal` or
+                // `IrqNotify` wakes one waiter, which takes what is there
+                // when it runs): passed on, or the other waiters would
+                // sleep with the value there. Every registered source is
+                // looked at again at the next poll; the woken object wakes
+                // its next waiter (this one, suspended, is skipped), the
+                // others find nothing (review 10).
+                if (*s).irq_wait {
+                    crate::irq::source::rouse_all(core);
+                }
                 raw::irq_uncount(core, s);
                 (*s).state = State::Blocked;
                 (*s).wait_kind = WaitKind::Suspended;

@@ -306,6 +306,11 @@ impl<T, const N: usize> Drain for IrqQueue<T, N> {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if !self.published() {
+            // Taken already, or not published yet: its producer raises
+            // again when it publishes.
+            return Drained::Done;
+        }
         if self.waiters.is_empty() {
             return Drained::Keep;
         }

@@ -287,6 +287,27 @@ impl Binding {
         self.bind_slow(fib)
     }
 
+    /// [`bind`](Self::bind), calling `first` with the core when the fast
+    /// path does not apply (the first bind of the run, or a lease upgraded):
+    /// for work done once per run, such as registering an interrupt source.
+    /// The fast path costs what `bind`'s does.
+    #[inline(always)]
+    pub(crate) fn bind_then<'s>(
+        &'s self,
+        fib: &Fiber<'s>,
+        first: impl FnOnce() -> Result<(), WrongRuntime>,
+    ) -> Result<*mut Core, WrongRuntime> {
+        let core = fib.core_ptr();
+        // SAFETY: the fiber's core is live while the fiber runs.
+        let me = unsafe { (*core).serial };
+        if self.owner.load(Ordering::Acquire) == me {
+            return Ok(core);
+        }
+        let core = self.bind_slow(fib)?;
+        first()?;
+        Ok(core)
+    }
+
     /// [`bind`](Self::bind) for a primitive not bound to this runtime yet.
     #[inline(never)]
     fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {

@@ -181,7 +181,7 @@ impl Semaphore {
     // Inline, as `Channel::recv`: the hand-off runs in the caller's frame.
     #[inline(always)]
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
-        let core = self.owner.bind(fib)?;
+        let core = self.bind(fib)?;
         // Interrupt-capable (sticky): the interrupt-aware wait, out of line so
         // the ordinary hand-off keeps its cost. Not capable: no source is
         // registered, nothing drains behind our back, and we wait as an
@@ -199,18 +199,50 @@ impl Semaphore {
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
         // belongs to this runtime (checked above).
-        Self::woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) })
+        self.woken(core, unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) })
+    }
+
+    /// Binds the semaphore to `fib`'s runtime for the run and, the first time
+    /// in the run, registers its interrupt source, interrupt-capable or not:
+    /// a fiber may block here before the first `give_from_isr` makes it
+    /// capable, and that give must still reach it (the runtime drains
+    /// registered sources before it idles or reports a deadlock). Costs what
+    /// `Binding::bind` costs once bound.
+    #[inline(always)]
+    fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
+        self.owner.bind_then(fib, || self.src.register(fib, self).map(drop))
     }
 
     /// What a wait's wake-up means for `acquire`.
     #[inline]
-    fn woken(wake: Wake) -> Result<(), WaitError> {
+    fn woken(&self, core: *mut Core, wake: Wake) -> Result<(), WaitError> {
         match wake {
             // Woken only by `release` (or an interrupt give), which handed us a permit.
             Wake::Signaled => Ok(()),
+            // Taken off the queue by the runtime or a canceller: no permit
+            // was handed to us, but an interrupt's give may be there.
+            _ => self.woken_late(core, wake),
+        }
+    }
+
+    /// A wait that ended without a permit handed over: after a timeout,
+    /// takes a permit an interrupt gave meanwhile that no drain has moved
+    /// to the fiber side yet (the wait's deadline may come first), as the
+    /// event group re-tests; else the error.
+    #[cold]
+    #[inline(never)]
+    fn woken_late(&self, core: *mut Core, wake: Wake) -> Result<(), WaitError> {
+        if wake == Wake::TimedOut {
+            self.absorb_isr(core);
+            let n = self.permits.get();
+            if n > 0 {
+                self.permits.set(n - 1);
+                return Ok(());
+            }
+        }
+        match wake {
             Wake::Unwinding => Err(WaitError::Unwinding),
             Wake::Aborted => Err(WaitError::Cancelled),
-            // Taken off the queue by the runtime: no permit was handed to us.
             _ => Err(WaitError::TimedOut),
         }
     }
@@ -348,7 +380,7 @@ impl Semaphore {
         // SAFETY: we are the running fiber of `core`; the closure blocks once.
         // The queue lives in `self`, which outlives this call ('s) and belongs
         // to this runtime (bound by the caller).
-        Self::woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) })
+        self.woken(core, unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) })
     }
 
     /// Moves the interrupt gives into the fiber side: to waiters first, the
@@ -395,9 +427,16 @@ impl Drain for Semaphore {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.isr_gives.load(Ordering::Relaxed) == 0 {
+            return Drained::Done; // taken by a fiber already
+        }
         // SAFETY: per the contract we run in `core`, which owns the list.
-        if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {
-            return Drained::Keep;
+        unsafe {
+            if self.waiters.is_empty() && self.selectors.first_sleeping().is_none()
+                || crate::irq::source::blocking_here(core, self.select_addr(), &self.selectors)
+            {
+                return Drained::Keep;
+            }
         }
         self.absorb_isr(core);
         Drained::Done
@@ -410,10 +449,7 @@ impl Semaphore {
     /// interrupt-capable one also registers its interrupt source, so the
     /// runtime drains interrupt gives for a blocked select.
     pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
-        if self.owner.bind(fib).is_err() {
-            return false;
-        }
-        !self.isr_capable.load(Ordering::Relaxed) || self.src.register(fib, self).is_ok()
+        self.bind(fib).is_ok() && self.src.register(fib, self).is_ok()
     }
 
     /// Whether a blocked select must be polled (counted as an interrupt

@@ -71,6 +71,9 @@ impl Drain for EventGroup {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.isr_bits.load(Ordering::Relaxed) == 0 {
+            return Drained::Done; // applied by a fiber already
+        }
         if self.waiters.is_empty() {
             return Drained::Keep;
         }
