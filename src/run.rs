@@ -258,7 +258,9 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
             // before it became interrupt-capable is not counted as an
             // interrupt waiter, so no poll drained an interrupt's give for
             // it: look before idling, reporting a deadlock or stopping.
-            if crate::irq::source::drain_all(core) {
+            // (With a counted interrupt waiter, `time::poll` above just
+            // walked every source: nothing to add.)
+            if (*core).irq.waiters == 0 && !(*core).irq.is_empty() && crate::irq::source::drain_all(core) {
                 continue;
             }
             if (*core).unfinished == (*core).parked {

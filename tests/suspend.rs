@@ -635,8 +635,8 @@ fn a_suspended_woken_receiver_passes_the_wake_on(
     use filament::FiberState;
     use filament::host::HostClock;
     let rt = Runtime::<'static, 3>::new();
-    let r1 = rt.spawn_named("r1", stack(), move |fib| recv(fib)).unwrap();
-    let r2 = rt.spawn_named("r2", stack(), move |fib| recv(fib)).unwrap();
+    let r1 = rt.spawn_named("r1", stack(), recv).unwrap();
+    let r2 = rt.spawn_named("r2", stack(), recv).unwrap();
     let id1 = r1.id();
     let boss = rt
         .spawn_with(stack(), SpawnOptions::new().priority(Priority::new(3).unwrap()), move |fib| {

@@ -318,11 +318,7 @@ impl<T, const N: usize> Drain for IrqQueue<T, N> {
         // blocked fibers only. A receiver about to stop as suspended is
         // skipped (it would take nothing); if only such receivers wait, the
         // raise is kept until one is resumed.
-        if self.published() && !unsafe { raw::wake_one_awake(core, &self.waiters) } {
-            return Drained::Keep;
-        }
-        // Not published yet: its producer raises again when it publishes.
-        Drained::Done
+        if unsafe { raw::wake_one_awake(core, &self.waiters) } { Drained::Done } else { Drained::Keep }
     }
 }
 

@@ -59,9 +59,18 @@
 //!   and, with nothing ready, calls its idle hook instead of reporting a
 //!   deadlock. A wait that can only be ended by another fiber should *not*
 //!   be counted (the deadlock report is worth keeping): an object that may
-//!   be used either way (a semaphore, interrupt-capable or not) registers
-//!   and counts only when it is interrupt-capable; an unregistered source is
-//!   never drained, so its plain waiters need no mark.
+//!   be used either way (a semaphore, an event, an event group) counts only
+//!   when it is interrupt-capable, but registers at its first blocking call
+//!   of the run either way: a fiber may block before the first interrupt
+//!   call makes it capable, and that call must still reach it. Such a plain
+//!   waiter is unmarked, so the object's drain itself leaves the raise for
+//!   later while the running fiber is in `raw::block_current`'s poll about
+//!   to wait on it ([`blocking_here`]); and since polls drain only while
+//!   some fiber is counted, the runtime also drains every registered source
+//!   from the host context before it idles, reports a deadlock or stops for
+//!   `run_for`'s limit ([`drain_all`]). A drain that finds the ISR-side
+//!   state gone (a fiber took it) returns [`Drained::Done`], so a spurious
+//!   raise ([`rouse_all`]) costs one look.
 //!
 //! A minimal object (a flag an ISR sets and one fiber waits for):
 //!
@@ -416,26 +425,25 @@ unsafe fn drain_walk(core: *mut Core) {
     }
 }
 
-/// Drains every registered source that was raised, whether or not some
-/// fiber is counted as an interrupt waiter, from the host context: a fiber
-/// that blocked on a semaphore, event or event group before it became
-/// interrupt-capable is not counted, but its object's source is registered
-/// (its blocking calls register it), so the runtime looks here before it
-/// idles, reports a deadlock or stops for `run_for`'s limit. Returns whether
-/// a fiber became ready.
+/// Drains every registered source that was raised although no fiber is
+/// counted as an interrupt waiter (so no poll drained), from the host
+/// context: a fiber that blocked on a semaphore, event or event group before
+/// it became interrupt-capable is not counted, but its object's source is
+/// registered (its blocking calls register it), so the runtime looks here
+/// before it idles, reports a deadlock or stops for `run_for`'s limit.
+/// Returns whether a fiber became ready. (With a counted waiter the host's
+/// `time::poll` has just walked the list: the caller skips the call.)
 ///
 /// # Safety
 /// Exclusive access to `core`, from the host context with the ready ring
 /// empty (no fiber is in `raw::block_current`'s poll).
 #[cold]
+#[inline(never)]
 pub(crate) unsafe fn drain_all(core: *mut Core) -> bool {
     // SAFETY: per the contract; the walk as in `drain_slow`, whose skip for a
     // blocking fiber cannot apply (no fiber runs).
     unsafe {
         debug_assert!((*core).current.is_null());
-        if (*core).irq.is_empty() {
-            return false;
-        }
         drain_walk(core);
         !(*core).current.is_null()
     }

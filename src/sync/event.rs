@@ -194,7 +194,19 @@ impl Event {
     /// still reach it).
     #[inline(always)]
     fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
-        self.owner.bind_then(fib, || self.src.register(fib, self).map(drop))
+        let core = fib.core_ptr();
+        // SAFETY: a running fiber's core is live.
+        if !unsafe { self.owner.is_bound(core) } {
+            self.bind_slow(fib)?;
+        }
+        Ok(core)
+    }
+
+    /// [`bind`](Self::bind)'s first call in a run: out of line.
+    #[inline(never)]
+    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
+        self.owner.bind(fib)?;
+        self.src.register(fib, self).map(drop)
     }
 
     /// What a wait's wake-up means for `wait`: a wait that ended otherwise
@@ -225,7 +237,15 @@ impl Event {
     ///
     /// The first [`set_from_isr`](Self::set_from_isr) marks it too, but only
     /// fibers that block after it count: mark it here when a fiber may block
-    /// before the first interrupt set.
+    /// before the first interrupt set. A fiber that blocked before does not
+    /// count (with nothing else to wait for, the runtime reports a deadlock
+    /// instead of waiting for the interrupt), but a set that happens while
+    /// it waits still reaches it: at the runtime's next poll while some fiber
+    /// is counted, or when it runs out of ready fibers (before it idles,
+    /// reports a deadlock or stops for
+    /// [`run_for`](crate::Runtime::run_for)'s limit), or when its
+    /// [`wait_timeout`](Self::wait_timeout) times out, which then returns
+    /// `Ok`.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self
@@ -242,7 +262,8 @@ impl Event {
     /// `std` at most one `futex` wake). The runtime applies it as
     /// [`set`](Self::set) does — every waiter woken, the event stays set — at
     /// its next poll (every switch and idle turn while a fiber waits on an
-    /// interrupt-capable object) or the event's next use by a fiber,
+    /// interrupt-capable object; and whenever the runtime runs out of ready
+    /// fibers) or the event's next use by a fiber,
     /// whichever comes first. A [`reset`](Self::reset) by a fiber clears an
     /// interrupt set that came before it.
     pub fn set_from_isr(&self) {
@@ -391,7 +412,7 @@ mod isr_tests {
         static EV: Event = Event::new();
         static SIG: crate::IrqSignal = crate::IrqSignal::new();
         let rt = Runtime::<'static, 3>::new();
-        rt.spawn_detached(stack(), |fib| drop(SIG.wait(fib))).unwrap(); // counted: the polls drain
+        rt.spawn_detached(stack(), |fib| SIG.wait(fib).map(|_| ()).unwrap()).unwrap(); // counted: the polls drain
         let early = rt.spawn(stack(), |fib| EV.wait(fib)).unwrap();
         let late = rt
             .spawn(stack(), |fib| {

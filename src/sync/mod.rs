@@ -287,25 +287,18 @@ impl Binding {
         self.bind_slow(fib)
     }
 
-    /// [`bind`](Self::bind), calling `first` with the core when the fast
-    /// path does not apply (the first bind of the run, or a lease upgraded):
-    /// for work done once per run, such as registering an interrupt source.
-    /// The fast path costs what `bind`'s does.
+    /// Whether the primitive is bound to `fib`'s runtime for its run: the
+    /// fast path of [`bind`](Self::bind), for a primitive that does work of
+    /// its own once per run in its slow path (a semaphore registering its
+    /// interrupt source) and then calls `bind`.
+    ///
+    /// # Safety
+    /// `core` is the core of a running fiber (live).
     #[inline(always)]
-    pub(crate) fn bind_then<'s>(
-        &'s self,
-        fib: &Fiber<'s>,
-        first: impl FnOnce() -> Result<(), WrongRuntime>,
-    ) -> Result<*mut Core, WrongRuntime> {
-        let core = fib.core_ptr();
-        // SAFETY: the fiber's core is live while the fiber runs.
+    pub(crate) unsafe fn is_bound(&self, core: *mut Core) -> bool {
+        // SAFETY: per the contract.
         let me = unsafe { (*core).serial };
-        if self.owner.load(Ordering::Acquire) == me {
-            return Ok(core);
-        }
-        let core = self.bind_slow(fib)?;
-        first()?;
-        Ok(core)
+        self.owner.load(Ordering::Acquire) == me
     }
 
     /// [`bind`](Self::bind) for a primitive not bound to this runtime yet.

@@ -199,7 +199,27 @@ impl Semaphore {
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
         // belongs to this runtime (checked above).
-        self.woken(core, unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) })
+        let wake = unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) };
+        // Only a deadline ends the wait in a way worth a second look: for
+        // `acquire` (no deadline, inlined) the compiler drops the branch, so
+        // nothing but the wake outlives the switch on the hand-off path.
+        if deadline.is_some() {
+            return self.woken(core, wake);
+        }
+        Self::woken_plain(wake)
+    }
+
+    /// What a wait's wake-up means for an `acquire` without a deadline.
+    #[inline]
+    fn woken_plain(wake: Wake) -> Result<(), WaitError> {
+        match wake {
+            // Woken only by `release` (or an interrupt give), which handed us a permit.
+            Wake::Signaled => Ok(()),
+            Wake::Unwinding => Err(WaitError::Unwinding),
+            Wake::Aborted => Err(WaitError::Cancelled),
+            // Taken off the queue by the runtime: no permit was handed to us.
+            _ => Err(WaitError::TimedOut),
+        }
     }
 
     /// Binds the semaphore to `fib`'s runtime for the run and, the first time
@@ -210,7 +230,19 @@ impl Semaphore {
     /// `Binding::bind` costs once bound.
     #[inline(always)]
     fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
-        self.owner.bind_then(fib, || self.src.register(fib, self).map(drop))
+        let core = fib.core_ptr();
+        // SAFETY: a running fiber's core is live.
+        if !unsafe { self.owner.is_bound(core) } {
+            self.bind_slow(fib)?;
+        }
+        Ok(core)
+    }
+
+    /// [`bind`](Self::bind)'s first call in a run: out of line.
+    #[inline(never)]
+    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
+        self.owner.bind(fib)?;
+        self.src.register(fib, self).map(drop)
     }
 
     /// What a wait's wake-up means for `acquire`.
@@ -324,7 +356,15 @@ impl Semaphore {
     ///
     /// The first [`give_from_isr`](Self::give_from_isr) marks it too, but
     /// only fibers that block after it count: mark it here when a fiber may
-    /// block before the first interrupt give.
+    /// block before the first interrupt give. A fiber that blocked before
+    /// does not count (with nothing else to wait for, the runtime reports a
+    /// deadlock instead of waiting for the interrupt), but a give that
+    /// happens while it waits still reaches it: at the runtime's next poll
+    /// while some fiber is counted, or when it runs out of ready fibers
+    /// (before it idles, reports a deadlock or stops for
+    /// [`run_for`](crate::Runtime::run_for)'s limit), or when its
+    /// [`acquire_timeout`](Self::acquire_timeout) times out, which takes
+    /// the permit instead.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self
@@ -340,8 +380,9 @@ impl Semaphore {
     /// program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
     /// `std` at most one `futex` wake). The permit reaches the fiber side
     /// at the runtime's next poll (every switch and idle turn while a fiber
-    /// waits on an interrupt-capable object) or the next `acquire`,
-    /// `try_acquire`, `give` or `available` by a fiber, whichever comes first: it goes to the longest waiter, else to
+    /// waits on an interrupt-capable object; and whenever the runtime runs
+    /// out of ready fibers) or the next `acquire`, `try_acquire`, `give` or
+    /// `available` by a fiber, whichever comes first: it goes to the longest waiter, else to
     /// the count — capped at the maximum of a [`bounded`](Self::bounded)
     /// semaphore (the interrupt cannot learn that: an extra give is dropped,
     /// as [`release`](Self::release) drops it).
