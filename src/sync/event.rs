@@ -436,11 +436,11 @@ mod isr_tests {
 
 /// The hooks [`select`](super::select) uses.
 impl Event {
-    /// Binds the event to `fib`'s runtime for the run; an interrupt-capable
-    /// one also registers its interrupt source, so the runtime drains
-    /// interrupt sets for a blocked select.
+    /// Binds the event to `fib`'s runtime for the run, registering its
+    /// interrupt source (see `bind`), so the runtime drains interrupt sets
+    /// for a blocked select.
     pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
-        self.bind(fib).is_ok() && self.src.register(fib, self).is_ok()
+        self.bind(fib).is_ok()
     }
 
     /// Whether a blocked select must be polled (counted as an interrupt
