@@ -8,7 +8,10 @@
 //! * **itself**: the call blocks until resumed (a yield that lasts until
 //!   someone says so);
 //! * **ready** (queued to run, or woken and not yet run): it leaves the ready
-//!   queue at once;
+//!   queue at once. A fiber woken from an [`IrqQueue`](crate::IrqQueue),
+//!   [`IrqSignal`](crate::IrqSignal) or [`IrqNotify`](crate::IrqNotify) wait
+//!   was handed nothing (it takes what is there when it runs), so its wake
+//!   goes on to the next waiter of that object (it looks again when resumed);
 //! * **blocked** in a wait (a primitive, a join, a sleep, a notification): the
 //!   wait goes on undisturbed, and the fiber stops the moment it ends —
 //!   *what the wait gave it is kept* (a received value, a mutex handed over,
