@@ -49,14 +49,16 @@ impl Drop for EndRun {
 unsafe fn end_run_release(core: *mut Core) {
     // SAFETY: per the contract.
     unsafe {
-        // Every fiber finished (or the runtime is poisoned, which keeps
-        // them): the primitives this run bound are free for the next user.
-        crate::sync::release_bindings(core);
-        // Interrupt signals likewise (nobody waits in them now; their
-        // counts stay on the signals, so no notification is lost).
+        // Interrupt signals (nobody waits in them now; their counts stay on
+        // the signals, so no notification is lost). First: a semaphore or
+        // event registers its source when it binds, so its source is free
+        // by the time another runtime can bind it.
         if !(*core).poisoned {
             crate::irq::unregister_all(core);
         }
+        // Every fiber finished (or the runtime is poisoned, which keeps
+        // them): the primitives this run bound are free for the next user.
+        crate::sync::release_bindings(core);
     }
 }
 
@@ -251,6 +253,15 @@ unsafe fn run_blocked(core: *mut Core) -> Result<(), RunError> {
             }
             if (*core).unfinished == 0 {
                 return finish(deadlocked, timed_out);
+            }
+            // A fiber that blocked on a semaphore, event or event group
+            // before it became interrupt-capable is not counted as an
+            // interrupt waiter, so no poll drained an interrupt's give for
+            // it: look before idling, reporting a deadlock or stopping.
+            // (With a counted interrupt waiter, `time::poll` above just
+            // walked every source: nothing to add.)
+            if (*core).irq.waiters == 0 && !(*core).irq.is_empty() && crate::irq::source::drain_all(core) {
+                continue;
             }
             if (*core).unfinished == (*core).parked {
                 // Only fibers parked for good are left (poisoned runtime);

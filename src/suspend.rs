@@ -8,7 +8,10 @@
 //! * **itself**: the call blocks until resumed (a yield that lasts until
 //!   someone says so);
 //! * **ready** (queued to run, or woken and not yet run): it leaves the ready
-//!   queue at once;
+//!   queue at once. A fiber woken from an [`IrqQueue`](crate::IrqQueue),
+//!   [`IrqSignal`](crate::IrqSignal) or [`IrqNotify`](crate::IrqNotify) wait
+//!   was handed nothing (it takes what is there when it runs), so its wake
+//!   goes on to the next waiter of that object (it looks again when resumed);
 //! * **blocked** in a wait (a primitive, a join, a sleep, a notification): the
 //!   wait goes on undisturbed, and the fiber stops the moment it ends —
 //!   *what the wait gave it is kept* (a received value, a mutex handed over,
@@ -148,7 +151,17 @@ impl<'s> Fiber<'s> {
                 // has not run yet) is kept for when it resumes.
                 raw::unlink_ready(core, s);
                 // Woken from an interrupt wait and not yet run: it counts
-                // again when it resumes (`block_current`'s tail).
+                // again when it resumes (`block_current`'s tail). Such a wake
+                // handed it nothing (an `IrqQueue`, `IrqSignal` or
+                // `IrqNotify` wakes one waiter, which takes what is there
+                // when it runs): passed on, or the other waiters would
+                // sleep with the value there. Every registered source is
+                // looked at again at the next poll; the woken object wakes
+                // its next waiter (this one, suspended, is skipped), the
+                // others find nothing (review 10).
+                if (*s).irq_wait {
+                    crate::irq::source::rouse_all(core);
+                }
                 raw::irq_uncount(core, s);
                 (*s).state = State::Blocked;
                 (*s).wait_kind = WaitKind::Suspended;

@@ -526,3 +526,112 @@ fn notify_bits_from_threads() {
     assert_eq!(seen, (1 << (THREADS + 1)) - 1);
     assert!(waits >= 1);
 }
+
+/// Review 10 (a_sem): a fiber blocked on a semaphore before it became
+/// interrupt-capable was never handed a later `give_from_isr`: the source was
+/// not registered, nothing drained it, and `run` reported the waiter
+/// deadlocked with the permit there. The "interrupt" here is a fiber's call
+/// (deterministic); the runtime must see the raise before it reports a
+/// deadlock.
+#[test]
+fn a_give_from_isr_reaches_a_waiter_that_blocked_before_the_semaphore_was_capable() {
+    use filament::sync::Semaphore;
+    static SEM: Semaphore = Semaphore::new(0).named("late-capable");
+    let rt = Runtime::<'static, 2>::new();
+    let w = rt.spawn(stack(), |fib| SEM.acquire(fib)).unwrap();
+    rt.spawn_detached(stack(), |fib| {
+        fib.yield_now(); // `w` blocks as a plain waiter
+        SEM.give_from_isr();
+    })
+    .unwrap();
+    let run = rt.run();
+    assert!(run.is_ok(), "the waiter was reported deadlocked with the permit there: {run:?}");
+    assert_eq!(rt.take(w).unwrap(), Ok(()));
+    assert_eq!(SEM.available_outside(), Ok(0));
+}
+
+/// Review 10 (a3): the same waiter in a runtime that idles anyway (another
+/// fiber waits on an interrupt, as a timer service does), the give from
+/// another OS thread while it idles: the waiter stayed blocked for good and
+/// the run never ended (bounded here by `run_for`).
+#[test]
+fn a_give_from_another_thread_reaches_a_plain_waiter_while_the_runtime_idles() {
+    use filament::IrqSignal;
+    use filament::sync::Semaphore;
+    static SEM: Semaphore = Semaphore::new(0).named("rx-ready");
+    static SIG: IrqSignal = IrqSignal::new().named("keeps-idling");
+    static ASKED: AtomicUsize = AtomicUsize::new(0);
+    let rt = Runtime::<'static, 2>::new();
+    let w = rt
+        .spawn(stack(), |fib| {
+            ASKED.store(1, Ordering::SeqCst);
+            let r = SEM.acquire(fib);
+            SIG.notify_from_isr(); // lets the other fiber finish
+            r
+        })
+        .unwrap();
+    let other = rt.spawn(stack(), |fib| SIG.wait(fib)).unwrap();
+    let giver = thread::spawn(|| {
+        while ASKED.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        thread::sleep(Duration::from_millis(20)); // let it block and idle
+        SEM.give_from_isr();
+    });
+    let run = rt.run_for(&mut HostClock::new(), 3_000);
+    giver.join().unwrap();
+    assert!(run.is_ok(), "the waiter never got the interrupt's permit: {run:?}");
+    assert_eq!(rt.take(w).unwrap(), Ok(()));
+    assert_eq!(rt.take(other).unwrap().map(|n| n > 0), Ok(true));
+}
+
+/// Review 10 (a2): a wait that ends by its deadline looked only at the
+/// fiber-side state: a semaphore waiter timed out with an interrupt's permit
+/// there, and `Event::wait_timeout` returned `TimedOut` while the event was
+/// set, contradicting its docs ("unless the event is set by the time the
+/// fiber resumes"). The higher-priority fiber whose sleep ends at the same
+/// tick runs first and gives / sets from "interrupt context" before the
+/// timed-out waiters resume.
+#[test]
+fn a_timed_out_wait_sees_an_interrupt_give_or_set_made_before_it_resumed() {
+    use filament::sync::{Event, Semaphore};
+    use filament::{Priority, SpawnOptions};
+    static SEM: Semaphore = Semaphore::new(0);
+    static EV: Event = Event::new();
+    let rt = Runtime::<'static, 3>::new();
+    let s = rt.spawn(stack(), |fib| (SEM.acquire_timeout(fib, 10), SEM.available(fib).unwrap())).unwrap();
+    let e = rt.spawn(stack(), |fib| EV.wait_timeout(fib, 10)).unwrap();
+    rt.spawn_detached_with(stack(), SpawnOptions::new().priority(Priority::new(3).unwrap()), |fib| {
+        fib.sleep(10);
+        SEM.give_from_isr();
+        EV.set_from_isr();
+    })
+    .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(s).unwrap(), (Ok(()), 0), "timed out with the permit there");
+    assert_eq!(rt.take(e).unwrap(), Ok(()), "timed out with the event set");
+}
+
+/// Review 10 (a2): an interrupt's bits for an event group (or permit for a
+/// semaphore) whose waiter blocked before it was interrupt-capable reached it
+/// only when its deadline passed (980 ms late in the review's run): the drain
+/// runs only while some fiber is counted as an interrupt waiter. Virtual
+/// time: the waiters must resume at the give's tick, not at their deadlines.
+#[test]
+fn interrupt_bits_and_gives_reach_plain_timed_waiters_without_waiting_for_the_deadline() {
+    use filament::sync::{EventGroup, Semaphore, Want};
+    static EG: EventGroup = EventGroup::new();
+    static SEM: Semaphore = Semaphore::new(0);
+    let rt = Runtime::<'static, 3>::new();
+    let g = rt.spawn(stack(), |fib| (EG.wait_timeout(fib, Want::any(1), 1_000).map_err(drop), fib.now())).unwrap();
+    let s = rt.spawn(stack(), |fib| (SEM.acquire_timeout(fib, 1_000), fib.now())).unwrap();
+    rt.spawn_detached(stack(), |fib| {
+        fib.sleep(5);
+        EG.set_bits_from_isr(1);
+        SEM.give_from_isr();
+    })
+    .unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.take(g).unwrap(), (Ok(1), 5));
+    assert_eq!(rt.take(s).unwrap(), (Ok(()), 5));
+}

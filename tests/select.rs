@@ -678,3 +678,38 @@ fn a_spent_case_does_not_swallow_another_selects_wake() {
         assert_eq!(rt.take(s2).unwrap(), (Ok(0), Some(Ok(2))));
     });
 }
+
+/// Review 10: a select that blocked on a semaphore and an event before
+/// either was interrupt-capable is not counted as an interrupt waiter, but
+/// the first `give_from_isr` / `set_from_isr` (here a fiber's call, for a
+/// deterministic order) must still reach it: before the fix the sources were
+/// not registered and `run` reported the select deadlocked with the permit
+/// (the set) there.
+#[test]
+fn a_first_interrupt_give_or_set_reaches_a_select_that_blocked_before() {
+    for round in 0..2 {
+        let sem = Semaphore::new(0);
+        let ev = Event::new();
+        let (sem, ev) = (&sem, &ev);
+        let (run, fired) = Runtime::<2>::scope(|rt| {
+            let h = rt
+                .spawn(stack(), move |fib| {
+                    let mut permit = AcquireCase::new(sem);
+                    let mut event = EventCase::new(ev);
+                    let fired = select::select(fib, [&mut permit, &mut event]);
+                    (fired, permit.is_acquired(), event.is_fired())
+                })
+                .unwrap();
+            rt.spawn_detached(stack(), move |fib| {
+                fib.yield_now(); // the select blocks
+                if round == 0 { sem.give_from_isr() } else { ev.set_from_isr() }
+            })
+            .unwrap();
+            let run = rt.run().map_err(|e| e.to_string());
+            (run, rt.take(h).unwrap())
+        });
+        assert_eq!(run, Ok(()), "round {round}");
+        let want = if round == 0 { (Ok(0), true, false) } else { (Ok(1), false, true) };
+        assert_eq!(fired, want, "round {round}");
+    }
+}

@@ -619,3 +619,75 @@ fn a_select_whose_suspension_is_withdrawn_sees_what_became_ready() {
     assert_eq!(rt.take(on_event).ok().unwrap(), Ok(0));
     assert_eq!(rt.take(on_channel).ok().unwrap(), (Ok(0), Some(Ok(7))));
 }
+
+/// Review 10 (e): the drain woke one receiver for one interrupt value (it
+/// hands the value to nobody: the receiver takes it when it runs), then a
+/// higher-priority fiber suspended that receiver before it ran: the only
+/// wake-up stopped with it, the other receiver slept on with the value in
+/// the queue (with `run`, the runtime idled forever: `run_for` bounds it).
+/// The same for `IrqSignal` (its count banked for the woken waiter) and
+/// `IrqNotify`.
+fn a_suspended_woken_receiver_passes_the_wake_on(
+    recv: fn(&filament::Fiber<'static>) -> u64,
+    send: fn(u64),
+    pending: fn() -> u64,
+) {
+    use filament::FiberState;
+    use filament::host::HostClock;
+    let rt = Runtime::<'static, 3>::new();
+    let r1 = rt.spawn_named("r1", stack(), recv).unwrap();
+    let r2 = rt.spawn_named("r2", stack(), recv).unwrap();
+    let id1 = r1.id();
+    let boss = rt
+        .spawn_with(stack(), SpawnOptions::new().priority(Priority::new(3).unwrap()), move |fib| {
+            fib.sleep(1); // both receivers block (r1 first)
+            send(7);
+            fib.yield_now(); // the drain (this yield's poll) wakes r1
+            assert_eq!(fib.fiber_info(id1).unwrap().state, FiberState::Ready, "r1 woken, not run");
+            fib.suspend(id1).unwrap();
+            fib.sleep(10);
+            let left = pending();
+            fib.resume(id1).unwrap();
+            send(8);
+            left
+        })
+        .unwrap();
+    let run = rt.run_for(&mut HostClock::new(), 3_000);
+    assert!(run.is_ok(), "the wake stopped with the suspended receiver: {run:?}");
+    assert_eq!(rt.take(boss).unwrap(), 0, "the first value waited while r2 slept");
+    assert_eq!((rt.take(r2).unwrap(), rt.take(r1).unwrap()), (7, 8));
+}
+
+#[test]
+fn a_suspended_woken_irq_queue_receiver_passes_the_wake_on() {
+    use filament::IrqQueue;
+    static Q: IrqQueue<u64, 4> = IrqQueue::new().named("q");
+    a_suspended_woken_receiver_passes_the_wake_on(
+        |fib| Q.recv(fib).unwrap(),
+        |v| Q.try_send_from_isr(v).unwrap(),
+        || Q.len() as u64,
+    );
+}
+
+#[test]
+fn a_suspended_woken_irq_signal_waiter_passes_the_wake_on() {
+    use filament::IrqSignal;
+    static S: IrqSignal = IrqSignal::new().named("s");
+    a_suspended_woken_receiver_passes_the_wake_on(
+        // The count stands for the value: 7 notifications, then 8.
+        |fib| S.wait(fib).unwrap(),
+        |v| (0..v).for_each(|_| S.notify_from_isr()),
+        || S.pending(),
+    );
+}
+
+#[test]
+fn a_suspended_woken_irq_notify_waiter_passes_the_wake_on() {
+    use filament::IrqNotify;
+    static N: IrqNotify = IrqNotify::new().named("n");
+    a_suspended_woken_receiver_passes_the_wake_on(
+        |fib| u64::from(N.wait(fib).unwrap()),
+        |v| N.notify_from_isr(v as u32),
+        || u64::from(N.pending()),
+    );
+}

@@ -55,8 +55,11 @@
 //! were raised at every yield, block and idle, and wakes their waiters. A
 //! runtime with such waiters is never reported as deadlocked (an interrupt
 //! may still come); its idle hook is called instead (`hlt` on bare metal).
-//! (A semaphore or event counts once it is interrupt-capable: see
-//! [`Semaphore::isr_capable`](crate::sync::Semaphore::isr_capable).)
+//! (A semaphore, event or event group counts once it is interrupt-capable:
+//! see [`Semaphore::isr_capable`](crate::sync::Semaphore::isr_capable). Its
+//! waiters that blocked before are not counted, but its interrupt calls
+//! still reach them: the runtime also drains every registered object when
+//! it runs out of ready fibers, before it idles or reports a deadlock.)
 //!
 //! Inside the crate this is one mechanism, `irq::source` (`src/irq/source.rs`):
 //! every interrupt-capable object embeds an `IrqSource` (a raised flag, the

@@ -154,6 +154,9 @@ impl Drain for IrqNotify {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.bits.load(Ordering::Relaxed) == 0 {
+            return Drained::Done; // taken by a fiber already
+        }
         if self.waiters.is_empty() {
             return Drained::Keep;
         }

@@ -306,6 +306,11 @@ impl<T, const N: usize> Drain for IrqQueue<T, N> {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if !self.published() {
+            // Taken already, or not published yet: its producer raises
+            // again when it publishes.
+            return Drained::Done;
+        }
         if self.waiters.is_empty() {
             return Drained::Keep;
         }
@@ -313,11 +318,7 @@ impl<T, const N: usize> Drain for IrqQueue<T, N> {
         // blocked fibers only. A receiver about to stop as suspended is
         // skipped (it would take nothing); if only such receivers wait, the
         // raise is kept until one is resumed.
-        if self.published() && !unsafe { raw::wake_one_awake(core, &self.waiters) } {
-            return Drained::Keep;
-        }
-        // Not published yet: its producer raises again when it publishes.
-        Drained::Done
+        if unsafe { raw::wake_one_awake(core, &self.waiters) } { Drained::Done } else { Drained::Keep }
     }
 }
 

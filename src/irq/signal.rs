@@ -190,10 +190,14 @@ impl Drain for IrqSignal {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
-        if self.pending.load(Ordering::Relaxed) == 0 {
-            // Nothing raised since the last take (or the raise was seen).
-            return if self.waiters.is_empty() { Drained::Keep } else { Drained::Done };
+        if self.pending.load(Ordering::Relaxed) == 0 && self.banked.load(Ordering::Relaxed) == 0 {
+            // Nothing raised since the last take (or the raise was seen):
+            // nothing to keep the source raised for.
+            return Drained::Done;
         }
+        // Only a banked count: the waiter it was banked for was suspended
+        // before it ran (`irq::source::rouse_all`), or is about to take it.
+        // Waking the next waiter too costs at most a spurious wake-up.
         // The first plain waiter not about to stop as suspended (it would not
         // take the count), else the first select sleeping on it (it takes the
         // count when it runs); with neither, the count stays raised.

@@ -59,9 +59,18 @@
 //!   and, with nothing ready, calls its idle hook instead of reporting a
 //!   deadlock. A wait that can only be ended by another fiber should *not*
 //!   be counted (the deadlock report is worth keeping): an object that may
-//!   be used either way (a semaphore, interrupt-capable or not) registers
-//!   and counts only when it is interrupt-capable; an unregistered source is
-//!   never drained, so its plain waiters need no mark.
+//!   be used either way (a semaphore, an event, an event group) counts only
+//!   when it is interrupt-capable, but registers at its first blocking call
+//!   of the run either way: a fiber may block before the first interrupt
+//!   call makes it capable, and that call must still reach it. Such a plain
+//!   waiter is unmarked, so the object's drain itself leaves the raise for
+//!   later while the running fiber is in `raw::block_current`'s poll about
+//!   to wait on it ([`blocking_here`]); and since polls drain only while
+//!   some fiber is counted, the runtime also drains every registered source
+//!   from the host context before it idles, reports a deadlock or stops for
+//!   `run_for`'s limit ([`drain_all`]). A drain that finds the ISR-side
+//!   state gone (a fiber took it) returns [`Drained::Done`], so a spurious
+//!   raise ([`rouse_all`]) costs one look.
 //!
 //! A minimal object (a flag an ISR sets and one fiber waits for):
 //!
@@ -278,11 +287,17 @@ pub(crate) struct IrqList {
     /// Fibers currently blocked (or woken and not yet returned) inside
     /// [`as_irq_waiter`].
     pub waiters: usize,
+    /// While `raw::block_current` polls ahead of linking the running fiber
+    /// into its wait: the object it is about to wait on (its wait queue's
+    /// address, or its select record's), else 0. A drain must not act on
+    /// state the blocking fiber has already looked at without it in the
+    /// queue ([`blocking_here`]).
+    pub blocking_on: usize,
 }
 
 impl IrqList {
     pub(crate) const fn new() -> Self {
-        IrqList { head: ptr::null(), waiters: 0 }
+        IrqList { head: ptr::null(), waiters: 0, blocking_on: 0 }
     }
 
     /// No interrupt source is registered (nothing for `unregister_all`).
@@ -380,6 +395,17 @@ unsafe fn drain_slow(core: *mut Core) {
         if !cur.is_null() && (*cur).irq_wait {
             return;
         }
+        drain_walk(core);
+    }
+}
+
+/// Drains every raised source of `core`'s list.
+///
+/// # Safety
+/// As for [`drain`].
+unsafe fn drain_walk(core: *mut Core) {
+    // SAFETY: as in `drain_slow`.
+    unsafe {
         let mut src = (*core).irq.head;
         while !src.is_null() {
             let s = &*src;
@@ -396,6 +422,72 @@ unsafe fn drain_slow(core: *mut Core) {
             }
             src = s.next.get();
         }
+    }
+}
+
+/// Drains every registered source that was raised although no fiber is
+/// counted as an interrupt waiter (so no poll drained), from the host
+/// context: a fiber that blocked on a semaphore, event or event group before
+/// it became interrupt-capable is not counted, but its object's source is
+/// registered (its blocking calls register it), so the runtime looks here
+/// before it idles, reports a deadlock or stops for `run_for`'s limit.
+/// Returns whether a fiber became ready. (With a counted waiter the host's
+/// `time::poll` has just walked the list: the caller skips the call.)
+///
+/// # Safety
+/// Exclusive access to `core`, from the host context with the ready ring
+/// empty (no fiber is in `raw::block_current`'s poll).
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn drain_all(core: *mut Core) -> bool {
+    // SAFETY: per the contract; the walk as in `drain_slow`, whose skip for a
+    // blocking fiber cannot apply (no fiber runs).
+    unsafe {
+        debug_assert!((*core).current.is_null());
+        drain_walk(core);
+        !(*core).current.is_null()
+    }
+}
+
+/// Marks every registered source raised, so the next drain looks at each:
+/// for a fiber woken from an interrupt wait and suspended before it ran
+/// (`Fiber::suspend`), whose wake must go on to another waiter. The objects
+/// that only wake (and hand nothing to) the fiber they wake see what is still
+/// there and wake the next waiter; the others find nothing to do. Only the
+/// flags are touched (no epoch bump: this runtime polls them itself).
+///
+/// # Safety
+/// Exclusive access to `core` (inside `run`).
+#[cold]
+pub(crate) unsafe fn rouse_all(core: *mut Core) {
+    // SAFETY: registered sources outlive the run (see `drain_slow`).
+    unsafe {
+        let mut src = (*core).irq.head;
+        while !src.is_null() {
+            let s = &*src;
+            // Relaxed RMW: this thread already saw what the raisers published.
+            s.raised.swap(true, Ordering::Relaxed);
+            src = s.next.get();
+        }
+    }
+}
+
+/// Whether the running fiber of `core` is in `raw::block_current`'s poll
+/// about to wait on `queue` (a wait queue's address) or in a select linked
+/// in `selectors`: a drain must then leave the raise for the next poll
+/// (return [`Drained::Keep`]), as it does for a counted interrupt waiter
+/// (`as_irq_waiter`): acting now would skip that fiber, which has looked at
+/// the state already, and it would sleep with its condition true. Matters
+/// for a plain (uncounted) waiter of an object that became interrupt-capable
+/// just after it looked.
+///
+/// # Safety
+/// Exclusive access to `core`; `selectors` belongs to its registered object.
+pub(crate) unsafe fn blocking_here(core: *mut Core, queue: usize, selectors: &crate::sync::select::SelList) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        let on = (*core).irq.blocking_on;
+        on != 0 && (on == queue || selectors.holds((*core).current))
     }
 }
 

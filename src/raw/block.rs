@@ -114,7 +114,14 @@ pub(crate) unsafe fn block_current(
             // A cancelled fiber never blocks (`Fiber::cancel`).
             return if (*(*c).header).cancel_unwind { Wake::Cancelled } else { Wake::Aborted };
         }
-        crate::time::poll(core);
+        if (*core).pollers != 0 {
+            // The drains this poll may run must know what we are about to
+            // wait on (`irq::source::blocking_here`): we looked at its state
+            // and are not in its queue yet.
+            (*core).irq.blocking_on = obj;
+            crate::time::poll(core);
+            (*core).irq.blocking_on = 0;
+        }
         // `Ticks::MAX` is "never" (a clock never reaches it; virtual time must
         // not jump to it).
         let deadline = deadline.filter(|&d| d != Ticks::MAX);

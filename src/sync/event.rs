@@ -172,7 +172,7 @@ impl Event {
     }
 
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
-        let core = self.owner.bind(fib)?;
+        let core = self.bind(fib)?;
         // Interrupt-capable (sticky): the interrupt-aware wait, out of line.
         // Not capable: no source is registered, nothing drains behind our
         // back, and we wait as an ordinary waiter (the documented rule).
@@ -185,15 +185,38 @@ impl Event {
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
         // belongs to this runtime (checked above).
-        self.woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) })
+        self.woken(core, unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) })
     }
 
-    /// What a wait's wake-up means for `wait`.
+    /// Binds the event to `fib`'s runtime for the run and, the first time in
+    /// the run, registers its interrupt source, interrupt-capable or not (as
+    /// `Semaphore::bind`: a `set_from_isr` after a fiber blocked here must
+    /// still reach it).
+    #[inline(always)]
+    fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
+        let core = fib.core_ptr();
+        // SAFETY: a running fiber's core is live.
+        if !unsafe { self.owner.is_bound(core) } {
+            self.bind_slow(fib)?;
+        }
+        Ok(core)
+    }
+
+    /// [`bind`](Self::bind)'s first call in a run: out of line.
+    #[inline(never)]
+    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
+        self.owner.bind(fib)?;
+        self.src.register(fib, self).map(drop)
+    }
+
+    /// What a wait's wake-up means for `wait`: a wait that ended otherwise
+    /// than by a set looks at the event once more, interrupt sets included
+    /// (one no drain has applied yet: the deadline may come first).
     #[inline]
-    fn woken(&self, wake: Wake) -> Result<(), WaitError> {
+    fn woken(&self, core: *mut Core, wake: Wake) -> Result<(), WaitError> {
         match wake {
             Wake::Signaled => Ok(()),
-            _ if self.set.get() => Ok(()),
+            _ if self.select_is_set(core) => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
             Wake::Aborted => Err(WaitError::Cancelled),
             _ => Err(WaitError::TimedOut),
@@ -214,7 +237,15 @@ impl Event {
     ///
     /// The first [`set_from_isr`](Self::set_from_isr) marks it too, but only
     /// fibers that block after it count: mark it here when a fiber may block
-    /// before the first interrupt set.
+    /// before the first interrupt set. A fiber that blocked before does not
+    /// count (with nothing else to wait for, the runtime reports a deadlock
+    /// instead of waiting for the interrupt), but a set that happens while
+    /// it waits still reaches it: at the runtime's next poll while some fiber
+    /// is counted, or when it runs out of ready fibers (before it idles,
+    /// reports a deadlock or stops for
+    /// [`run_for`](crate::Runtime::run_for)'s limit), or when its
+    /// [`wait_timeout`](Self::wait_timeout) times out, which then returns
+    /// `Ok`.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self
@@ -231,7 +262,8 @@ impl Event {
     /// `std` at most one `futex` wake). The runtime applies it as
     /// [`set`](Self::set) does — every waiter woken, the event stays set — at
     /// its next poll (every switch and idle turn while a fiber waits on an
-    /// interrupt-capable object) or the event's next use by a fiber,
+    /// interrupt-capable object; and whenever the runtime runs out of ready
+    /// fibers) or the event's next use by a fiber,
     /// whichever comes first. A [`reset`](Self::reset) by a fiber clears an
     /// interrupt set that came before it.
     pub fn set_from_isr(&self) {
@@ -264,7 +296,7 @@ impl Event {
         // SAFETY: we are the running fiber of `core`; the closure blocks once.
         // The queue lives in `self`, which outlives this call ('s) and belongs
         // to this runtime (bound by the caller).
-        self.woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) })
+        self.woken(core, unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Event, deadline)) })
     }
 
     /// Applies an interrupt set, if any: sets the event, wakes every waiter.
@@ -298,9 +330,16 @@ impl Drain for Event {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if !self.isr_set.load(Ordering::Relaxed) {
+            return Drained::Done; // applied by a fiber already
+        }
         // SAFETY: per the contract we run in `core`, which owns the list.
-        if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {
-            return Drained::Keep;
+        unsafe {
+            if self.waiters.is_empty() && self.selectors.first_sleeping().is_none()
+                || crate::irq::source::blocking_here(core, self.select_addr(), &self.selectors)
+            {
+                return Drained::Keep;
+            }
         }
         self.absorb_isr(core);
         Drained::Done
@@ -360,18 +399,48 @@ mod isr_tests {
         assert_eq!(rt.take(early).unwrap(), Ok(()));
         assert_eq!(rt.take(late).unwrap(), Wake::Signaled);
     }
+
+    /// The same for a plain waiter: the event was not interrupt-capable when
+    /// the fiber looked (so it blocks uncounted, unmarked), the first
+    /// `set_from_isr` lands before `raw::block_current`'s poll, and that poll
+    /// drains (another fiber waits on an interrupt). The source is registered
+    /// (every blocking call registers it), so without the drain's
+    /// `blocking_here` check it would wake only the waiters queued so far and
+    /// the late fiber would sleep on a set event until its deadline.
+    #[test]
+    fn a_first_interrupt_set_before_a_plain_waiters_poll_wakes_it_too() {
+        static EV: Event = Event::new();
+        static SIG: crate::IrqSignal = crate::IrqSignal::new();
+        let rt = Runtime::<'static, 3>::new();
+        rt.spawn_detached(stack(), |fib| SIG.wait(fib).map(|_| ()).unwrap()).unwrap(); // counted: the polls drain
+        let early = rt.spawn(stack(), |fib| EV.wait(fib)).unwrap();
+        let late = rt
+            .spawn(stack(), |fib| {
+                let core = EV.bind(fib).unwrap();
+                assert!(!EV.isr_capable.load(Ordering::Relaxed), "a plain waiter");
+                EV.absorb_isr(core);
+                assert!(!EV.set.get(), "looked: not set, so it blocks");
+                EV.set_from_isr(); // the interrupt, right here
+                let deadline = Some(fib.now() + 1_000);
+                // SAFETY: the running fiber of `core`; EV is 'static.
+                let wake = unsafe { fib.wait_on(&EV.waiters, WaitKind::Event, deadline) };
+                SIG.notify_from_isr();
+                wake
+            })
+            .unwrap();
+        rt.run_with_idle(&mut crate::host::HostClock::new()).unwrap();
+        assert_eq!(rt.take(early).unwrap(), Ok(()));
+        assert_eq!(rt.take(late).unwrap(), Wake::Signaled);
+    }
 }
 
 /// The hooks [`select`](super::select) uses.
 impl Event {
-    /// Binds the event to `fib`'s runtime for the run; an interrupt-capable
-    /// one also registers its interrupt source, so the runtime drains
-    /// interrupt sets for a blocked select.
+    /// Binds the event to `fib`'s runtime for the run, registering its
+    /// interrupt source (see `bind`), so the runtime drains interrupt sets
+    /// for a blocked select.
     pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
-        if self.owner.bind(fib).is_err() {
-            return false;
-        }
-        !self.isr_capable.load(Ordering::Relaxed) || self.src.register(fib, self).is_ok()
+        self.bind(fib).is_ok()
     }
 
     /// Whether a blocked select must be polled (counted as an interrupt

@@ -287,6 +287,20 @@ impl Binding {
         self.bind_slow(fib)
     }
 
+    /// Whether the primitive is bound to `fib`'s runtime for its run: the
+    /// fast path of [`bind`](Self::bind), for a primitive that does work of
+    /// its own once per run in its slow path (a semaphore registering its
+    /// interrupt source) and then calls `bind`.
+    ///
+    /// # Safety
+    /// `core` is the core of a running fiber (live).
+    #[inline(always)]
+    pub(crate) unsafe fn is_bound(&self, core: *mut Core) -> bool {
+        // SAFETY: per the contract.
+        let me = unsafe { (*core).serial };
+        self.owner.load(Ordering::Acquire) == me
+    }
+
     /// [`bind`](Self::bind) for a primitive not bound to this runtime yet.
     #[inline(never)]
     fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {

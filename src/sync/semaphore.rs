@@ -181,7 +181,7 @@ impl Semaphore {
     // Inline, as `Channel::recv`: the hand-off runs in the caller's frame.
     #[inline(always)]
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
-        let core = self.owner.bind(fib)?;
+        let core = self.bind(fib)?;
         // Interrupt-capable (sticky): the interrupt-aware wait, out of line so
         // the ordinary hand-off keeps its cost. Not capable: no source is
         // registered, nothing drains behind our back, and we wait as an
@@ -199,18 +199,82 @@ impl Semaphore {
         }
         // SAFETY: the queue lives in `self`, which outlives this call ('s) and
         // belongs to this runtime (checked above).
-        Self::woken(unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) })
+        let wake = unsafe { fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline) };
+        // Only a deadline ends the wait in a way worth a second look: for
+        // `acquire` (no deadline, inlined) the compiler drops the branch, so
+        // nothing but the wake outlives the switch on the hand-off path.
+        if deadline.is_some() {
+            return self.woken(core, wake);
+        }
+        Self::woken_plain(wake)
     }
 
-    /// What a wait's wake-up means for `acquire`.
+    /// What a wait's wake-up means for an `acquire` without a deadline.
     #[inline]
-    fn woken(wake: Wake) -> Result<(), WaitError> {
+    fn woken_plain(wake: Wake) -> Result<(), WaitError> {
         match wake {
             // Woken only by `release` (or an interrupt give), which handed us a permit.
             Wake::Signaled => Ok(()),
             Wake::Unwinding => Err(WaitError::Unwinding),
             Wake::Aborted => Err(WaitError::Cancelled),
             // Taken off the queue by the runtime: no permit was handed to us.
+            _ => Err(WaitError::TimedOut),
+        }
+    }
+
+    /// Binds the semaphore to `fib`'s runtime for the run and, the first time
+    /// in the run, registers its interrupt source, interrupt-capable or not:
+    /// a fiber may block here before the first `give_from_isr` makes it
+    /// capable, and that give must still reach it (the runtime drains
+    /// registered sources before it idles or reports a deadlock). Costs what
+    /// `Binding::bind` costs once bound.
+    #[inline(always)]
+    fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
+        let core = fib.core_ptr();
+        // SAFETY: a running fiber's core is live.
+        if !unsafe { self.owner.is_bound(core) } {
+            self.bind_slow(fib)?;
+        }
+        Ok(core)
+    }
+
+    /// [`bind`](Self::bind)'s first call in a run: out of line.
+    #[inline(never)]
+    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
+        self.owner.bind(fib)?;
+        self.src.register(fib, self).map(drop)
+    }
+
+    /// What a wait's wake-up means for `acquire`.
+    #[inline]
+    fn woken(&self, core: *mut Core, wake: Wake) -> Result<(), WaitError> {
+        match wake {
+            // Woken only by `release` (or an interrupt give), which handed us a permit.
+            Wake::Signaled => Ok(()),
+            // Taken off the queue by the runtime or a canceller: no permit
+            // was handed to us, but an interrupt's give may be there.
+            _ => self.woken_late(core, wake),
+        }
+    }
+
+    /// A wait that ended without a permit handed over: after a timeout,
+    /// takes a permit an interrupt gave meanwhile that no drain has moved
+    /// to the fiber side yet (the wait's deadline may come first), as the
+    /// event group re-tests; else the error.
+    #[cold]
+    #[inline(never)]
+    fn woken_late(&self, core: *mut Core, wake: Wake) -> Result<(), WaitError> {
+        if wake == Wake::TimedOut {
+            self.absorb_isr(core);
+            let n = self.permits.get();
+            if n > 0 {
+                self.permits.set(n - 1);
+                return Ok(());
+            }
+        }
+        match wake {
+            Wake::Unwinding => Err(WaitError::Unwinding),
+            Wake::Aborted => Err(WaitError::Cancelled),
             _ => Err(WaitError::TimedOut),
         }
     }
@@ -292,7 +356,15 @@ impl Semaphore {
     ///
     /// The first [`give_from_isr`](Self::give_from_isr) marks it too, but
     /// only fibers that block after it count: mark it here when a fiber may
-    /// block before the first interrupt give.
+    /// block before the first interrupt give. A fiber that blocked before
+    /// does not count (with nothing else to wait for, the runtime reports a
+    /// deadlock instead of waiting for the interrupt), but a give that
+    /// happens while it waits still reaches it: at the runtime's next poll
+    /// while some fiber is counted, or when it runs out of ready fibers
+    /// (before it idles, reports a deadlock or stops for
+    /// [`run_for`](crate::Runtime::run_for)'s limit), or when its
+    /// [`acquire_timeout`](Self::acquire_timeout) times out, which takes
+    /// the permit instead.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self
@@ -308,8 +380,9 @@ impl Semaphore {
     /// program-wide epoch that [`IrqWatch`](crate::IrqWatch) reads, under
     /// `std` at most one `futex` wake). The permit reaches the fiber side
     /// at the runtime's next poll (every switch and idle turn while a fiber
-    /// waits on an interrupt-capable object) or the next `acquire`,
-    /// `try_acquire`, `give` or `available` by a fiber, whichever comes first: it goes to the longest waiter, else to
+    /// waits on an interrupt-capable object; and whenever the runtime runs
+    /// out of ready fibers) or the next `acquire`, `try_acquire`, `give` or
+    /// `available` by a fiber, whichever comes first: it goes to the longest waiter, else to
     /// the count — capped at the maximum of a [`bounded`](Self::bounded)
     /// semaphore (the interrupt cannot learn that: an extra give is dropped,
     /// as [`release`](Self::release) drops it).
@@ -348,7 +421,7 @@ impl Semaphore {
         // SAFETY: we are the running fiber of `core`; the closure blocks once.
         // The queue lives in `self`, which outlives this call ('s) and belongs
         // to this runtime (bound by the caller).
-        Self::woken(unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) })
+        self.woken(core, unsafe { as_irq_waiter(core, || fib.wait_on(&self.waiters, WaitKind::Semaphore, deadline)) })
     }
 
     /// Moves the interrupt gives into the fiber side: to waiters first, the
@@ -395,9 +468,16 @@ impl Drain for Semaphore {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.isr_gives.load(Ordering::Relaxed) == 0 {
+            return Drained::Done; // taken by a fiber already
+        }
         // SAFETY: per the contract we run in `core`, which owns the list.
-        if self.waiters.is_empty() && unsafe { self.selectors.first_sleeping() }.is_none() {
-            return Drained::Keep;
+        unsafe {
+            if self.waiters.is_empty() && self.selectors.first_sleeping().is_none()
+                || crate::irq::source::blocking_here(core, self.select_addr(), &self.selectors)
+            {
+                return Drained::Keep;
+            }
         }
         self.absorb_isr(core);
         Drained::Done
@@ -406,14 +486,11 @@ impl Drain for Semaphore {
 
 /// The hooks [`select`](super::select) uses.
 impl Semaphore {
-    /// Binds the semaphore to `fib`'s runtime for the run; an
-    /// interrupt-capable one also registers its interrupt source, so the
-    /// runtime drains interrupt gives for a blocked select.
+    /// Binds the semaphore to `fib`'s runtime for the run, registering its
+    /// interrupt source (see `bind`), so the runtime drains interrupt gives
+    /// for a blocked select.
     pub(crate) fn select_bind<'s>(&'s self, fib: &Fiber<'s>) -> bool {
-        if self.owner.bind(fib).is_err() {
-            return false;
-        }
-        !self.isr_capable.load(Ordering::Relaxed) || self.src.register(fib, self).is_ok()
+        self.bind(fib).is_ok()
     }
 
     /// Whether a blocked select must be polled (counted as an interrupt

@@ -35,7 +35,13 @@ impl EventGroup {
     ///
     /// The first [`set_bits_from_isr`](Self::set_bits_from_isr) marks it too,
     /// but only fibers that block after it count: mark it here when a fiber
-    /// may block before the first interrupt set.
+    /// may block before the first interrupt set. A fiber that blocked before
+    /// does not count (with nothing else to wait for, the runtime reports a
+    /// deadlock instead of waiting for the interrupt), but bits set while it
+    /// waits still reach it: at the runtime's next poll while some fiber is
+    /// counted, or when it runs out of ready fibers (before it idles, reports
+    /// a deadlock or stops for [`run_for`](crate::Runtime::run_for)'s
+    /// limit), or when its deadline passes (the wait re-tests).
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self
@@ -52,8 +58,9 @@ impl EventGroup {
     /// `std` at most one `futex` wake). The runtime applies the bits as
     /// [`set`](Self::set) does — waking, in FIFO order, the waiters they
     /// satisfy — at its next poll (every switch and idle turn while a fiber
-    /// waits on an interrupt-capable object) or the group's next use by a
-    /// fiber, whichever comes first.
+    /// waits on an interrupt-capable object; and whenever the runtime runs
+    /// out of ready fibers) or the group's next use by a fiber, whichever
+    /// comes first.
     pub fn set_bits_from_isr(&self, bits: u32) {
         if !self.isr_capable.load(Ordering::Relaxed) {
             self.isr_capable.store(true, Ordering::Relaxed);
@@ -71,6 +78,9 @@ impl Drain for EventGroup {
     /// # Safety
     /// As for [`Drain::drain`](crate::irq::source::Drain::drain): called by the registered runtime, with exclusive access to it.
     unsafe fn drain(&self, core: *mut Core) -> Drained {
+        if self.isr_bits.load(Ordering::Relaxed) == 0 {
+            return Drained::Done; // applied by a fiber already
+        }
         if self.waiters.is_empty() {
             return Drained::Keep;
         }

@@ -143,6 +143,25 @@ impl SelList {
         None
     }
 
+    /// Whether a node of fiber `slot` is linked here (its select watches
+    /// this source).
+    ///
+    /// # Safety
+    /// As for [`first_sleeping`](Self::first_sleeping).
+    pub(crate) unsafe fn holds(&self, slot: *mut Slot) -> bool {
+        let mut n = self.head.get();
+        // SAFETY: linked nodes are alive (I12).
+        unsafe {
+            while !n.is_null() {
+                if (*n).slot.get() == slot {
+                    return true;
+                }
+                n = (*n).next.get();
+            }
+        }
+        false
+    }
+
     /// Wakes the first sleeping selector (it re-checks its cases). Returns
     /// whether one was woken.
     ///
