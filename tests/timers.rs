@@ -582,3 +582,73 @@ fn catching_up_on_missed_periods_lets_other_fibers_run_between_callbacks() {
     assert!(late.len() >= 299, "{} late callbacks", late.len());
     assert!(late.windows(2).all(|w| w[0] < w[1]), "the other fiber did not run between two late callbacks: {late:?}");
 }
+
+/// A free-running clock: every reading is `STEP` ticks later than the last.
+struct FreeRunning {
+    t: Ticks,
+    idles: u32,
+    /// The deadlines the runtime idled for.
+    nexts: Vec<Option<Ticks>>,
+}
+
+const STEP: Ticks = 1 << 32;
+
+impl filament::Idle for FreeRunning {
+    fn idle(&mut self, now: Ticks, next: Option<Ticks>) -> Ticks {
+        self.idles += 1;
+        self.nexts.push(next);
+        assert!(self.idles < 10_000, "idled {} times at now {now:#x}, next deadline {next:?}", self.idles);
+        self.t = self.t.max(now).max(next.unwrap_or(0)).saturating_add(STEP);
+        self.t
+    }
+    fn now(&mut self) -> Option<Ticks> {
+        self.t = self.t.saturating_add(STEP);
+        Some(self.t)
+    }
+}
+
+/// The service waits for the earliest expiry itself, not for "expiry − now"
+/// measured from one clock reading and added to another: with a clock that
+/// advances between readings that fired every timer late by the advance, and
+/// within one advance of `Ticks::MAX` it saturated to "never" and the timer
+/// never fired (review 12: the run idled forever at `Ticks::MAX`). Before the
+/// fix the runtime idled for `expiry + STEP` here, and for no deadline at all
+/// near the end of time.
+#[test]
+fn a_timer_fires_at_its_expiry_with_a_clock_that_advances_at_every_reading() {
+    use filament::sync::Event;
+    static FIRED_AT: std::sync::Mutex<Vec<Ticks>> = std::sync::Mutex::new(Vec::new());
+    for start in [1000, Ticks::MAX - 13 * STEP - STEP / 2] {
+        static SVC: TimerService = TimerService::new();
+        static DONE: Event = Event::new();
+        fn on_fire(fib: &Fiber<'_>, _t: &Timer<'_>) {
+            FIRED_AT.lock().unwrap().push(fib.now());
+            DONE.set(fib).unwrap();
+        }
+        static T: Timer = Timer::one_shot(&SVC, 10 * STEP, on_fire);
+        FIRED_AT.lock().unwrap().clear();
+        let rt = Runtime::<'static, 2>::new();
+        let expiry = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let e2 = expiry.clone();
+        rt.spawn_detached(stack(), |fib| SVC.run(fib).unwrap()).ok().unwrap();
+        rt.spawn_detached(stack(), move |fib| {
+            T.start(fib).unwrap();
+            *e2.lock().unwrap() = T.expiry(fib).unwrap().unwrap();
+            DONE.wait(fib).unwrap();
+            DONE.reset(fib).unwrap();
+            SVC.shutdown(fib).unwrap();
+        })
+        .ok()
+        .unwrap();
+        let mut clock = FreeRunning { t: start, idles: 0, nexts: Vec::new() };
+        rt.run_with_idle(&mut clock).unwrap();
+        let expiry = *expiry.lock().unwrap();
+        let fired = FIRED_AT.lock().unwrap().clone();
+        assert_eq!(fired.len(), 1, "start {start:#x}: fired {fired:x?}");
+        assert!(expiry < Ticks::MAX, "start {start:#x}: the timer's expiry is a real time");
+        assert!(fired[0] >= expiry, "start {start:#x}: expiry {expiry:#x}, fired early at {:#x}", fired[0]);
+        // The runtime idled for exactly the expiry (the test clock then
+        // overshoots it by a step of its own, and each reading adds one).
+        assert_eq!(clock.nexts, [Some(expiry)], "start {start:#x}: idled for these deadlines");
+    }
+}

@@ -148,7 +148,9 @@ impl IrqSignal {
         self.wait_until(fib, Some(fib.now().saturating_add(timeout)))
     }
 
-    fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<u64, IrqError> {
+    /// [`wait`](Self::wait) until `deadline` (`None`: none), for the timer
+    /// service, which waits for an absolute expiry.
+    pub(crate) fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<u64, IrqError> {
         self.bind(fib)?;
         loop {
             let n = self.take_all();

@@ -173,10 +173,12 @@ impl<'t> TimerService<'t> {
                 }
                 _ => {
                     after_callback = false;
-                    let waited = match next {
-                        Some(expiry) => self.signal.wait_timeout(fib, expiry - now),
-                        None => self.signal.wait(fib),
-                    };
+                    // Until the expiry itself: a timeout (`expiry - now`)
+                    // turned back into a deadline from a second clock
+                    // reading fired late by the clock's advance between the
+                    // two, and within one advance of `Ticks::MAX` became
+                    // "never" (review 12: the timer never fired).
+                    let waited = self.signal.wait_until(fib, next);
                     match waited {
                         Ok(_) | Err(IrqError::TimedOut) => {}
                         Err(IrqError::WrongRuntime) => return Err(ServiceError::WrongRuntime),
