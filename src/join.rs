@@ -19,8 +19,9 @@ use crate::stack::Stack;
 /// The handle cannot reach its runtime, so the runtime learns of the drop
 /// when it runs out of free slots, when a `run` returns, or when it is
 /// dropped. One exception: a runtime that found no room in the process-wide
-/// tables at its first use (4 096 runtimes alive at once, or live runtimes'
-/// capacities adding up to 262 144 slots) keeps a dropped handle's slot until
+/// tables at its first use (4 096 runtimes alive at once, or no contiguous
+/// run of `ceil(N / 64)` free words left in a pool of 4 096 64-bit words,
+/// each live runtime holding whole words) keeps a dropped handle's slot until
 /// it is dropped; [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
 /// counts such slots.
 #[must_use = "dropping the handle detaches the fiber: its result is lost"]

@@ -17,9 +17,11 @@
 //! takes detach-on-drop away from it. Dropped handles use no shared
 //! capacity; only live runtimes do, from registration (at a runtime's first
 //! use) until they are dropped. Registration fails when [`LIVE_SLOTS`]
-//! runtimes are alive at once, or when the pool has no run of free words for
-//! the runtime's capacity (live runtimes' capacities adding up to about
-//! 262 144 slots; each takes whole 64-bit words). A runtime that found
+//! runtimes are alive at once, or when the pool ([`POOL_WORDS`] words of 64
+//! bits) has no contiguous run of free words for the runtime's capacity:
+//! each runtime takes `ceil(N / 64)` whole words, first fit, so 2 048 live
+//! runtimes of 65 slots (two words each) fill it, and freed ranges can
+//! fragment it (review 12: "262 144 slots" overstated it). A runtime that found
 //! no room keeps a dropped handle's slot taken (its result unread) until the
 //! runtime is dropped; `Full` counts such slots (`finished_untaken`).
 //!
@@ -224,13 +226,41 @@ unsafe fn adopt_dropped(core: *mut Core) {
     FLAGGED.fetch_sub(1, Ordering::Relaxed);
     let base = (word & !DROPPED) as usize;
     for (k, w) in POOL[base..base + words_for(cap)].iter().enumerate() {
-        let mut bits = w.swap(0, Ordering::Acquire);
-        while bits != 0 {
-            let index = k * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
+        // What this word still names while its fibers are adopted: a result's
+        // `Drop` may panic inside `detach_orphan`, and the unwind must not
+        // take the others with it (review 12: their results were never
+        // dropped, their slots never freed).
+        let mut pending = Pending { entry: e, word: w, bits: w.swap(0, Ordering::Acquire), done: false };
+        while pending.bits != 0 {
+            let index = k * 64 + pending.bits.trailing_zeros() as usize;
+            pending.bits &= pending.bits - 1;
             // SAFETY: forwarded contract; the bit names a fiber of this
             // runtime whose handle was dropped (module docs).
             unsafe { crate::join::detach_orphan(core, index as u32) };
+        }
+        pending.done = true;
+    }
+}
+
+/// Dropped handles [`adopt_dropped`] took out of a pool word and has not
+/// adopted yet. Dropped before `done` only by an unwind: it puts the bits it
+/// still holds back and raises the entry's flag, so the next adoption point
+/// finds them and the words not visited yet (which kept theirs).
+struct Pending<'a> {
+    entry: &'a Live,
+    word: &'a AtomicU64,
+    bits: u64,
+    /// The word's fibers were all adopted.
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.word.fetch_or(self.bits, Ordering::Release);
+            if self.entry.word.fetch_or(DROPPED, Ordering::Release) & DROPPED == 0 {
+                FLAGGED.fetch_add(1, Ordering::Release);
+            }
         }
     }
 }

@@ -129,3 +129,78 @@ fn handles_dropped_on_another_thread_race_runs_and_runtime_drops() {
     drop(to_dropper);
     dropper.join().unwrap();
 }
+
+/// Review 12: a dropped handle's result whose `Drop` panics while the runtime
+/// adopts dropped handles took the other pending ones with it (their bits
+/// were swapped out of the pool into the adopting frame and its flag cleared):
+/// their results were never dropped and their slots never came back (a
+/// four-slot runtime stayed `Full` with two "finished untaken" fibers nobody
+/// had a handle to). The unwind now puts what it had not adopted back.
+#[test]
+fn a_panicking_result_drop_during_adoption_loses_no_other_dropped_handle() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Res(bool);
+    impl Drop for Res {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+            if self.0 {
+                panic!("result drop panics");
+            }
+        }
+    }
+    let rt = Box::new(Runtime::<'static, 4>::new());
+    let a = rt.spawn(small(), |_| Res(true)).ok().unwrap();
+    let b = rt.spawn(small(), |_| Res(false)).ok().unwrap();
+    let c = rt.spawn(small(), |_| Res(false)).ok().unwrap();
+    drop(a);
+    drop(b);
+    drop(c);
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.run()));
+    assert!(run.is_err(), "the result's panic reaches run's caller");
+    // The next run (or spawn into a full table) adopts what is left.
+    rt.run().unwrap();
+    assert_eq!(DROPS.load(Ordering::SeqCst), 3, "every dropped handle's result is dropped");
+    assert_eq!(rt.stats().unwrap().live, 0, "every slot came back");
+    let hs: Vec<_> = (0..4).map(|_| rt.spawn(small(), |_| ()).ok().expect("a free slot")).collect();
+    rt.run().unwrap();
+    for h in hs {
+        rt.take(h).unwrap();
+    }
+}
+
+/// As above, with the panicking result the last of its pool word and the
+/// other dropped handles in the next word (a runtime of 66 slots: slots 62
+/// and 63 in the first word, 64 and 65 in the second).
+#[test]
+fn a_panicking_result_drop_at_the_end_of_a_pool_word_keeps_the_next_words() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Res(bool);
+    impl Drop for Res {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+            if self.0 {
+                panic!("result drop panics");
+            }
+        }
+    }
+    let rt = Box::new(Runtime::<'static, 66>::new());
+    let mut kept = Vec::new();
+    for _ in 0..63 {
+        kept.push(rt.spawn(small(), |_| Res(false)).ok().unwrap());
+    }
+    let last_of_word = rt.spawn(small(), |_| Res(true)).ok().unwrap();
+    let next_word: Vec<_> = (0..2).map(|_| rt.spawn(small(), |_| Res(false)).ok().unwrap()).collect();
+    assert_eq!(last_of_word.id().index(), 63);
+    drop(last_of_word);
+    drop(next_word);
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.run()));
+    assert!(run.is_err(), "the result's panic reaches run's caller");
+    rt.run().unwrap();
+    assert_eq!(DROPS.load(Ordering::SeqCst), 3, "every dropped handle's result is dropped");
+    assert_eq!(rt.stats().unwrap().live, 63, "the dropped handles' slots came back");
+    for h in kept {
+        drop(rt.take(h).unwrap());
+    }
+}

@@ -52,11 +52,13 @@
 //!
 //! Between two callbacks with no wait in between (several timers due at
 //! once, or catching up) the service yields ([`Fiber::yield_now`]): every
-//! other ready fiber runs once before the next callback. FreeRTOS's timer
-//! task calls the callbacks back to back and relies on preemption by
-//! higher-priority tasks; a cooperative service yields instead, so catching
-//! up on many missed periods never starves the other fibers. A single
-//! expiry costs no extra switch.
+//! other ready fiber *of the service's priority level* runs once before the
+//! next callback. FreeRTOS's timer task calls the callbacks back to back and
+//! relies on preemption by higher-priority tasks; a cooperative service
+//! yields instead, so catching up on many missed periods never starves the
+//! fibers of its level or above. Like FreeRTOS's timer task, a service at a
+//! higher level than other fibers runs its catch-up before them (review 12:
+//! the docs said "the other fibers"). A single expiry costs no extra switch.
 //!
 //! Expiries saturate at `Ticks::MAX`, which means "never", as for deadlines
 //! (see [`Ticks`]): a timer whose expiry reaches it stays
