@@ -174,8 +174,10 @@ impl Event {
     fn wait_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.bind(fib)?;
         // Interrupt-capable (sticky): the interrupt-aware wait, out of line.
-        // Not capable: no source is registered, nothing drains behind our
-        // back, and we wait as an ordinary waiter (the documented rule).
+        // Not capable: we wait as an ordinary (uncounted) waiter; the source
+        // is registered (`bind`), so a drain may still run behind our back —
+        // at a counted fiber's poll or when the ready ring empties — and set
+        // the event for us (the documented rule, `isr_capable`).
         if self.isr_capable.load(Ordering::Relaxed) {
             return self.wait_until_isr(fib, core, deadline);
         }
@@ -245,7 +247,10 @@ impl Event {
     /// reports a deadlock or stops for
     /// [`run_for`](crate::Runtime::run_for)'s limit), or when its
     /// [`wait_timeout`](Self::wait_timeout) times out, which then returns
-    /// `Ok`.
+    /// `Ok`. So while other fibers keep the runtime busy (the ready ring
+    /// never empties) and no fiber is counted, such a waiter can wait for
+    /// that set indefinitely (review 13): an event set from interrupts should
+    /// be marked here, in its `static`, or waited on with a timeout.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self

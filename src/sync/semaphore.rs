@@ -183,9 +183,11 @@ impl Semaphore {
     fn acquire_until<'s>(&'s self, fib: &Fiber<'s>, deadline: Option<Ticks>) -> Result<(), WaitError> {
         let core = self.bind(fib)?;
         // Interrupt-capable (sticky): the interrupt-aware wait, out of line so
-        // the ordinary hand-off keeps its cost. Not capable: no source is
-        // registered, nothing drains behind our back, and we wait as an
-        // ordinary waiter (the documented rule).
+        // the ordinary hand-off keeps its cost. Not capable: we wait as an
+        // ordinary (uncounted) waiter; the blocking call registers the source
+        // (`bind`), so a drain may still run behind our back — at a counted
+        // fiber's poll or when the ready ring empties — and hand us an
+        // interrupt give (the documented rule, `isr_capable`).
         if self.isr_capable.load(Ordering::Relaxed) {
             return self.acquire_until_isr(fib, core, deadline);
         }
@@ -364,7 +366,11 @@ impl Semaphore {
     /// (before it idles, reports a deadlock or stops for
     /// [`run_for`](crate::Runtime::run_for)'s limit), or when its
     /// [`acquire_timeout`](Self::acquire_timeout) times out, which takes
-    /// the permit instead.
+    /// the permit instead. So while other fibers keep the runtime busy (the
+    /// ready ring never empties) and no fiber is counted, such a waiter can
+    /// wait for that give indefinitely (review 13): a semaphore given from
+    /// interrupts should be marked here, in its `static`, or waited on with
+    /// a timeout.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self

@@ -41,7 +41,11 @@ impl EventGroup {
     /// waits still reach it: at the runtime's next poll while some fiber is
     /// counted, or when it runs out of ready fibers (before it idles, reports
     /// a deadlock or stops for [`run_for`](crate::Runtime::run_for)'s
-    /// limit), or when its deadline passes (the wait re-tests).
+    /// limit), or when its deadline passes (the wait re-tests). So while
+    /// other fibers keep the runtime busy (the ready ring never empties) and
+    /// no fiber is counted, such a waiter can wait for those bits
+    /// indefinitely (review 13): a group set from interrupts should be
+    /// marked here, in its `static`, or waited on with a timeout.
     pub const fn isr_capable(mut self) -> Self {
         self.isr_capable = AtomicBool::new(true);
         self
