@@ -843,3 +843,36 @@ fn a_woken_select_cancelled_before_it_ran_still_takes_what_woke_it() {
     assert_eq!(rt.take(f1).unwrap(), (Ok(0), true, true));
     assert_eq!(rt.take(f2).unwrap(), (Ok(0), true, false));
 }
+
+/// The reviewer's form of review 13: nobody resumes the suspended select.
+/// The runtime was reported deadlocked with f2 "on select on semaphore"
+/// although a permit was counted; now f2 takes it and only the suspended f1
+/// is left (reported, and cancelled: its select unwinds cleanly).
+#[test]
+fn a_never_resumed_woken_select_leaves_only_itself_deadlocked() {
+    use filament::sync::select::{AcquireCase, select};
+    static S: Semaphore = Semaphore::new(0).named("s");
+    let rt = Runtime::<'static, 3>::new();
+    let sel = |fib: &filament::Fiber<'static>| {
+        let mut c = AcquireCase::new(&S);
+        select(fib, [&mut c]).map(|i| (i, c.is_acquired()))
+    };
+    let f1 = rt.spawn_named("f1", stack(), sel).unwrap();
+    let f2 = rt.spawn_named("f2", stack(), sel).unwrap();
+    let id1 = f1.id();
+    let boss = rt
+        .spawn_with(stack(), SpawnOptions::new().priority(Priority::new(3).unwrap()), move |fib| {
+            fib.sleep(1);
+            S.release(fib, 1).unwrap();
+            fib.suspend(id1).unwrap();
+            fib.sleep(300);
+            S.available(fib).unwrap()
+        })
+        .unwrap();
+    let Err(RunError::Deadlock(report)) = rt.run() else { panic!("expected f1 left suspended") };
+    let fibers: Vec<_> = report.fibers().iter().map(|b| (b.name, b.reason)).collect();
+    assert_eq!(fibers, [("f1", WaitReason::Suspended)], "{report}");
+    assert_eq!(rt.take(boss).unwrap(), 0);
+    assert_eq!(rt.take(f2).unwrap(), Ok((0, true)));
+    assert!(matches!(rt.take(f1), Err(JoinError::Cancelled)));
+}
