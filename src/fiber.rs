@@ -165,14 +165,17 @@ pub(crate) enum WaitKind {
     /// Waiting for a notification to itself (`Fiber::notify_wait`/`notify_take`):
     /// in no wait queue, `wait_obj` is 0.
     Notify,
-    /// Not waiting (every slot that is not Blocked): `wait_obj` is 0.
+    /// Not waiting (every slot that is not Blocked): `wait_obj` is 0, except
+    /// for a fiber woken through a select's node, until its select returns:
+    /// the select's record (I12).
     None,
     /// Parked for good by a deadlock it was already cancelled for once: in no
     /// queue, never woken (reported as sleeping until `u64::MAX`).
     Parked,
     /// In a select: in no wait queue (its cases' nodes are linked in the
     /// sources' selector lists); `wait_obj` is the address of the
-    /// `SelectSources` record in its frame.
+    /// select's record in its frame (`SelectWait`, starting with its
+    /// `SelectSources`).
     Select,
 }
 

@@ -9,9 +9,13 @@
 //!   someone says so);
 //! * **ready** (queued to run, or woken and not yet run): it leaves the ready
 //!   queue at once. A fiber woken from an [`IrqQueue`](crate::IrqQueue),
-//!   [`IrqSignal`](crate::IrqSignal) or [`IrqNotify`](crate::IrqNotify) wait
-//!   was handed nothing (it takes what is there when it runs), so its wake
-//!   goes on to the next waiter of that object (it looks again when resumed);
+//!   [`IrqSignal`](crate::IrqSignal) or [`IrqNotify`](crate::IrqNotify) wait,
+//!   or from a [`select`](crate::sync::select), was handed nothing (it takes
+//!   what is there when it runs), so its wake goes on to the next waiter of
+//!   that object — for a select, as when it returns: every source of its
+//!   cases that is ready wakes its next sleeping selector — and it looks
+//!   again when resumed (a select keeps its place in every source and
+//!   blocks again if no case is ready then);
 //! * **blocked** in a wait (a primitive, a join, a sleep, a notification): the
 //!   wait goes on undisturbed, and the fiber stops the moment it ends —
 //!   *what the wait gave it is kept* (a received value, a mutex handed over,
@@ -163,10 +167,19 @@ impl<'s> Fiber<'s> {
                     crate::irq::source::rouse_all(core);
                 }
                 raw::irq_uncount(core, s);
+                // Woken through a select's node (its `wait_obj` still names
+                // the select's record): also handed nothing, passed on below.
+                let select = (*s).wait_obj;
                 (*s).state = State::Blocked;
                 (*s).wait_kind = WaitKind::Suspended;
                 (*s).wait_obj = 0;
                 crate::trace::trace_event!(core, block_in(raw::id_of(core, s), crate::WaitReason::Suspended, ""));
+                if select != 0 {
+                    // As its select's return would: each ready source wakes
+                    // its next sleeping selector (this one is skipped now);
+                    // it looks at its cases again when resumed (review 13).
+                    crate::sync::select::pass_on(core, select);
+                }
             }
             // Blocked: it stops when its wait ends (`block_current`), and
             // meanwhile no interrupt can make it run: not an interrupt waiter.

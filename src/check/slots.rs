@@ -70,7 +70,9 @@ pub(super) fn slots(t: &Table<'_>) -> Check<(usize, usize)> {
             }
         }
         if s.state != State::Blocked {
-            if s.wait_kind != WaitKind::None || s.wait_obj != 0 {
+            // A Ready fiber woken through a select's node keeps its select's
+            // record until it is out of the select (I12).
+            if s.wait_kind != WaitKind::None || (s.wait_obj != 0 && s.state != State::Ready) {
                 return fail("a fiber that is not blocked keeps a wait kind or object", Some(i));
             }
             continue;

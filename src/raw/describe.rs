@@ -53,8 +53,9 @@ pub(crate) unsafe fn wait_reason(core: *const Core, s: *const Slot) -> WaitReaso
         WaitKind::Sleep => WaitReason::Sleep(obj as u64),
         WaitKind::Notify => WaitReason::Notify,
         WaitKind::Suspended => WaitReason::Suspended,
-        // SAFETY: a fiber blocked in a select keeps its sources record at
-        // `wait_obj` in its frame until it resumes (I12).
+        // SAFETY: a fiber blocked in a select keeps its record at `wait_obj`
+        // in its frame until it resumes (I12); the record starts with its
+        // sources (`repr(C)`).
         WaitKind::Select => WaitReason::Select(unsafe { *(obj as *const crate::sync::select::SelectSources) }),
         // Only Blocked slots are described; a Blocked slot always has a kind.
         WaitKind::None | WaitKind::Parked => WaitReason::Sleep(u64::MAX),

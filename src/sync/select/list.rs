@@ -190,7 +190,15 @@ impl SelList {
             match self.first_sleeping() {
                 Some(n) => {
                     n.signaled.set(true);
-                    raw::wake(core, n.slot.get(), Wake::Signaled);
+                    let s = n.slot.get();
+                    // Woken with nothing handed over: it takes what is there
+                    // when it runs. Until then its `wait_obj` keeps naming its
+                    // select's record (the wake clears it), so a suspension
+                    // before it runs can pass the wake on
+                    // (`super::pass_on`); the select clears it (I12).
+                    let record = (*s).wait_obj;
+                    raw::wake(core, s, Wake::Signaled);
+                    (*s).wait_obj = record;
                     true
                 }
                 None => false,

@@ -85,6 +85,9 @@
 //!   source is *still* ready, wakes the next selector watching that source. So
 //!   a selector woken by two sources consumes one and passes the other on,
 //!   and a wake that went to a fiber which then timed out is not stranded.
+//!   A woken selector [suspended](crate::Fiber::suspend) before it ran
+//!   passes its wake on the same way at once (keeping its nodes linked: it
+//!   looks again when resumed).
 //! * **Spent cases** — a [`RecvCase`] still holding an untaken value, a
 //!   [`SendCase`] with nothing to send — cannot fire; a blocking select does
 //!   not watch their sources (so they take no wake meant for another select).
@@ -110,8 +113,10 @@
 //! value cell in its frame). Each source keeps a second, doubly linked list of such
 //! nodes (`SelList`: the channel's two `WaitList`s, the semaphore, the event,
 //! the signal each gained one). The fiber itself blocks in *no* queue, with
-//! `WaitKind::Select` and `wait_obj` pointing at a [`SelectSources`] record
-//! in its frame (for reports).
+//! `WaitKind::Select` and `wait_obj` pointing at a record in its frame: the
+//! [`SelectSources`] (for reports) and the cases. A source that wakes the
+//! fiber leaves `wait_obj` pointing there until the select returns, so that
+//! suspending the fiber before it runs can pass the wake on.
 //!
 //! A source's hot paths pay one check for this: when it becomes ready with no
 //! direct waiter to hand itself to (a value queued, room made, a permit
@@ -132,14 +137,14 @@ mod case;
 mod list;
 mod sources;
 
-use core::fmt;
+use core::{fmt, ptr};
 
 pub use case::{AcquireCase, Case, EventCase, IrqCase, RecvCase, SendCase};
 pub(crate) use list::SelList;
 pub use sources::SelectSources;
 
 use super::choice_point;
-use crate::fiber::{WaitKind, Wake};
+use crate::fiber::{Slot, WaitKind, Wake};
 use crate::handle::Fiber;
 use crate::raw::Core;
 use crate::time::Ticks;
@@ -234,36 +239,41 @@ fn run<'s>(
         return Ok(i);
     }
     let Some(deadline) = block else { return Err(SelectError::WouldBlock) };
-    let mut sources = SelectSources::new();
+    let slot = fib.slot_ptr();
+    // From here on the cases are reached through this one raw pointer (the
+    // select's own calls and, while the fiber is switched out, `pass_on`).
+    let cases: *mut [&mut dyn Case<'s>] = cases;
+    let mut record = SelectWait { sources: SelectSources::new(), cases: ptr::slice_from_raw_parts(ptr::null(), 0) };
     let mut polled = false;
     // Spent cases (an untaken value, nothing to send) cannot fire: they
     // watch nothing, or they would take wakes meant for other selects.
-    for c in cases.iter().filter(|c| !c.spent()) {
-        let w = c.source();
-        sources.push(w);
+    // SAFETY: `cases` is the caller's array, borrowed for this call.
+    for c in unsafe { &*cases }.iter().filter(|c| !c.spent()) {
+        record.sources.push(c.source());
         polled |= c.polled();
-    }
-    let slot = fib.slot_ptr();
-    for c in cases.iter().filter(|c| !c.spent()) {
         let (node, list) = c.parts();
         // SAFETY: the node lives in the case, borrowed by this call until the
         // guard below unlinks it (I12); the list lives in the bound source (I5).
         unsafe { list.link(node, slot) };
     }
-    let guard = Linked { core, cases };
+    // Lifetimes erased: `pass_on` only asks the cases whether they are ready
+    // and for their lists, while this call is inside its wait (I12).
+    record.cases = cases as *const [&'static mut dyn Case<'static>];
+    let guard = Linked { core, slot, cases };
     loop {
-        // SAFETY: we are the running fiber; `sources` lives in this frame
-        // until after we resume (reports read it while we are blocked).
+        // SAFETY: we are the running fiber; `record` lives in this frame
+        // until after we resume (reports read it while we are blocked, and
+        // `pass_on` while we are woken and not yet run: I12).
         let wake = unsafe {
-            let obj = &raw const sources as usize;
+            let obj = &raw const record as usize;
             if polled {
                 crate::irq::source::as_irq_waiter(core, || fib.wait_off_queue(WaitKind::Select, obj, deadline))
             } else {
                 fib.wait_off_queue(WaitKind::Select, obj, deadline)
             }
         };
-        // SAFETY: as for the first try.
-        if let Some(i) = unsafe { fire_first(fib, guard.cases) } {
+        // SAFETY: as for the first try; the array is borrowed by this call.
+        if let Some(i) = unsafe { fire_first(fib, &mut *guard.cases) } {
             drop(guard);
             // SAFETY: as above.
             unsafe { choice_point(core) };
@@ -279,20 +289,72 @@ fn run<'s>(
     }
 }
 
-/// Unlinks every case's node when the select ends by any route (including an
-/// unwind), then passes each still-ready source's wake on.
-struct Linked<'c, 'd, 's> {
-    core: *mut Core,
-    cases: &'c mut [&'d mut dyn Case<'s>],
+/// What a blocked select's `wait_obj` names: a record in its frame, which
+/// stays there from the first block until the select returns (I12).
+///
+/// Reports and gdb read it as its first field (`repr(C)`). A fiber woken
+/// through one of its nodes keeps `wait_obj` pointing here until it is out of
+/// the select (`SelList::notify_one`), so that [`Fiber::suspend`] of such a
+/// fiber, which has not run yet, can pass the wake on ([`pass_on`]).
+#[repr(C)]
+pub(crate) struct SelectWait {
+    sources: SelectSources,
+    /// The select's cases (its caller's array), lifetimes erased.
+    cases: *const [&'static mut dyn Case<'static>],
 }
 
-impl Drop for Linked<'_, '_, '_> {
+/// Passes on the wake of a select that will not look at its cases for a
+/// while: for each case whose source is ready, wakes the next selector
+/// sleeping on it — what the select's return does ([`Linked`]'s drop), for a
+/// fiber woken from its select and suspended before it ran (`Fiber::suspend`).
+/// Its own nodes stay linked (it keeps its place); the sources skip it (it is
+/// not `Blocked` in `WaitKind::Select`).
+///
+/// # Safety
+/// Exclusive access to `core` by one of its running fibers; `record` is the
+/// `wait_obj` of a Ready, not running fiber of `core` woken through a select
+/// node (its `SelectWait`, alive in its frame, I12), whose sources are bound
+/// to `core` (they are until its run ends: it has not finished).
+#[cold]
+pub(crate) unsafe fn pass_on(core: *mut Core, record: usize) {
+    // SAFETY: per the contract the record and the cases it names live in the
+    // woken fiber's frame, which nothing touches while it is switched out;
+    // `ready` and `parts` are the calls `Linked`'s drop makes, from a running
+    // fiber of the bound runtime.
+    unsafe {
+        let cases = &*(*(record as *const SelectWait)).cases;
+        for c in cases {
+            if c.ready() {
+                c.parts().1.notify_one(core);
+            }
+        }
+    }
+}
+
+/// Unlinks every case's node when the select ends by any route (including an
+/// unwind), then passes each still-ready source's wake on. Clears the
+/// fiber's `wait_obj`, which still names the select's record if a source woke
+/// it (`SelList::notify_one`): the record is about to go.
+struct Linked<'d, 's> {
+    core: *mut Core,
+    slot: *mut Slot,
+    /// The caller's array, borrowed by `run` for the whole select.
+    cases: *mut [&'d mut dyn Case<'s>],
+}
+
+impl Drop for Linked<'_, '_> {
     fn drop(&mut self) {
-        for c in self.cases.iter() {
+        // SAFETY: the array is borrowed by `run`, which owns this guard; the
+        // slot is the running fiber's (ours, I1).
+        let cases = unsafe {
+            (*self.slot).wait_obj = 0;
+            &*self.cases
+        };
+        for c in cases.iter() {
             // SAFETY: linked by `run` in the bound source's list, both alive (I5, I12).
             unsafe { SelList::unlink(c.parts().0) };
         }
-        for c in self.cases.iter() {
+        for c in cases.iter() {
             // SAFETY: dropped by the selecting fiber while it runs (or unwinds
             // on its own stack): exclusive access to its core (I1).
             unsafe {
