@@ -150,6 +150,7 @@ impl<'s> Fiber<'s> {
                 return Ok(());
             }
             (*(*s).header).suspend = true;
+            let mut passed_on = false;
             if (*s).state == State::Ready {
                 // Off the ready queue now; its `wake` (if it was woken and
                 // has not run yet) is kept for when it resumes.
@@ -179,11 +180,18 @@ impl<'s> Fiber<'s> {
                     // its next sleeping selector (this one is skipped now);
                     // it looks at its cases again when resumed (review 13).
                     crate::sync::select::pass_on(core, select);
+                    passed_on = true;
                 }
             }
             // Blocked: it stops when its wait ends (`block_current`), and
             // meanwhile no interrupt can make it run: not an interrupt waiter.
             raw::irq_uncount(core, s);
+            if passed_on {
+                // The wake passed on may have made a higher level ready: it
+                // runs now, as after `resume` (review 14); the policy of an
+                // exploring run may switch here too.
+                crate::sync::choice_point(core);
+            }
             Ok(())
         }
     }

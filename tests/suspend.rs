@@ -876,3 +876,43 @@ fn a_never_resumed_woken_select_leaves_only_itself_deadlocked() {
     assert_eq!(rt.take(f2).unwrap(), Ok((0, true)));
     assert!(matches!(rt.take(f1), Err(JoinError::Cancelled)));
 }
+
+/// Review 14: a suspension that passes a select's wake on to a fiber of a
+/// higher level lets it run at once (as `resume` does), not at the
+/// suspender's next scheduling point.
+#[test]
+fn a_suspension_that_wakes_a_higher_selector_switches_to_it() {
+    use filament::sync::Semaphore;
+    use filament::sync::select::{AcquireCase, select};
+    use std::sync::Mutex;
+    static S: Semaphore = Semaphore::new(0);
+    static LOG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let rt = Box::new(Runtime::<'static, 3>::new());
+    let f1 = rt
+        .spawn_detached(Stack::host(64 * 1024).unwrap(), |fib| {
+            let mut a = AcquireCase::new(&S);
+            if select(fib, [&mut a]).is_ok() {
+                LOG.lock().unwrap().push("f1 took");
+            }
+        })
+        .unwrap();
+    let f2 = rt
+        .spawn_detached(Stack::host(64 * 1024).unwrap(), |fib| {
+            let mut a = AcquireCase::new(&S);
+            select(fib, [&mut a]).unwrap();
+            LOG.lock().unwrap().push("f2 (higher) took");
+        })
+        .unwrap();
+    rt.spawn_detached(Stack::host(64 * 1024).unwrap(), move |fib| {
+        fib.yield_now(); // f1, then f2, block in their selects
+        assert!(fib.set_priority_of(f2, filament::Priority::new(1).unwrap()));
+        S.release(fib, 1).unwrap(); // wakes f1 (first, level 0)
+        fib.suspend(f1).unwrap(); // passes the wake on to f2 (level 1)
+        LOG.lock().unwrap().push("suspender after suspend");
+        fib.resume(f1).unwrap();
+        S.release(fib, 1).unwrap();
+    })
+    .unwrap();
+    rt.run().unwrap();
+    assert_eq!(*LOG.lock().unwrap(), ["f2 (higher) took", "suspender after suspend", "f1 took"]);
+}

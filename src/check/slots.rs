@@ -75,6 +75,11 @@ pub(super) fn slots(t: &Table<'_>) -> Check<(usize, usize)> {
             if s.wait_kind != WaitKind::None || (s.wait_obj != 0 && s.state != State::Ready) {
                 return fail("a fiber that is not blocked keeps a wait kind or object", Some(i));
             }
+            // That record is a local of the fiber's own select frame: in its
+            // stack, below its header (review 14).
+            if s.wait_obj != 0 && !(s.lo as usize <= s.wait_obj && s.wait_obj < s.header as usize) {
+                return fail("a ready fiber's select record is not in its own stack", Some(i));
+            }
             continue;
         }
         if s.wait_kind == WaitKind::None {

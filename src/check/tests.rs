@@ -74,6 +74,9 @@ fn detects_ring_list_and_counter_corruption() {
         check(Box::new(|c, _| c.unfinished += 1), Box::new(|c, _| c.unfinished -= 1));
         check(Box::new(|c, _| c.pollers += 1), Box::new(|c, _| c.pollers -= 1));
         check(Box::new(|c, _| c.slow ^= 2), Box::new(|c, _| c.slow ^= 2));
+        // A Ready fiber's select record (I12) that is not in its own stack
+        // (review 14: any non-zero `wait_obj` on a Ready slot passed).
+        check(Box::new(|_, s| s[2].wait_obj = 0x1000), Box::new(|_, s| s[2].wait_obj = 0));
         // A slot on the free list that is not Free (given a header, so
         // only the free-list rule sees it).
         let stale = core::cell::Cell::new(core::ptr::null_mut());
@@ -136,6 +139,7 @@ fn detects_ring_list_and_counter_corruption() {
             "unfinished differs from the number of Ready and Blocked slots",
             "pollers differs from ntimers + irq.waiters",
             "slow differs from what refresh_slow computes",
+            "a ready fiber's select record is not in its own stack",
             "free list holds a slot that is not Free",
             "free list is longer than the Free slots (a cycle)",
             "timer heap entry of a slot that is not Blocked",
