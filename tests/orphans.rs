@@ -2,6 +2,7 @@
 //! static memory each live runtime owns, so what one runtime does never takes
 //! detach-on-drop away from another; exactly when a runtime finds no room.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use filament::{JoinHandle, Runtime, SpawnErrorKind, Stack};
@@ -130,6 +131,19 @@ fn handles_dropped_on_another_thread_race_runs_and_runtime_drops() {
     dropper.join().unwrap();
 }
 
+/// A fiber result that counts its drops in its counter and, if asked,
+/// panics in its `Drop`.
+struct Res(bool, &'static AtomicUsize);
+
+impl Drop for Res {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        if self.0 {
+            panic!("result drop panics");
+        }
+    }
+}
+
 /// Review 12: a dropped handle's result whose `Drop` panics while the runtime
 /// adopts dropped handles took the other pending ones with it (their bits
 /// were swapped out of the pool into the adopting frame and its flag cleared):
@@ -138,21 +152,11 @@ fn handles_dropped_on_another_thread_race_runs_and_runtime_drops() {
 /// had a handle to). The unwind now puts what it had not adopted back.
 #[test]
 fn a_panicking_result_drop_during_adoption_loses_no_other_dropped_handle() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     static DROPS: AtomicUsize = AtomicUsize::new(0);
-    struct Res(bool);
-    impl Drop for Res {
-        fn drop(&mut self) {
-            DROPS.fetch_add(1, Ordering::SeqCst);
-            if self.0 {
-                panic!("result drop panics");
-            }
-        }
-    }
     let rt = Box::new(Runtime::<'static, 4>::new());
-    let a = rt.spawn(small(), |_| Res(true)).ok().unwrap();
-    let b = rt.spawn(small(), |_| Res(false)).ok().unwrap();
-    let c = rt.spawn(small(), |_| Res(false)).ok().unwrap();
+    let a = rt.spawn(small(), |_| Res(true, &DROPS)).ok().unwrap();
+    let b = rt.spawn(small(), |_| Res(false, &DROPS)).ok().unwrap();
+    let c = rt.spawn(small(), |_| Res(false, &DROPS)).ok().unwrap();
     drop(a);
     drop(b);
     drop(c);
@@ -174,24 +178,14 @@ fn a_panicking_result_drop_during_adoption_loses_no_other_dropped_handle() {
 /// and 63 in the first word, 64 and 65 in the second).
 #[test]
 fn a_panicking_result_drop_at_the_end_of_a_pool_word_keeps_the_next_words() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     static DROPS: AtomicUsize = AtomicUsize::new(0);
-    struct Res(bool);
-    impl Drop for Res {
-        fn drop(&mut self) {
-            DROPS.fetch_add(1, Ordering::SeqCst);
-            if self.0 {
-                panic!("result drop panics");
-            }
-        }
-    }
     let rt = Box::new(Runtime::<'static, 66>::new());
     let mut kept = Vec::new();
     for _ in 0..63 {
-        kept.push(rt.spawn(small(), |_| Res(false)).ok().unwrap());
+        kept.push(rt.spawn(small(), |_| Res(false, &DROPS)).ok().unwrap());
     }
-    let last_of_word = rt.spawn(small(), |_| Res(true)).ok().unwrap();
-    let next_word: Vec<_> = (0..2).map(|_| rt.spawn(small(), |_| Res(false)).ok().unwrap()).collect();
+    let last_of_word = rt.spawn(small(), |_| Res(true, &DROPS)).ok().unwrap();
+    let next_word: Vec<_> = (0..2).map(|_| rt.spawn(small(), |_| Res(false, &DROPS)).ok().unwrap()).collect();
     assert_eq!(last_of_word.id().index(), 63);
     drop(last_of_word);
     drop(next_word);

@@ -531,3 +531,36 @@ pub(crate) unsafe fn unregister_all(core: *mut Core) {
         (*core).irq.head = ptr::null();
     }
 }
+
+/// Binds `owner` to `fib`'s runtime for the run and, the first time in the
+/// run, registers `src` for `object`, interrupt-capable or not: a fiber may
+/// block on the object before the first interrupt call makes it capable,
+/// and that call must still reach it (the runtime drains registered sources
+/// before it idles or reports a deadlock). Costs what `Binding::bind` costs
+/// once bound. `Semaphore`'s and `Event`'s blocking calls bind through it.
+#[inline(always)]
+pub(crate) fn bind_registered<'s, T: Drain>(
+    owner: &'s crate::sync::Binding,
+    src: &'s IrqSource,
+    object: &'s T,
+    fib: &Fiber<'s>,
+) -> Result<*mut Core, WrongRuntime> {
+    let core = fib.core_ptr();
+    // SAFETY: a running fiber's core is live.
+    if !unsafe { owner.is_bound(core) } {
+        bind_registered_slow(owner, src, object, fib)?;
+    }
+    Ok(core)
+}
+
+/// [`bind_registered`]'s first call in a run: out of line.
+#[inline(never)]
+fn bind_registered_slow<'s, T: Drain>(
+    owner: &'s crate::sync::Binding,
+    src: &'s IrqSource,
+    object: &'s T,
+    fib: &Fiber<'s>,
+) -> Result<(), WrongRuntime> {
+    owner.bind(fib)?;
+    src.register(fib, object).map(drop)
+}

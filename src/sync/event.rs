@@ -190,25 +190,12 @@ impl Event {
         self.woken(core, unsafe { fib.wait_on(&self.waiters, WaitKind::Event, deadline) })
     }
 
-    /// Binds the event to `fib`'s runtime for the run and, the first time in
-    /// the run, registers its interrupt source, interrupt-capable or not (as
-    /// `Semaphore::bind`: a `set_from_isr` after a fiber blocked here must
-    /// still reach it).
+    /// Binds the event to `fib`'s runtime for the run and registers its
+    /// interrupt source, interrupt-capable or not (`irq::source::bind_registered`:
+    /// a `set_from_isr` after a fiber blocked here must still reach it).
     #[inline(always)]
     fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
-        let core = fib.core_ptr();
-        // SAFETY: a running fiber's core is live.
-        if !unsafe { self.owner.is_bound(core) } {
-            self.bind_slow(fib)?;
-        }
-        Ok(core)
-    }
-
-    /// [`bind`](Self::bind)'s first call in a run: out of line.
-    #[inline(never)]
-    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
-        self.owner.bind(fib)?;
-        self.src.register(fib, self).map(drop)
+        crate::irq::source::bind_registered(&self.owner, &self.src, self, fib)
     }
 
     /// What a wait's wake-up means for `wait`: a wait that ended otherwise

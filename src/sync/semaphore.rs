@@ -224,27 +224,12 @@ impl Semaphore {
         }
     }
 
-    /// Binds the semaphore to `fib`'s runtime for the run and, the first time
-    /// in the run, registers its interrupt source, interrupt-capable or not:
-    /// a fiber may block here before the first `give_from_isr` makes it
-    /// capable, and that give must still reach it (the runtime drains
-    /// registered sources before it idles or reports a deadlock). Costs what
-    /// `Binding::bind` costs once bound.
+    /// Binds the semaphore to `fib`'s runtime for the run and registers its
+    /// interrupt source, interrupt-capable or not (`irq::source::bind_registered`:
+    /// a `give_from_isr` after a fiber blocked here must still reach it).
     #[inline(always)]
     fn bind<'s>(&'s self, fib: &Fiber<'s>) -> Result<*mut Core, WrongRuntime> {
-        let core = fib.core_ptr();
-        // SAFETY: a running fiber's core is live.
-        if !unsafe { self.owner.is_bound(core) } {
-            self.bind_slow(fib)?;
-        }
-        Ok(core)
-    }
-
-    /// [`bind`](Self::bind)'s first call in a run: out of line.
-    #[inline(never)]
-    fn bind_slow<'s>(&'s self, fib: &Fiber<'s>) -> Result<(), WrongRuntime> {
-        self.owner.bind(fib)?;
-        self.src.register(fib, self).map(drop)
+        crate::irq::source::bind_registered(&self.owner, &self.src, self, fib)
     }
 
     /// What a wait's wake-up means for `acquire`.
