@@ -36,12 +36,14 @@ use crate::arch;
 /// the size it needs. Besides header, closure and initial frame, spawn reserves:
 ///
 /// * **The entry glue** — the frames that call the closure and finish the
-///   fiber, with their own copies of the closure and its result: 256 bytes
-///   plus 3 copies of each in optimised builds; 2.5 KiB plus 3 copies of the
-///   closure and 12 of the result in builds with debug assertions (unoptimised
-///   code copies more). A copy of a type aligned to more than 16 bytes counts
-///   its alignment again (its frame realigns the stack pointer). The numbers
-///   come from measurements (`tests/stack_reserve.rs`).
+///   fiber, with their own copies of the closure and its result: 2.5 KiB
+///   plus 3 copies of the closure and 6 of the result, in every build (the
+///   glue is generic, so it is compiled at the user's optimisation level,
+///   which filament cannot see; unoptimised code copies most). A copy of a
+///   type aligned to more than 16 bytes counts its alignment again (its frame
+///   realigns the stack pointer), and a zero-sized one twice its alignment.
+///   The numbers come from measurements (`tests/stack_reserve.rs`; review
+///   15: the docs still gave an older, per-build reserve).
 /// * **A signal frame**, with `std` (a host with signals). A signal delivered
 ///   while a fiber runs, to a handler installed without `SA_ONSTACK`, is
 ///   pushed onto the fiber's stack: the kernel's frame (`AT_MINSIGSTKSZ` from
