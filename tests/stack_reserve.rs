@@ -94,6 +94,18 @@ struct Run {
     clobbered_above: usize,
 }
 
+/// A sentinel-filled buffer with room for a stack of `size` bytes whose top
+/// is at an address `≡ top_mod (mod TOP_PERIOD)`: the buffer and the stack's
+/// `lo..top` in it.
+fn placed(size: usize, top_mod: usize) -> (Vec<u8>, usize, usize) {
+    assert!(size.is_multiple_of(16) && top_mod.is_multiple_of(16));
+    let buf = vec![SENTINEL; SLACK_BELOW + size + TOP_PERIOD + SLACK_ABOVE];
+    let base = buf.as_ptr() as usize;
+    let want = base + SLACK_BELOW + size;
+    let top_addr = want + (top_mod + TOP_PERIOD - want % TOP_PERIOD) % TOP_PERIOD;
+    (buf, top_addr - size - base, top_addr - base)
+}
+
 /// Spawns `f` on a stack of exactly `size` bytes ending at an address
 /// `≡ top_mod (mod TOP_PERIOD)`, runs it, and checks the sentinels around the
 /// stack. `Err(needed)` if spawn refused the stack as too small. With `run`
@@ -103,12 +115,7 @@ where
     F: FnOnce(&filament::Fiber<'_>) -> T + Send,
     T: Send,
 {
-    assert!(size.is_multiple_of(16) && top_mod.is_multiple_of(16));
-    let mut buf = vec![SENTINEL; SLACK_BELOW + size + TOP_PERIOD + SLACK_ABOVE];
-    let base = buf.as_ptr() as usize;
-    let want = base + SLACK_BELOW + size;
-    let top_addr = want + (top_mod + TOP_PERIOD - want % TOP_PERIOD) % TOP_PERIOD;
-    let (lo, top) = (top_addr - size - base, top_addr - base);
+    let (mut buf, lo, top) = placed(size, top_mod);
     let (size, spawned, high_water) = Runtime::<1>::scope(|rt| {
         let stack = Stack::from_slice(&mut buf[lo..top]).unwrap();
         assert_eq!(stack.size(), size);
@@ -710,12 +717,7 @@ fn a_detached_fiber_drops_an_over_aligned_result_inside_its_stack() {
             let b = Box::new(C::default());
             move |_: &filament::Fiber<'_>| *b
         };
-        let size = BIG;
-        let mut buf = vec![SENTINEL; SLACK_BELOW + size + TOP_PERIOD + SLACK_ABOVE];
-        let base = buf.as_ptr() as usize;
-        let want = base + SLACK_BELOW + size;
-        let top_addr = want + (top_mod + TOP_PERIOD - want % TOP_PERIOD) % TOP_PERIOD;
-        let top = top_addr - base;
+        let (mut buf, _, top) = placed(BIG, top_mod);
         let needed =
             Runtime::<1>::scope(|rt| match rt.spawn(Stack::from_slice(&mut buf[top - 1024..top]).unwrap(), make()) {
                 Err(e) => match e.kind() {
